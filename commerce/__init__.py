@@ -1,0 +1,1 @@
+"""Catalog, live sessions and their listings, orders, payments and the money ledger."""

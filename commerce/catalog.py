@@ -1,0 +1,126 @@
+"""Farmers and their products."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+
+from commerce.models import Farmer, Product
+from core.accounts import grant_role
+from core.auth import Principal, Role
+from core.clock import rfc3339
+from core.db import Database
+from core.errors import conflict, forbidden, not_found
+from core.fields import Amount, Currency, Id, LongText, Name, ShortText, Url
+from core.http import ANYONE, Api, Body, Ctx, json, roles
+from core.ids import new_id
+
+
+class CreateFarmer(Body):
+    user_id: Id
+    name: Name
+    region: Name
+
+
+class CreateProduct(Body):
+    farmer_id: Id
+    name: Name
+    unit: ShortText
+    unit_price: Amount
+    currency: Currency
+    description: LongText | None = None
+    image_url: Url | None = None
+    origin: Name | None = None
+
+
+def farmer_json(f: Farmer) -> dict[str, object]:
+    return {
+        "id": f.id,
+        "user_id": f.user_id,
+        "name": f.name,
+        "region": f.region,
+        "created_at": rfc3339(f.created_at),
+    }
+
+
+def product_json(p: Product) -> dict[str, object]:
+    return {
+        "id": p.id,
+        "farmer_id": p.farmer_id,
+        "name": p.name,
+        "unit": p.unit,
+        "unit_price": p.unit_price,
+        "currency": p.currency,
+        "description": p.description,
+        "image_url": p.image_url,
+        "origin": p.origin,
+        "created_at": rfc3339(p.created_at),
+    }
+
+
+async def load_farmer(db: Database, farmer_id: str) -> Farmer:
+    async with db.reader() as s:
+        farmer = await s.get(Farmer, farmer_id)
+    if farmer is None:
+        raise not_found("farmer", farmer_id)
+    return farmer
+
+
+def require_farmer_or_admin(principal: Principal, farmer: Farmer) -> None:
+    if not (principal.is_admin or farmer.user_id == principal.user_id):
+        raise forbidden("only that farmer or an admin may do this")
+
+
+api = Api()
+
+
+@api.post("/api/farmers", roles(Role.ADMIN))
+async def create_farmer(ctx: Ctx) -> Response:
+    body = await ctx.body(CreateFarmer)
+    farmer = Farmer(id=new_id("frm"), user_id=body.user_id, name=body.name, region=body.region)
+    try:
+        async with ctx.services.db.transaction() as s:
+            await grant_role(s, body.user_id, Role.FARMER)
+            s.add(farmer)
+    except IntegrityError:
+        raise conflict(
+            "already_farmer", "that user already has a farmer profile", field="user_id"
+        ) from None
+    return json(farmer_json(farmer), 201)
+
+
+@api.get("/api/farmers/{farmer_id}", ANYONE)
+async def get_farmer(ctx: Ctx) -> Response:
+    return json(farmer_json(await load_farmer(ctx.services.db, ctx.path("farmer_id"))))
+
+
+@api.post("/api/products", roles(Role.FARMER, Role.ADMIN))
+async def create_product(ctx: Ctx) -> Response:
+    body = await ctx.body(CreateProduct)
+    farmer = await load_farmer(ctx.services.db, body.farmer_id)
+    require_farmer_or_admin(ctx.user, farmer)
+    product = Product(id=new_id("prd"), **body.model_dump())
+    async with ctx.services.db.transaction() as s:
+        s.add(product)
+    return json(product_json(product), 201)
+
+
+@api.get("/api/products", ANYONE)
+async def list_products(ctx: Ctx) -> Response:
+    limit = ctx.query_int("limit", 50, 1, 200)
+    query = select(Product).order_by(Product.id.desc()).limit(limit)
+    farmer_id = ctx.query("farmer_id")
+    if farmer_id is not None:
+        query = query.where(Product.farmer_id == farmer_id)
+    before = ctx.query("before")
+    if before:
+        query = query.where(Product.id < before)
+    async with ctx.services.db.reader() as s:
+        products = (await s.execute(query)).scalars().all()
+    return json(
+        {
+            "products": [product_json(p) for p in products],
+            "next_before": products[-1].id if len(products) == limit else None,
+        }
+    )

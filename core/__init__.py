@@ -1,0 +1,1 @@
+"""The shared kernel: settings, database, Redis, money, ids, clock, errors, auth, logging."""

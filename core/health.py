@@ -1,0 +1,85 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.http import ANYONE, Api, Ctx, json
+
+REQUESTS = Counter("panen_http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
+LATENCY = Histogram(
+    "panen_http_request_seconds",
+    "HTTP request latency",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+api = Api()
+
+
+@api.get("/healthz", ANYONE)
+async def healthz(ctx: Ctx) -> Response:
+    return json({"status": "ok"})
+
+
+@api.get("/readyz", ANYONE)
+async def readyz(ctx: Ctx) -> Response:
+    checks: dict[str, str] = {}
+
+    async def check(name: str, probe: Awaitable[object]) -> None:
+        try:
+            await asyncio.wait_for(probe, timeout=2.0)
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {type(exc).__name__}"
+
+    await asyncio.gather(
+        check("database", ctx.services.db.ping()), check("redis", ctx.services.redis.ping())
+    )
+    ready = all(v == "ok" for v in checks.values())
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if ready:
+        # Workers are not needed to serve, but an operator wants to see that they run.
+        pattern = ctx.services.keys("workers", "*")
+        body["workers"] = len([k async for k in ctx.services.redis.scan_iter(pattern, count=100)])
+    return json(body, 200 if ready else 503)
+
+
+@api.get("/metrics", ANYONE)
+async def metrics(ctx: Ctx) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by endpoint name (never by raw path: ids would
+    make the label set unbounded)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            endpoint = scope.get("endpoint")
+            name = getattr(endpoint, "__name__", "unmatched")
+            REQUESTS.labels(name, scope["method"], str(status)).inc()
+            LATENCY.labels(name).observe(time.perf_counter() - start)

@@ -1,0 +1,211 @@
+"""How every HTTP endpoint is declared: who may call it, how its body is read, how it answers.
+
+An endpoint is registered through an `Api` with an explicit `Access`; there is no other way
+to add a route under `/api`, and a test checks that every one declares its access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.auth import Principal
+from core.errors import ApiError, bad_request, forbidden, unauthorized
+from core.services import Services
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Body(BaseModel):
+    """Base of every request body: unknown fields and type coercion are both refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def error_response(err: ApiError) -> Response:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may call an endpoint: anyone, any logged-in user, or holders of some roles.
+
+    Finer rules ("that farmer", "its host") are checked by the handler once it has loaded
+    the resource; `Access` is the coarse gate in front of it.
+    """
+
+    login: bool
+    roles: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        if not self.login:
+            return "anyone"
+        return "roles:" + ",".join(sorted(self.roles)) if self.roles else "logged_in"
+
+
+ANYONE = Access(login=False)
+LOGGED_IN = Access(login=True)
+
+
+def roles(*names: str) -> Access:
+    return Access(login=True, roles=frozenset(names))
+
+
+class Ctx:
+    """One request as a handler sees it."""
+
+    __slots__ = ("principal", "request", "services")
+
+    def __init__(self, request: Request, services: Services, principal: Principal | None):
+        self.request = request
+        self.services = services
+        self.principal = principal
+
+    @property
+    def user(self) -> Principal:
+        if self.principal is None:
+            raise unauthorized()
+        return self.principal
+
+    def path(self, name: str) -> str:
+        return cast(str, self.request.path_params[name])
+
+    def query(self, name: str) -> str | None:
+        return self.request.query_params.get(name)
+
+    def query_int(self, name: str, default: int | None = None, lo: int = 0, hi: int = 2**62) -> int:
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            if default is None:
+                raise bad_request("missing_field", f"query parameter {name!r} is required", name)
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise bad_request("invalid_field", f"{name} must be an integer", name) from None
+        if not lo <= value <= hi:
+            raise bad_request("invalid_field", f"{name} must be between {lo} and {hi}", name)
+        return value
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    async def body(self, model: type[M]) -> M:
+        raw = await read_body(self.request, self.services.settings.max_body_bytes)
+        return parse_body(raw, model)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"the body is over {limit} bytes", {"limit": limit})
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body is over {limit} bytes", {"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _field_of(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def parse_body(raw: bytes, model: type[M]) -> M:
+    try:
+        # orjson is strict RFC 8259 (no NaN, no trailing garbage); pydantic's parser is not.
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("malformed_json", "the body is not valid JSON", "body") from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise bad_request("malformed_json", "the body is not valid JSON", "body") from None
+        first = errors[0]
+        field = _field_of(first["loc"])
+        code = "missing_field" if first["type"] == "missing" else "invalid_field"
+        if first["type"] == "extra_forbidden":
+            code = "unknown_field"
+        raise bad_request(
+            code,
+            f"{field}: {first['msg']}",
+            field,
+            errors=[
+                {"field": _field_of(e["loc"]), "message": e["msg"], "type": e["type"]}
+                for e in errors
+            ],
+        ) from None
+
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+
+class Api:
+    """A set of routes of one module, each with its declared access."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(self, method: str, path: str, access: Access) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            async def endpoint(request: Request) -> Response:
+                services: Services = request.app.state.services
+                principal = authenticate(request, services)
+                if access.login:
+                    if principal is None:
+                        raise unauthorized()
+                    if access.roles and not principal.has(*access.roles):
+                        raise forbidden(
+                            f"needs one of the roles: {', '.join(sorted(access.roles))}"
+                        )
+                return await handler(Ctx(request, services, principal))
+
+            endpoint.__name__ = handler.__name__
+            endpoint.__doc__ = handler.__doc__
+            endpoint.panen_access = access  # type: ignore[attr-defined]
+            self.routes.append(Route(path, endpoint, methods=[method], name=handler.__name__))
+            return handler
+
+        return register
+
+    def get(self, path: str, access: Access) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, access)
+
+    def post(self, path: str, access: Access) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, access)
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "invalid_token", "use 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+def authenticate(request: Request, services: Services) -> Principal | None:
+    token = bearer_token(request.headers.get("authorization"))
+    return None if token is None else services.tokens.verify(token)

@@ -1,0 +1,32 @@
+"""Accounts: the one table every other package refers to."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, Timestamped
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("cardinality(roles) > 0", name="has_role"),
+        CheckConstraint(
+            "roles <@ ARRAY['viewer','host','farmer','charity_admin','sponsor','admin']::text[]",
+            name="known_roles",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    handle: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    display_name: Mapped[str] = mapped_column(String(80), nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    roles: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+
+    def public(self) -> dict[str, object]:
+        return {"id": self.id, "handle": self.handle, "display_name": self.display_name}
+
+    def private(self) -> dict[str, object]:
+        return {**self.public(), "roles": sorted(self.roles)}

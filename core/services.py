@@ -1,0 +1,61 @@
+"""What a process holds once: settings, database, Redis, key builder, job queue, tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.jobs import Job
+from redis.asyncio import Redis
+
+from core.auth import Tokens
+from core.db import Database
+from core.redis import Keys, create_redis
+from core.settings import Settings
+
+
+def arq_queue_name(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:arq:queue"
+
+
+def arq_redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: Redis
+    keys: Keys
+    tokens: Tokens
+    jobs: ArqRedis | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings, *, pool_size: int = 10, jobs: bool = True) -> Services:
+        services = cls(
+            settings=settings,
+            db=Database(settings.database_url, pool_size=pool_size),
+            redis=create_redis(settings.redis_url),
+            keys=Keys(settings.redis_prefix),
+            tokens=Tokens(settings.secret_key, settings.token_ttl_s),
+        )
+        if jobs:
+            services.jobs = await create_pool(
+                arq_redis_settings(settings), default_queue_name=arq_queue_name(settings)
+            )
+        return services
+
+    async def enqueue(self, function: str, *args: Any, job_id: str | None = None) -> Job | None:
+        """Queue a background job; `job_id` makes the enqueue itself idempotent (a job with
+        the same id already queued or kept gives None)."""
+        if self.jobs is None:
+            raise RuntimeError("this process has no job queue")
+        return await self.jobs.enqueue_job(function, *args, _job_id=job_id)
+
+    async def close(self) -> None:
+        if self.jobs is not None:
+            await self.jobs.aclose()
+        await self.redis.aclose()
+        await self.db.close()

@@ -1,0 +1,96 @@
+"""One typed settings object, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or malformed."""
+
+
+def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/panen"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The development default is deliberately public: production must set its own.
+DEV_SECRET_KEY = "dev-insecure-secret-change-me-in-production"  # noqa: S105
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_prefix: str = "panen"
+    secret_key: str = DEV_SECRET_KEY
+    signing_key_file: Path = field(default_factory=lambda: Path(".panen/signing-key.pem"))
+    platform_fee_bps: int = 500
+    token_ttl_s: int = 7 * 24 * 3600
+    log_format: str = "text"
+    log_level: str = "INFO"
+    max_body_bytes: int = 64 * 1024
+    reservation_ttl_s: int = 600
+    ticker_hz: float = 4.0
+    environment: str = "development"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        prefix = e.get("REDIS_PREFIX", "panen") or "panen"
+        if not all(c.isalnum() or c in "-_.:" for c in prefix):
+            raise SettingsError(f"REDIS_PREFIX may hold letters, digits and -_.: only: {prefix!r}")
+        log_format = e.get("PANEN_LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise SettingsError("PANEN_LOG_FORMAT must be 'text' or 'json'")
+        environment = e.get("PANEN_ENV", "development")
+        secret = e.get("PANEN_SECRET_KEY") or DEV_SECRET_KEY
+        if environment == "production" and secret == DEV_SECRET_KEY:
+            raise SettingsError("PANEN_SECRET_KEY must be set in production")
+        return cls(
+            database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=e.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_prefix=prefix,
+            secret_key=secret,
+            signing_key_file=Path(e.get("PANEN_SIGNING_KEY_FILE") or ".panen/signing-key.pem"),
+            platform_fee_bps=_int(e, "PANEN_PLATFORM_FEE_BPS", 500, 0, 10_000),
+            token_ttl_s=_int(e, "PANEN_TOKEN_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
+            log_format=log_format,
+            log_level=(e.get("PANEN_LOG_LEVEL") or "INFO").upper(),
+            max_body_bytes=_int(e, "PANEN_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+            reservation_ttl_s=_int(e, "PANEN_RESERVATION_TTL_S", 600, 5, 24 * 3600),
+            ticker_hz=_float(e, "PANEN_TICKER_HZ", 4.0, 0.5, 50.0),
+            environment=environment,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings.from_env()

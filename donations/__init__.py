@@ -1,0 +1,1 @@
+"""Donations, sponsor matching, campaign goals, disbursements and the transparency log."""

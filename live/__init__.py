@@ -1,0 +1,1 @@
+"""Live rooms: the WebSocket gateway, room state, the coalesced ticker and fan-out."""

@@ -1,0 +1,1 @@
+"""The composition root: the web app, the worker, the command line and the migrations."""

@@ -1,0 +1,3 @@
+from panen.cli import main
+
+raise SystemExit(main())

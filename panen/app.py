@@ -1,0 +1,93 @@
+"""The Starlette application: every package's routes, error rendering, static pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from commerce import catalog, charities, sessions
+from core import accounts, health
+from core.errors import ApiError
+from core.health import MetricsMiddleware
+from core.http import error_response
+from core.logging import configure_logging
+from core.services import Services
+from core.settings import Settings, get_settings
+
+log = logging.getLogger("panen.app")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+API_MODULES = (health, accounts, catalog, charities, sessions)
+
+# Page paths of API.md and the file in static/ that serves each.
+PAGES = {"/": "index.html"}
+
+
+def api_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for module in API_MODULES:
+        routes.extend(module.api.routes)
+    return routes
+
+
+def page(filename: str) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / filename, headers={"Cache-Control": "no-cache"})
+
+    return serve
+
+
+async def on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    return error_response(ApiError(exc.status_code, code, str(exc.detail)))
+
+
+async def on_crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return error_response(ApiError(500, "internal", "something went wrong on our side"))
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    conf = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_logging(conf.log_format, conf.log_level)
+        services = await Services.start(conf)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    routes: list[BaseRoute] = [*api_routes()]
+    routes += [Route(path, page(name), name=f"page:{name}") for path, name in PAGES.items()]
+    routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(MetricsMiddleware)],
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_error,
+            Exception: on_crash,
+        },
+    )

@@ -1,0 +1,129 @@
+"""`panen`: serve, worker, migrate, users create, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+from core.auth import ROLES
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "panen.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        proxy_headers=True,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from arq.worker import run_worker
+
+    from panen.worker import WorkerSettings
+
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from core.settings import get_settings
+    from panen.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    print("database is at the latest migration")
+    return 0
+
+
+def _users_create(args: argparse.Namespace) -> int:
+    from core.accounts import create_user
+    from core.db import Database
+    from core.errors import ApiError
+    from core.settings import get_settings
+
+    password = args.password or os.environ.get("PANEN_USER_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            print("give --password or PANEN_USER_PASSWORD", file=sys.stderr)
+            return 2
+        password = getpass.getpass(f"password for {args.handle}: ")
+    if len(password) < 8:
+        print("the password needs at least 8 characters", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        db = Database(get_settings().database_url, pool_size=1)
+        try:
+            user = await create_user(
+                db, args.handle, password, args.display_name or args.handle, args.role
+            )
+        except ApiError as err:
+            print(f"error: {err.code}: {err.message}", file=sys.stderr)
+            return 1
+        finally:
+            await db.close()
+        print(f"created {user.handle} ({user.id}) with roles {', '.join(user.roles)}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from panen.demo import run_demo
+
+    return run_demo(port=args.port, home=args.home)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="panen", description="Livestream charity-commerce")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
+
+    sub.add_parser("worker", help="run the background workers").set_defaults(func=_worker)
+    sub.add_parser("migrate", help="upgrade the database to the latest migration").set_defaults(
+        func=_migrate
+    )
+
+    users = sub.add_parser("users", help="manage users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    create = users_sub.add_parser("create", help="create a user")
+    create.add_argument("--handle", required=True)
+    create.add_argument(
+        "--role",
+        action="append",
+        choices=sorted(ROLES),
+        required=True,
+        help="a role; repeat for several",
+    )
+    create.add_argument("--display-name")
+    create.add_argument("--password", help="or PANEN_USER_PASSWORD, or asked on a terminal")
+    create.set_defaults(func=_users_create)
+
+    demo = sub.add_parser("demo", help="run everything on embedded servers under ./.panen/")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--home", default=".panen", help="where the embedded servers keep data")
+    demo.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

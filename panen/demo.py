@@ -1,0 +1,128 @@
+"""`panen demo`: the whole system on embedded servers, seeded, on one laptop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from panen.embedded import EmbeddedServers, ensure_database
+from panen.seed import DEMO_PASSWORD, Client, seed
+
+
+def _wait_ready(base: str, procs: list[subprocess.Popen[bytes]], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a process of the demo exited while starting; see its output")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("the web server did not become ready in time")
+
+
+async def _is_seeded(database_url: str) -> bool:
+    from sqlalchemy import select
+
+    from commerce.models import LiveSession
+    from core.db import Database
+
+    db = Database(database_url, pool_size=1)
+    try:
+        async with db.reader() as s:
+            return (await s.execute(select(LiveSession.id).limit(1))).first() is not None
+    finally:
+        await db.close()
+
+
+async def _create_admin(database_url: str) -> None:
+    from core.accounts import create_user
+    from core.db import Database
+
+    db = Database(database_url, pool_size=1)
+    try:
+        await create_user(db, "admin", DEMO_PASSWORD, "Admin", ["admin"])
+    finally:
+        await db.close()
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(*, port: int, home: str) -> int:
+    servers = EmbeddedServers(Path(home))
+    print("starting embedded PostgreSQL and Valkey under", Path(home).resolve())
+    pg_server, redis_url = servers.start()
+    database_url = ensure_database(pg_server, "panen")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PANEN_SIGNING_KEY_FILE": str(Path(home).resolve() / "signing-key.pem"),
+    }
+    os.environ.update(env)
+
+    from panen.migrate import upgrade
+
+    upgrade(database_url)
+    first_run = not asyncio.run(_is_seeded(database_url))
+    if first_run:
+        # A run that stopped halfway through seeding leaves no session: start clean.
+        database_url = ensure_database(pg_server, "panen", fresh=True)
+        upgrade(database_url)
+        asyncio.run(_create_admin(database_url))
+
+    base = f"http://127.0.0.1:{port}"
+    python = sys.executable
+    procs: list[subprocess.Popen[bytes]] = [
+        subprocess.Popen([python, "-m", "panen", "serve", "--port", str(port)], env=env),
+        subprocess.Popen([python, "-m", "panen", "worker"], env=env),
+    ]
+
+    def stop(*_: Any) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        servers.stop()
+
+    try:
+        _wait_ready(base, procs)
+        admin = Client(base).login("admin")
+        if first_run:
+            seed(base, admin)
+        live = admin.call("GET", "/api/sessions?status=live")["sessions"]
+        print()
+        print("Panen demo is running. Open:")
+        print(f"  {base}/                    live and upcoming sessions")
+        for s in live:
+            print(f"  {base}/sessions/{s['id']}   {s['title']}")
+            print(f"  {base}/host/sessions/{s['id']}   (host console, log in as host_rina)")
+        print(f"  {base}/api/sessions?status=live   the API")
+        print(f"Demo users (password {DEMO_PASSWORD!r}): admin, host_rina, pak_budi, ibu_siti,")
+        print("  yayasan_pelita (charity admin), viewer_andi. Ctrl-C stops everything.")
+        sys.stdout.flush()
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        print("a process of the demo stopped; shutting down", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()

@@ -1,0 +1,40 @@
+"""Alembic environment: runs migrations on the async engine, against every model."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import commerce.models
+import core.models
+from core.db import Base, create_engine
+
+# The imports register each package's tables on Base.metadata.
+_MODELS = (core.models, commerce.models)
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _online() -> None:
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "", pool_size=1)
+    async with engine.connect() as conn:
+        await conn.run_sync(_run)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run against a database")
+asyncio.run(_online())

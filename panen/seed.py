@@ -1,0 +1,163 @@
+"""A believable demo, created through the public HTTP API as a client would."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEMO_PASSWORD = "panen-demo"  # noqa: S105 - printed for the demo's users on purpose
+
+
+class Client:
+    def __init__(self, base: str, token: str | None = None) -> None:
+        self.base = base
+        self.token = token
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(f"{method} {path}: {err.code} {err.read().decode()}") from err
+
+    def login(self, handle: str) -> Client:
+        out = self.call("POST", "/api/auth/login", {"handle": handle, "password": DEMO_PASSWORD})
+        return Client(self.base, out["token"])
+
+
+FARMERS = [
+    (
+        "pak_budi",
+        "Pak Budi Santoso",
+        "Kelompok Tani Sumber Rejeki",
+        "Malang, Jawa Timur",
+        [
+            (
+                "Beras Pandan Wangi",
+                "5 kg",
+                85_000,
+                "Beras pulen dan wangi dari sawah Malang.",
+                10,
+                0,
+            ),
+            ("Mangga Harum Manis", "1 kg", 35_000, "Mangga arumanis matang pohon.", 0, 2_000),
+        ],
+    ),
+    (
+        "ibu_siti",
+        "Ibu Siti Rahayu",
+        "Kebun Kopi Siti",
+        "Garut, Jawa Barat",
+        [
+            (
+                "Kopi Arabika Garut",
+                "250 g",
+                95_000,
+                "Biji kopi sangrai sedang, petik merah.",
+                1_000,
+                0,
+            ),
+            ("Cabai Rawit Merah", "500 g", 28_000, "Cabai rawit segar, pedas mantap.", 500, 0),
+        ],
+    ),
+]
+
+
+def seed(base: str, admin: Client) -> dict[str, Any]:
+    """Create users, farmers, products, a charity with a campaign, and a live session."""
+    users = {}
+    for handle, display, roles in [
+        ("host_rina", "Rina (host)", ["host"]),
+        ("yayasan_pelita", "Yayasan Pelita", ["viewer"]),
+        ("viewer_andi", "Andi", ["viewer"]),
+        *[(h, d, ["viewer"]) for h, d, *_ in FARMERS],
+    ]:
+        users[handle] = admin.call(
+            "POST",
+            "/api/admin/users",
+            {
+                "handle": handle,
+                "password": DEMO_PASSWORD,
+                "display_name": display,
+                "roles": roles,
+            },
+        )["user"]
+
+    products = []
+    for handle, _display, farm, region, items in FARMERS:
+        farmer = admin.call(
+            "POST", "/api/farmers", {"user_id": users[handle]["id"], "name": farm, "region": region}
+        )
+        as_farmer = Client(base).login(handle)
+        for name, unit, price, description, pledge_bps, pledge_per_unit in items:
+            product = as_farmer.call(
+                "POST",
+                "/api/products",
+                {
+                    "farmer_id": farmer["id"],
+                    "name": name,
+                    "unit": unit,
+                    "unit_price": price,
+                    "currency": "IDR",
+                    "description": description,
+                    "origin": region,
+                },
+            )
+            products.append((product, pledge_bps, pledge_per_unit))
+
+    charity = admin.call(
+        "POST",
+        "/api/charities",
+        {
+            "name": "Yayasan Pelita Sekolah",
+            "description": "Perlengkapan sekolah untuk anak-anak desa. "
+            "School supplies for village children.",
+            "admin_user_id": users["yayasan_pelita"]["id"],
+        },
+    )
+    as_charity = Client(base).login("yayasan_pelita")
+    campaign = as_charity.call(
+        "POST",
+        f"/api/charities/{charity['id']}/campaigns",
+        {
+            "title": "Love Package untuk 500 murid",
+            "unit_name": "Love Package",
+            "unit_cost": 150_000,
+            "goal_units": 500,
+            "currency": "IDR",
+        },
+    )
+
+    host = Client(base).login("host_rina")
+    session = host.call(
+        "POST",
+        "/api/sessions",
+        {
+            "title": "Panen Raya: hasil tani Malang & Garut",
+            "charity_id": charity["id"],
+            "campaign_id": campaign["id"],
+            "currency": "IDR",
+        },
+    )
+    for product, pledge_bps, pledge_per_unit in products:
+        host.call(
+            "POST",
+            f"/api/sessions/{session['id']}/listings",
+            {
+                "product_id": product["id"],
+                "price": product["unit_price"],
+                "stock": 200,
+                "pledge_bps": pledge_bps,
+                "pledge_per_unit": pledge_per_unit,
+                "max_per_buyer": 5,
+            },
+        )
+    host.call("POST", f"/api/sessions/{session['id']}/start")
+    return {"session": session, "charity": charity, "campaign": campaign}

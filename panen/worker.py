@@ -1,0 +1,67 @@
+"""The arq worker: its jobs, its cron, and the services each job uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from typing import Any, ClassVar
+
+from arq.connections import RedisSettings
+
+from core.clock import utcnow
+from core.logging import configure_logging
+from core.services import Services, arq_queue_name, arq_redis_settings
+from core.settings import get_settings
+
+log = logging.getLogger("panen.worker")
+
+HEARTBEAT_TTL_S = 30
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    ctx["services"] = await Services.start(settings, pool_size=5, jobs=False)
+    ctx["heartbeat"] = asyncio.create_task(heartbeat(ctx["services"]))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    ctx["heartbeat"].cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ctx["heartbeat"]
+    services: Services = ctx["services"]
+    await services.redis.delete(services.keys("workers", WORKER_ID))
+    await services.close()
+
+
+async def heartbeat(services: Services) -> None:
+    """Tell the web processes (and /readyz) that this worker is alive."""
+    key = services.keys("workers", WORKER_ID)
+    while True:
+        try:
+            await services.redis.set(key, utcnow().isoformat(), ex=HEARTBEAT_TTL_S)
+        except Exception:  # Redis may be restarting; the next beat tries again
+            log.warning("worker heartbeat failed", exc_info=True)
+        await asyncio.sleep(HEARTBEAT_TTL_S / 3)
+
+
+async def canary(ctx: dict[str, Any]) -> dict[str, str]:
+    """A round trip through the queue: operators and tests enqueue it to see a worker answer."""
+    return {"worker": WORKER_ID, "at": utcnow().isoformat()}
+
+
+class WorkerSettings:
+    functions: ClassVar[list[Any]] = [canary]
+    on_startup = startup
+    on_shutdown = shutdown
+    queue_name = arq_queue_name(get_settings())
+    redis_settings: RedisSettings = arq_redis_settings(get_settings())
+    max_jobs = 50
+    job_timeout = 60
+    # A job that dies with its worker is retried by another: every job is idempotent.
+    max_tries = 10
+    keep_result = 60

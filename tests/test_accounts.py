@@ -1,0 +1,82 @@
+import time
+
+import jwt
+
+from tests.api import PASSWORD, auth, handle, register
+
+
+async def test_register_returns_a_viewer_and_a_token_that_works_on_me(client):
+    me = await register(client)
+    assert me.user["roles"] == ["viewer"]
+    r = await client.get("/api/me", headers=me.headers)
+    assert r.status_code == 200
+    assert r.json()["user"]["id"] == me.id
+    assert r.json()["user"]["roles"] == ["viewer"]
+    assert "password_hash" not in r.json()["user"]
+
+
+async def test_login_with_the_right_password_succeeds_and_a_wrong_one_is_401(client):
+    me = await register(client)
+    ok = await client.post(
+        "/api/auth/login", json={"handle": me.user["handle"], "password": PASSWORD}
+    )
+    assert ok.status_code == 200
+    bad = await client.post(
+        "/api/auth/login", json={"handle": me.user["handle"], "password": "wrong password"}
+    )
+    assert bad.status_code == 401
+    assert bad.json()["error"]["code"] == "invalid_credentials"
+    nobody = await client.post(
+        "/api/auth/login", json={"handle": "no_such_user", "password": PASSWORD}
+    )
+    assert nobody.status_code == 401
+    assert nobody.json()["error"]["code"] == "invalid_credentials"
+
+
+async def test_a_taken_handle_is_a_409(client):
+    me = await register(client)
+    r = await client.post(
+        "/api/auth/register",
+        json={"handle": me.user["handle"], "password": PASSWORD, "display_name": "Again"},
+    )
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "handle_taken"
+
+
+async def test_me_without_a_token_is_401_and_with_a_forged_or_expired_one_too(client, settings):
+    assert (await client.get("/api/me")).status_code == 401
+    forged = jwt.encode(
+        {"sub": "usr_x", "roles": ["admin"], "iat": 0, "exp": 2**31},
+        "not-our-secret-not-our-secret-not-our",
+        algorithm="HS256",
+    )
+    r = await client.get("/api/me", headers=auth(forged))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token")
+    now = int(time.time())
+    expired = jwt.encode(
+        {"sub": "usr_x", "roles": [], "iat": now - 100, "exp": now - 10},
+        settings.secret_key,
+        algorithm="HS256",
+    )
+    r = await client.get("/api/me", headers=auth(expired))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "token_expired")
+    r = await client.get("/api/me", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert r.status_code == 401
+
+
+async def test_only_an_admin_creates_users_with_roles(client, admin_token):
+    viewer = await register(client)
+    body = {"handle": handle("h"), "password": PASSWORD, "display_name": "H", "roles": ["host"]}
+    assert (await client.post("/api/admin/users", json=body)).status_code == 401
+    r = await client.post("/api/admin/users", json=body, headers=viewer.headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+    r = await client.post("/api/admin/users", json=body, headers=auth(admin_token))
+    assert r.status_code == 201
+    assert r.json()["user"]["roles"] == ["host"]
+
+
+async def test_admin_user_creation_refuses_unknown_roles(client, admin_token):
+    body = {"handle": handle("h"), "password": PASSWORD, "display_name": "H", "roles": ["emperor"]}
+    r = await client.post("/api/admin/users", json=body, headers=auth(admin_token))
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["field"] == "roles"
