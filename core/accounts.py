@@ -16,6 +16,10 @@ from core.errors import ApiError, bad_request, conflict, not_found
 from core.http import ANYONE, LOGGED_IN, Api, Body, Ctx, json, roles
 from core.ids import new_id
 from core.models import User
+from core.ratelimit import RateLimiter
+
+LOGIN_FAILURES_ALLOWED = 10
+LOGIN_FAILURE_WINDOW_S = 300
 
 Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{3,32}$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
@@ -92,12 +96,20 @@ async def register(ctx: Ctx) -> Response:
 @api.post("/api/auth/login", ANYONE)
 async def login(ctx: Ctx) -> Response:
     body = await ctx.body(Login)
+    limiter = RateLimiter(ctx.services.redis)
+    # Failed attempts are counted per handle, so guessing one account's password is slow
+    # while everyone else logs in as usual.
+    failures = ctx.services.keys("ratelimit", "login-failures", body.handle.lower())
+    if await limiter.over(failures, LOGIN_FAILURES_ALLOWED):
+        await limiter.hit(failures, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
     async with ctx.services.db.reader() as s:
         user = (
             await s.execute(select(User).where(User.handle == body.handle))
         ).scalar_one_or_none()
     if not verify_password(user.password_hash if user else None, body.password) or user is None:
+        await limiter.hit(failures, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
         raise ApiError(401, "invalid_credentials", "wrong handle or password")
+    await limiter.reset(failures)
     token = ctx.services.tokens.issue(user.id, user.roles)
     return json({"user": user.private(), "token": token})
 

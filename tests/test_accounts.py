@@ -80,3 +80,21 @@ async def test_admin_user_creation_refuses_unknown_roles(client, admin_token):
     r = await client.post("/api/admin/users", json=body, headers=auth(admin_token))
     assert r.status_code == 400
     assert r.json()["error"]["details"]["field"] == "roles"
+
+
+async def test_repeated_wrong_passwords_for_one_handle_are_rate_limited_with_retry_after(client):
+    me = await register(client)
+    other = await register(client)
+    wrong = {"handle": me.user["handle"], "password": "not the password"}
+    codes = [(await client.post("/api/auth/login", json=wrong)).status_code for _ in range(10)]
+    assert codes == [401] * 10
+    r = await client.post("/api/auth/login", json=wrong)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) > 0
+    assert r.json()["error"]["code"] == "rate_limited"
+    # even the right password waits out the window: the guesser must not learn it was right
+    right = {"handle": me.user["handle"], "password": PASSWORD}
+    assert (await client.post("/api/auth/login", json=right)).status_code == 429
+    # other accounts are unaffected
+    ok = {"handle": other.user["handle"], "password": PASSWORD}
+    assert (await client.post("/api/auth/login", json=ok)).status_code == 200
