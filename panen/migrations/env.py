@@ -8,11 +8,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import commerce.models
+import commerce.order_models
 import core.models
 from core.db import Base, create_engine
 
 # The imports register each package's tables on Base.metadata.
-_MODELS = (core.models, commerce.models)
+_MODELS = (core.models, commerce.models, commerce.order_models)
 
 target_metadata = Base.metadata
 
