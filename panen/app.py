@@ -23,12 +23,13 @@ from core.http import error_response
 from core.logging import configure_logging
 from core.services import Services
 from core.settings import Settings, get_settings
+from donations import transparency
 
 log = logging.getLogger("panen.app")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-API_MODULES = (health, accounts, catalog, charities, sessions)
+API_MODULES = (health, accounts, catalog, charities, sessions, transparency)
 
 # Page paths of API.md and the file in static/ that serves each.
 PAGES = {"/": "index.html"}

@@ -84,6 +84,14 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port, home=args.home)
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from donations.verify import verify_files
+
+    status, lines = verify_files(args.receipt, args.checkpoint, args.public_key, args.server)
+    print("\n".join(lines), file=sys.stdout if status == 0 else sys.stderr)
+    return status
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="panen", description="Livestream charity-commerce")
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,6 +125,15 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--home", default=".panen", help="where the embedded servers keep data")
     demo.set_defaults(func=_demo)
+
+    verify = sub.add_parser("verify", help="check a donation or pledge receipt offline")
+    verify.add_argument("receipt", help="the receipt JSON file")
+    verify.add_argument("--checkpoint", help="a checkpoint JSON you saved earlier")
+    verify.add_argument(
+        "--public-key", help="the log's key: vkey, base64, or a file holding either"
+    )
+    verify.add_argument("--server", help="the log's address, to fetch a consistency proof")
+    verify.set_defaults(func=_verify)
     return p
 
 

@@ -10,11 +10,13 @@ import socket
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
+from arq.cron import cron
 
 from core.clock import utcnow
 from core.logging import configure_logging
 from core.services import Services, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
+from donations.jobs import publish_checkpoint
 
 log = logging.getLogger("panen.worker")
 
@@ -56,6 +58,11 @@ async def canary(ctx: dict[str, Any]) -> dict[str, str]:
 
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [canary]
+    cron_jobs: ClassVar[list[Any]] = [
+        # The transparency log's cadence: a signed checkpoint every 15 s when it grew
+        # (and at start, which also creates the signing key on a fresh machine).
+        cron(publish_checkpoint, second={0, 15, 30, 45}, run_at_startup=True, timeout=30),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = arq_queue_name(get_settings())

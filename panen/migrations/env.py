@@ -10,10 +10,11 @@ from sqlalchemy.engine import Connection
 import commerce.models
 import commerce.order_models
 import core.models
+import donations.models
 from core.db import Base, create_engine
 
 # The imports register each package's tables on Base.metadata.
-_MODELS = (core.models, commerce.models, commerce.order_models)
+_MODELS = (core.models, commerce.models, commerce.order_models, donations.models)
 
 target_metadata = Base.metadata
 
