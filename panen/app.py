@@ -32,7 +32,15 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 API_MODULES = (health, accounts, catalog, charities, sessions, transparency)
 
 # Page paths of API.md and the file in static/ that serves each.
-PAGES = {"/": "index.html"}
+PAGES = {
+    "/": "index.html",
+    "/login": "login.html",
+    "/sessions/{session_id}": "session.html",
+    "/host/sessions/{session_id}": "host.html",
+    "/farmer": "farmer.html",
+    "/charities/{charity_id}": "charity.html",
+    "/verify": "verify.html",
+}
 
 
 def api_routes() -> list[BaseRoute]:

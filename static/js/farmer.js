@@ -1,0 +1,119 @@
+// The farmer's dashboard: live totals across every host, by product and session, and a chart.
+import { $, api, auth, boot, el, errorText, money, num, onLangChange, requireLogin, t } from "./common.js";
+import { connectionBadge, Live } from "./live.js";
+
+const state = { farmerId: null, totals: null, points: [], chart: null, currency: "IDR" };
+
+function addPoint(totals, at) {
+  // One point per update: the cumulative gross at that moment (seconds, for uPlot).
+  const x = Math.floor((at ?? Date.now()) / 1000);
+  const last = state.points[state.points.length - 1];
+  if (last && last[0] === x) last[1] = totals.gross || 0;
+  else state.points.push([x, totals.gross || 0]);
+  if (state.points.length > 2000) state.points.shift();
+}
+
+function seriesFrom(totals) {
+  // If the server sends a history of the totals, start the chart from it.
+  const hist = totals.series || totals.timeline || totals.history;
+  if (!Array.isArray(hist)) return;
+  state.points = hist.map((p) => [Math.floor(Date.parse(p.at || p.t || p.time) / 1000), p.gross ?? p.value ?? 0])
+    .filter((p) => Number.isFinite(p[0]));
+}
+
+function rowsFor(list, nameOf, linkOf) {
+  return (list || []).map((r) => el("tr", {},
+    el("td", {}, linkOf ? el("a", { href: linkOf(r), text: nameOf(r) }) : nameOf(r)),
+    el("td", { class: "n", text: num(r.units_sold ?? r.units ?? 0) }),
+    el("td", { class: "n", text: money(r.gross ?? 0, r.currency || state.currency) }),
+    el("td", { class: "n", text: money(r.pledged ?? 0, r.currency || state.currency) })));
+}
+
+function render() {
+  const tot = state.totals;
+  if (!tot) return;
+  state.currency = tot.currency || state.currency;
+  const c = state.currency;
+  $("#f-units").textContent = num(tot.units_sold || 0);
+  $("#f-gross").textContent = money(tot.gross || 0, c);
+  $("#f-pledged").textContent = money(tot.pledged || 0, c);
+  $("#f-fees").textContent = money(tot.fees || 0, c);
+  $("#f-pending").textContent = money(tot.payout_pending || 0, c);
+  $("#f-settled").textContent = money(tot.payout_settled || 0, c);
+  $("#by-product").replaceChildren(...rowsFor(tot.by_product, (r) => r.name || r.product_name || r.product_id));
+  $("#by-session").replaceChildren(...rowsFor(tot.by_session, (r) => r.title || r.session_title || r.session_id,
+    (r) => `/sessions/${encodeURIComponent(r.session_id)}`));
+  drawChart();
+}
+
+function drawChart() {
+  const box = $("#chart");
+  const data = [state.points.map((p) => p[0]), state.points.map((p) => p[1])];
+  const width = Math.max(280, box.clientWidth || 320);
+  if (!window.uPlot) return;
+  if (state.chart && state.chart.width !== width) { state.chart.destroy(); state.chart = null; }
+  if (!state.chart) {
+    state.chart = new window.uPlot({
+      width, height: 220,
+      series: [{}, { label: t("gross"), stroke: "#2f6b3a", fill: "#2f6b3a22", width: 2, value: (u, v) => (v == null ? "–" : money(v, state.currency)) }],
+      axes: [{}, { size: 80, values: (u, vals) => vals.map((v) => new Intl.NumberFormat(undefined, { notation: "compact" }).format(v)) }],
+      scales: { x: { time: true } },
+    }, data, box);
+  } else {
+    state.chart.setData(data);
+  }
+}
+
+function onFrame(frame) {
+  if (frame.type === "subscribed" && frame.snapshot) {
+    state.totals = frame.snapshot.totals || frame.snapshot;
+    seriesFrom(state.totals);
+    addPoint(state.totals);
+  } else if (frame.type === "ticker" && frame.totals) {
+    state.totals = frame.totals;
+    addPoint(state.totals);
+  } else {
+    return;
+  }
+  render();
+}
+
+// Which farmer this is: `?id=`, the `farmer_id` /api/me may carry, or the one this browser
+// opened last (API.md has no lookup from a user to their farmer profile yet).
+function findFarmerId() {
+  const me = auth.user || {};
+  const q = new URLSearchParams(location.search).get("id");
+  const id = q || me.farmer_id || localStorage.getItem(`panen.farmer.${me.id}`);
+  if (id) localStorage.setItem(`panen.farmer.${me.id}`, id);
+  return id;
+}
+
+async function load() {
+  if (!requireLogin()) return;
+  if (!auth.has("farmer")) { $("#denied").classList.remove("hidden"); return; }
+  try {
+    state.farmerId = findFarmerId();
+    if (!state.farmerId) { $("#denied").classList.remove("hidden"); return; }
+    const [farmer, totals] = await Promise.all([
+      api("GET", `/api/farmers/${encodeURIComponent(state.farmerId)}`),
+      api("GET", `/api/farmers/${encodeURIComponent(state.farmerId)}/totals`),
+    ]);
+    $("#farmer-name").textContent = `: ${farmer.name} (${farmer.region})`;
+    state.totals = totals;
+    seriesFrom(totals);
+    addPoint(totals);
+  } catch (err) {
+    $("#denied").textContent = errorText(err);
+    $("#denied").classList.remove("hidden");
+    return;
+  }
+  $("#dash").classList.remove("hidden");
+  render();
+  const live = new Live({ onState: connectionBadge($("#conn"), t) });
+  window.panenLive = live;
+  live.subscribe(`farmer:${state.farmerId}`, onFrame);
+  addEventListener("resize", () => drawChart());
+}
+
+onLangChange(render);
+boot("farmer").then(load);

@@ -1,0 +1,223 @@
+// The host console: go live, list and pin products, start flash deals, stats, read-outs, moderation.
+import {
+  $, api, auth, boot, el, errorText, idFromPath, money, num, onLangChange, parseAmount, requireLogin, t, toast,
+} from "./common.js";
+import { clock, describe } from "./events.js";
+import { connectionBadge, Live } from "./live.js";
+import { goalBar } from "./totals.js";
+
+const sessionId = idFromPath("/host/sessions/");
+const topic = `session:${sessionId}`;
+const state = { session: null, listings: new Map(), totals: {}, feed: [], chat: [], deal: null, pinned: null };
+const readKey = `panen.read.${sessionId}`;
+const read = new Set(JSON.parse(localStorage.getItem(readKey) || "[]"));
+let readout = [];
+let live = null;
+
+const cur = () => state.session.currency;
+const ctx = {
+  get currency() { return cur(); },
+  productName: (id) => { const l = state.listings.get(id); return l && l.product ? l.product.name : null; },
+};
+
+function render() {
+  const s = state.session;
+  $("#title").textContent = s.title;
+  $("#status").className = `badge ${s.status}`;
+  $("#status").textContent = s.status;
+  $("#go-live").disabled = s.status !== "scheduled";
+  $("#end").disabled = s.status !== "live";
+  const tot = state.totals || {};
+  $("#s-viewers").textContent = num(tot.viewers || 0);
+  $("#s-orders").textContent = num(tot.orders || 0);
+  $("#s-gross").textContent = money(tot.gross || 0, cur());
+  $("#s-charity").textContent = money((tot.charity && tot.charity.total) || 0, cur());
+  $("#goal").replaceChildren(...(tot.goal ? [goalBar(tot.goal)] : []));
+  const pinnedId = state.pinned || s.pinned_listing_id;
+  const sold = (id) => (tot.units_sold && typeof tot.units_sold === "object" ? tot.units_sold[id] || 0 : 0);
+  $("#listings").replaceChildren(...[...state.listings.values()].map((l) => el("tr", { dataset: { listingId: l.id } },
+    el("td", {}, el("strong", { text: l.product ? l.product.name : l.product_id }), pinnedId === l.id ? " ★" : ""),
+    el("td", { class: "n", text: money(l.price, cur()) }),
+    el("td", { class: "n", text: `${num(sold(l.id))} / ${num(l.stock)}` }),
+    el("td", {}, el("button", { type: "button", class: "small secondary pin", text: t("pin"), disabled: pinnedId === l.id,
+      onclick: () => pin(l.id) })))));
+  const opts = [...state.listings.values()].map((l) => el("option", { value: l.id, text: l.product ? l.product.name : l.id }));
+  const dl = $("#d-listing"), keep = dl.value;
+  dl.replaceChildren(...opts);
+  if (keep) dl.value = keep;
+  $("#ticker").replaceChildren(...state.feed.map((e) => el("li", { text: e })));
+  renderReadout();
+  renderChat();
+}
+
+function renderReadout() {
+  $("#readout").replaceChildren(...readout.filter((d) => !read.has(d.key)).map((d) => el("li", { class: "row" },
+    el("span", { class: "grow" }, el("strong", { text: d.who }), ` (${money(d.amount, cur())}): `, el("span", { class: "readout-message", text: d.message })),
+    el("button", { type: "button", class: "small secondary", text: t("mark_read"), onclick: () => {
+      read.add(d.key);
+      localStorage.setItem(readKey, JSON.stringify([...read].slice(-500)));
+      renderReadout();
+    } }))));
+}
+
+function renderChat() {
+  $("#chat").replaceChildren(...state.chat.map((m) => el("li", { class: "row chat-line" },
+    el("span", { class: "grow" }, el("strong", { text: `${m.display_name || m.name || t("someone")}: ` }), el("span", { class: "chat-text", text: m.text })),
+    el("button", { type: "button", class: "small secondary", text: t("delete"), onclick: () => moderate("delete", m.id) }),
+    m.user_id ? el("button", { type: "button", class: "small danger", text: t("mute"), onclick: () => moderate("mute", m.user_id) }) : null)));
+}
+
+function onEvent(ev) {
+  const text = describe(ev, ctx);
+  if (text) { state.feed.unshift(text); state.feed.length = Math.min(state.feed.length, 60); }
+  if (ev.type === "donation" && ev.message) {
+    readout.push({ key: ev.donation_id || ev.id || `${ev.at}:${ev.message}`, who: ev.display_name || ev.name || t("anonymous"), amount: ev.amount, message: ev.message });
+  }
+  if (ev.type === "pinned") state.pinned = (ev.listing && ev.listing.id) || ev.listing_id;
+  if (ev.type === "flash_deal") state.deal = ev.deal || ev;
+  if (ev.type === "chat_deleted" || ev.type === "moderated") state.chat = state.chat.filter((m) => m.id !== (ev.message_id || ev.target));
+}
+
+function takeTotals(totals) {
+  state.totals = totals || {};
+  const pin = state.totals.pinned;
+  if (pin && typeof pin === "object") state.pinned = pin.id ?? pin.listing_id;
+  if (state.totals.flash_deal) state.deal = state.totals.flash_deal;
+}
+
+function onFrame(frame) {
+  if (frame.type === "subscribed" && frame.snapshot) {
+    const snap = frame.snapshot;
+    takeTotals(snap.totals || snap);
+    if (Array.isArray(snap.chat || snap.recent_chat)) state.chat = (snap.chat || snap.recent_chat).slice(-100);
+  } else if (frame.type === "ticker") {
+    if (frame.totals) takeTotals(frame.totals);
+    for (const ev of frame.events || []) onEvent(ev);
+  } else if (frame.type === "chat" && frame.message) {
+    if (frame.message.deleted) state.chat = state.chat.filter((m) => m.id !== frame.message.id);
+    else state.chat = [...state.chat, frame.message].slice(-100);
+  } else if (frame.type === "error") {
+    toast(`${frame.message} (${frame.code})`, "error");
+    return;
+  } else {
+    return;
+  }
+  render();
+}
+
+async function act(fn) {
+  try { await fn(); } catch (err) { toast(errorText(err), "error"); }
+}
+
+const path = (p) => `/api/sessions/${encodeURIComponent(sessionId)}${p}`;
+
+function pin(listingId) {
+  return act(async () => {
+    await api("POST", path("/pin"), { listing_id: listingId });
+    state.pinned = listingId;
+    render();
+  });
+}
+
+function moderate(action, target) {
+  return act(() => live.send({ type: "moderate", topic, action, target }));
+}
+
+async function transition(which) {
+  await act(async () => {
+    const s = await api("POST", path(`/${which}`), {});
+    state.session = { ...state.session, ...s };
+    render();
+  });
+}
+
+async function addListing(e) {
+  e.preventDefault();
+  const out = $("#listing-form .form-error");
+  out.textContent = "";
+  const price = parseAmount($("#l-price").value, cur());
+  if (!price) { out.textContent = `${t("price")}?`; return; }
+  const body = { product_id: $("#l-product").value, price, stock: Number($("#l-stock").value) };
+  const pledge = $("#l-pledge").value.trim();
+  if (pledge) {
+    if ($("#l-pledge-kind").value === "bps") {
+      // "5" or "2.5" percent -> basis points, by string arithmetic
+      const m = /^(\d{1,3})(?:[.,](\d{1,2}))?$/.exec(pledge);
+      if (!m) { out.textContent = `${t("pledge")}?`; return; }
+      body.pledge_bps = Number(m[1]) * 100 + Number((m[2] || "").padEnd(2, "0"));
+    } else {
+      body.pledge_per_unit = parseAmount(pledge, cur());
+    }
+  }
+  if ($("#l-max").value) body.max_per_buyer = Number($("#l-max").value);
+  try {
+    const listing = await api("POST", path("/listings"), body);
+    state.listings.set(listing.id, listing);
+    e.target.reset();
+    render();
+  } catch (err) { out.textContent = errorText(err); }
+}
+
+async function startDeal(e) {
+  e.preventDefault();
+  const out = $("#deal-form .form-error");
+  out.textContent = "";
+  const price = parseAmount($("#d-price").value, cur());
+  if (!price) { out.textContent = `${t("price")}?`; return; }
+  const body = {
+    listing_id: $("#d-listing").value, price, stock: Number($("#d-stock").value),
+    countdown_s: Number($("#d-countdown").value), duration_s: Number($("#d-duration").value),
+    max_per_buyer: Number($("#d-max").value),
+  };
+  try {
+    const deal = await api("POST", path("/flash-deals"), body);
+    state.deal = deal;
+    toast(t("deal"));
+  } catch (err) { out.textContent = errorText(err); }
+}
+
+function tickDeal() {
+  const d = state.deal;
+  if (!d || !d.starts_at) { $("#deal-state").textContent = ""; return; }
+  const now = Date.now(), s = Date.parse(d.starts_at), e = Date.parse(d.ends_at);
+  $("#deal-state").textContent = now < s ? `${t("deal_starts")} ${clock(s - now)}` : now < e ? `${t("deal_ends")} ${clock(e - now)}` : t("deal_over");
+}
+
+async function load() {
+  if (!requireLogin()) return;
+  try {
+    state.session = await api("GET", path(""));
+  } catch (err) {
+    $("#title").textContent = errorText(err);
+    return;
+  }
+  const me = auth.user;
+  if (!me || (state.session.host_id !== me.id && !(me.roles || []).includes("admin"))) {
+    $("#denied").classList.remove("hidden");
+    return;
+  }
+  $("#console").classList.remove("hidden");
+  for (const l of state.session.listings || []) state.listings.set(l.id, l);
+  if (state.session.totals) takeTotals(state.session.totals);
+  state.deal = state.session.flash_deal || state.session.deal || null;
+  const room = $("#room-link");
+  room.href = `/sessions/${encodeURIComponent(sessionId)}`;
+  room.textContent = "↗ /sessions/" + sessionId;
+  try {
+    const { products } = await api("GET", "/api/products?limit=200");
+    $("#l-product").replaceChildren(...products.filter((p) => p.currency === cur()).map((p) =>
+      el("option", { value: p.id, text: `${p.name} (${p.unit}) · ${money(p.unit_price, p.currency)}` })));
+  } catch (err) { toast(errorText(err), "error"); }
+  render();
+  live = new Live({ onState: connectionBadge($("#conn"), t) });
+  window.panenLive = live;
+  live.subscribe(topic, onFrame);
+}
+
+$("#go-live").addEventListener("click", () => transition("start"));
+$("#end").addEventListener("click", () => transition("end"));
+$("#listing-form").addEventListener("submit", addListing);
+$("#deal-form").addEventListener("submit", startDeal);
+setInterval(tickDeal, 250);
+onLangChange(() => state.session && render());
+boot("host").then(load);

@@ -1,0 +1,141 @@
+// A tiny dictionary: Indonesian first, English second. t("key", {name: "x"}) fills {name}.
+const DICT = {
+  id: {
+    tagline: "Belanja hasil tani, sambil berbagi.",
+    home: "Beranda", verify: "Verifikasi", farmer: "Dasbor petani", login: "Masuk", logout: "Keluar",
+    register: "Daftar", language: "Bahasa", live: "Sedang live", upcoming: "Akan datang",
+    no_sessions: "Belum ada sesi.", charities: "Lembaga amal", for_charity: "untuk {name}",
+    charity_total: "Total untuk amal", funded: "{n} dari {goal} {unit} terdanai",
+    handle: "Nama pengguna", password: "Kata sandi", display_name: "Nama tampilan",
+    have_account: "Sudah punya akun?", no_account: "Belum punya akun?",
+    viewers: "Penonton", likes: "Suka", orders: "Pesanan", gross: "Penjualan",
+    buy: "Beli", donate: "Donasi", send: "Kirim", like: "Suka", stock_left: "Sisa stok: {n}",
+    sold_out: "Habis", pledge_bps: "{pct} dari setiap penjualan untuk amal",
+    pledge_unit: "{amount} per unit untuk amal", pinned: "Produk pilihan", products: "Produk",
+    deal: "Flash deal", deal_starts: "Mulai dalam", deal_ends: "Berakhir dalam", deal_over: "Flash deal selesai",
+    chat: "Obrolan", chat_placeholder: "Tulis pesan…", ticker: "Aktivitas", top_donors: "Donatur teratas",
+    matched_by: "Dilipatgandakan oleh {name}", amount: "Jumlah", message: "Pesan (opsional)",
+    visibility: "Tampilkan nama", vis_public: "Nama lengkap", vis_first_name: "Nama depan saja",
+    vis_anonymous: "Anonim", cancel: "Batal", pay: "Bayar", paid_thanks: "Terima kasih! Pembayaran berhasil.",
+    donated_thanks: "Terima kasih atas donasi Anda!", login_needed: "Masuk dulu untuk melanjutkan.",
+    connecting: "Menghubungkan…", connected: "Terhubung", reconnecting: "Menyambung ulang…",
+    no_stream: "Siaran akan tampil di sini", ev_order_paid: "{who} membeli {qty}× {product}",
+    ev_donation: "{who} berdonasi {amount}", ev_match: "{who} menambah {amount}",
+    ev_milestone: "Tercapai: {n} {unit}!", ev_pinned: "Dipilih: {product}", ev_flash_deal: "Flash deal: {product} {price}",
+    ev_sold_out: "{product} habis terjual", ev_refund: "Pengembalian dana {amount}",
+    someone: "Seseorang", anonymous: "Anonim", host_console: "Konsol host", go_live: "Mulai live",
+    end_session: "Akhiri sesi", pin: "Sematkan", start_deal: "Mulai flash deal", add_listing: "Tambah produk",
+    product: "Produk", price: "Harga", stock: "Stok", pledge: "Janji amal", pledge_kind: "Jenis janji",
+    pledge_percent: "Persen (%)", pledge_fixed: "Tetap per unit", max_per_buyer: "Maks. per pembeli",
+    countdown_s: "Hitung mundur (detik)", duration_s: "Durasi (detik)", readout: "Pesan donatur untuk dibacakan",
+    mark_read: "Sudah dibaca", moderation: "Moderasi", delete: "Hapus", mute: "Bisukan",
+    not_host: "Hanya host sesi ini yang bisa membuka konsol.", status: "Status",
+    units_sold: "Unit terjual", pledged: "Janji amal", fees: "Biaya", payout_pending: "Pembayaran tertunda",
+    payout_settled: "Sudah dibayar", by_product: "Per produk", by_session: "Per sesi",
+    sales_over_time: "Penjualan dari waktu ke waktu", not_farmer: "Halaman ini untuk petani. Masuk dengan akun petani.",
+    received: "Diterima", matched: "Dilipatgandakan", disbursed: "Disalurkan", balance: "Saldo",
+    disbursements: "Penyaluran dana", purpose: "Tujuan", evidence: "Bukti", units: "Unit",
+    record_disbursement: "Catat penyaluran", evidence_file: "Berkas bukti (hash dihitung di browser)",
+    evidence_url: "Tautan bukti (opsional)", campaigns: "Kampanye", donations: "Donasi",
+    verify_title: "Periksa tanda terima donasi", verify_intro: "Tempel tanda terima (JSON) atau buka berkasnya. Browser Anda sendiri yang memeriksa bukti Merkle dan tanda tangannya; tidak perlu percaya pada server.",
+    open_file: "Buka berkas", check: "Periksa", public_key: "Kunci publik log (base64)",
+    use_server_key: "Ambil dari server ini", verified: "Terverifikasi: tanda terima ini asli dan tercatat di log.",
+    tampered: "DIUBAH: tanda terima ini tidak cocok dengan log. Jangan percayai isinya.",
+    invalid_receipt: "Ini bukan tanda terima yang valid.", check_leaf: "Hash entri cocok dengan isinya",
+    check_inclusion: "Entri termasuk dalam pohon Merkle checkpoint (RFC 9162)",
+    check_signature: "Tanda tangan Ed25519 checkpoint sah", check_consistency: "Log saat ini konsisten dengan checkpoint tanda terima",
+    check_commitment: "Komitmen donatur cocok dengan garam", trace: "Jejak dana",
+    no_webcrypto: "Browser ini tidak menyediakan WebCrypto (perlu https atau localhost).",
+    key_changed: "Peringatan: kunci publik server berbeda dari yang pernah Anda lihat.",
+    error: "Terjadi kesalahan", loading: "Memuat…", not_found: "Tidak ditemukan.", my_receipts: "Tanda terima saya",
+    receipt: "Tanda terima", verify_this: "Periksa", session: "Sesi", entry: "Entri #{n}",
+  },
+  en: {
+    tagline: "Buy from farmers, give while you shop.",
+    home: "Home", verify: "Verify", farmer: "Farmer dashboard", login: "Log in", logout: "Log out",
+    register: "Register", language: "Language", live: "Live now", upcoming: "Upcoming",
+    no_sessions: "No sessions yet.", charities: "Charities", for_charity: "for {name}",
+    charity_total: "Charity total", funded: "{n} of {goal} {unit} funded",
+    handle: "Username", password: "Password", display_name: "Display name",
+    have_account: "Already have an account?", no_account: "No account yet?",
+    viewers: "Viewers", likes: "Likes", orders: "Orders", gross: "Sales",
+    buy: "Buy", donate: "Donate", send: "Send", like: "Like", stock_left: "{n} left",
+    sold_out: "Sold out", pledge_bps: "{pct} of every sale goes to charity",
+    pledge_unit: "{amount} per unit goes to charity", pinned: "Featured product", products: "Products",
+    deal: "Flash deal", deal_starts: "Starts in", deal_ends: "Ends in", deal_over: "Flash deal over",
+    chat: "Chat", chat_placeholder: "Say something…", ticker: "Activity", top_donors: "Top donors",
+    matched_by: "Matched by {name}", amount: "Amount", message: "Message (optional)",
+    visibility: "Show my name", vis_public: "Full name", vis_first_name: "First name only",
+    vis_anonymous: "Anonymous", cancel: "Cancel", pay: "Pay", paid_thanks: "Thank you! Payment received.",
+    donated_thanks: "Thank you for your donation!", login_needed: "Log in first to continue.",
+    connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…",
+    no_stream: "The stream will appear here", ev_order_paid: "{who} bought {qty}× {product}",
+    ev_donation: "{who} donated {amount}", ev_match: "{who} added {amount}",
+    ev_milestone: "Milestone: {n} {unit}!", ev_pinned: "Featured: {product}", ev_flash_deal: "Flash deal: {product} {price}",
+    ev_sold_out: "{product} sold out", ev_refund: "Refund of {amount}",
+    someone: "Someone", anonymous: "Anonymous", host_console: "Host console", go_live: "Go live",
+    end_session: "End session", pin: "Pin", start_deal: "Start flash deal", add_listing: "Add product",
+    product: "Product", price: "Price", stock: "Stock", pledge: "Pledge", pledge_kind: "Pledge kind",
+    pledge_percent: "Percent (%)", pledge_fixed: "Fixed per unit", max_per_buyer: "Max per buyer",
+    countdown_s: "Countdown (seconds)", duration_s: "Duration (seconds)", readout: "Donor messages to read out",
+    mark_read: "Read", moderation: "Moderation", delete: "Delete", mute: "Mute",
+    not_host: "Only this session's host can open its console.", status: "Status",
+    units_sold: "Units sold", pledged: "Pledged", fees: "Fees", payout_pending: "Payout pending",
+    payout_settled: "Paid out", by_product: "By product", by_session: "By session",
+    sales_over_time: "Sales over time", not_farmer: "This page is for farmers. Log in with a farmer account.",
+    received: "Received", matched: "Matched", disbursed: "Disbursed", balance: "Balance",
+    disbursements: "Disbursements", purpose: "Purpose", evidence: "Evidence", units: "Units",
+    record_disbursement: "Record a disbursement", evidence_file: "Evidence file (hashed in your browser)",
+    evidence_url: "Evidence link (optional)", campaigns: "Campaigns", donations: "Donations",
+    verify_title: "Check a donation receipt", verify_intro: "Paste a receipt (JSON) or open its file. Your own browser checks the Merkle proof and the signature; you do not have to trust the server.",
+    open_file: "Open file", check: "Check", public_key: "Log public key (base64)",
+    use_server_key: "Fetch from this server", verified: "Verified: this receipt is genuine and in the log.",
+    tampered: "TAMPERED: this receipt does not match the log. Do not trust what it says.",
+    invalid_receipt: "This is not a valid receipt.", check_leaf: "Entry hash matches its content",
+    check_inclusion: "Entry is in the checkpoint's Merkle tree (RFC 9162)",
+    check_signature: "Checkpoint Ed25519 signature is valid", check_consistency: "Today's log is consistent with the receipt's checkpoint",
+    check_commitment: "Donor commitment matches the salt", trace: "Where the money went",
+    no_webcrypto: "This browser offers no WebCrypto (it needs https or localhost).",
+    key_changed: "Warning: the server's public key differs from the one you saw before.",
+    error: "Something went wrong", loading: "Loading…", not_found: "Not found.", my_receipts: "My receipts",
+    receipt: "Receipt", verify_this: "Verify", session: "Session", entry: "Entry #{n}",
+  },
+};
+
+export const LANGS = { id: "Bahasa", en: "English" };
+
+function initialLang() {
+  const saved = localStorage.getItem("panen.lang");
+  if (saved && DICT[saved]) return saved;
+  return (navigator.languages || [navigator.language]).some((l) => l && l.startsWith("id")) ? "id" : "en";
+}
+
+export let lang = initialLang();
+
+export function locale() {
+  return lang === "id" ? "id-ID" : "en-US";
+}
+
+export function t(key, vars) {
+  let s = DICT[lang][key] ?? DICT.en[key] ?? key;
+  if (vars) s = s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  return s;
+}
+
+// Fill every [data-i18n] element's text (and [data-i18n-placeholder]) in the document.
+export function applyI18n(root = document) {
+  document.documentElement.lang = lang;
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+}
+
+const listeners = [];
+export function onLangChange(fn) { listeners.push(fn); }
+
+export function setLang(next) {
+  if (!DICT[next]) return;
+  lang = next;
+  localStorage.setItem("panen.lang", next);
+  applyI18n();
+  for (const fn of listeners) fn();
+}

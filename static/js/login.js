@@ -1,0 +1,38 @@
+import { $, api, auth, boot, errorText } from "./common.js";
+
+function next() {
+  const n = new URLSearchParams(location.search).get("next") || "/";
+  return n.startsWith("/") && !n.startsWith("//") ? n : "/";  // never off-site
+}
+
+function show() {
+  const reg = location.hash === "#register";
+  $("#register-box").classList.toggle("hidden", !reg);
+  $("#login-box").classList.toggle("hidden", reg);
+}
+
+async function submit(form, path, body) {
+  const out = form.querySelector(".form-error");
+  out.textContent = "";
+  try {
+    const res = await api("POST", path, body);
+    auth.save(res.token, res.user);
+    location.href = next();
+  } catch (err) {
+    out.textContent = errorText(err);
+  }
+}
+
+$("#login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  submit(e.target, "/api/auth/login", { handle: $("#login-handle").value.trim(), password: $("#login-password").value });
+});
+$("#register-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  submit(e.target, "/api/auth/register", {
+    handle: $("#reg-handle").value.trim(), display_name: $("#reg-name").value.trim(), password: $("#reg-password").value,
+  });
+});
+addEventListener("hashchange", show);
+show();
+boot("login");

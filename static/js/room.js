@@ -1,0 +1,338 @@
+// The viewer's room: stream, pinned product, flash deal, buy, donate, chat, likes, ticker.
+import {
+  $, api, auth, boot, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
+  requireLogin, t, toast,
+} from "./common.js";
+import { clock, describe, mountStream } from "./events.js";
+import { connectionBadge, Live } from "./live.js";
+import { goalBar } from "./totals.js";
+
+const sessionId = idFromPath("/sessions/");
+const topic = `session:${sessionId}`;
+const state = {
+  session: null, listings: new Map(), totals: {}, deal: null, pinned: null,
+  feed: [], chat: [], likesPending: 0,
+};
+let live = null;
+
+const currency = () => (state.session ? state.session.currency : "IDR");
+const ctx = {
+  get currency() { return currency(); },
+  productName: (id) => { const l = state.listings.get(id); return l && l.product ? l.product.name : null; },
+};
+
+// --- rendering --------------------------------------------------------------------------
+
+function remaining(listing) {
+  const t2 = state.totals;
+  const pin = t2.pinned;
+  if (pin && (pin.id ?? pin.listing_id) === listing.id && typeof pin.remaining === "number") return pin.remaining;
+  if (t2.stock && typeof t2.stock[listing.id] === "number") return t2.stock[listing.id];
+  if (typeof listing.remaining === "number") return listing.remaining;
+  const sold = t2.units_sold && typeof t2.units_sold === "object" ? t2.units_sold[listing.id] || 0 : 0;
+  return Math.max(0, listing.stock - sold);
+}
+
+function pledgeText(listing) {
+  if (listing.pledge_bps) return t("pledge_bps", { pct: pct(listing.pledge_bps) });
+  if (listing.pledge_per_unit) return t("pledge_unit", { amount: money(listing.pledge_per_unit, currency()) });
+  return null;
+}
+
+function activeDeal(listingId) {
+  const d = state.deal;
+  if (!d || d.listing_id !== listingId) return null;
+  const now = Date.now();
+  return now >= Date.parse(d.starts_at) && now < Date.parse(d.ends_at) ? d : null;
+}
+
+function productCard(listing, featured) {
+  const left = remaining(listing);
+  const deal = activeDeal(listing.id);
+  const qty = el("input", { type: "number", class: "qty", min: 1, max: listing.max_per_buyer || 99, value: 1, "aria-label": "qty" });
+  const buy = el("button", { type: "button", class: "buy", text: left > 0 ? t("buy") : t("sold_out"), disabled: left <= 0,
+    onclick: () => buyListing(listing, Number(qty.value) || 1, buy) });
+  const price = deal
+    ? el("span", {}, el("span", { class: "price deal-price", text: money(deal.price, currency()) }), " ", el("span", { class: "strike", text: money(listing.price, currency()) }))
+    : el("span", { class: "price", text: money(listing.price, currency()) });
+  const p = listing.product || {};
+  return el("div", { class: featured ? "product featured" : "product card", dataset: { listingId: listing.id } },
+    featured ? el("div", { class: "muted", text: `★ ${t("pinned")}` }) : null,
+    el("div", { class: "row" },
+      p.image_url ? el("img", { src: p.image_url, alt: "", width: 56, height: 56, style: "border-radius:.4rem;object-fit:cover" }) : null,
+      el("div", { class: "grow" }, el("strong", { class: "product-name", text: p.name || listing.product_id }),
+        el("div", { class: "muted", text: [p.unit, p.origin].filter(Boolean).join(" · ") }))),
+    el("div", { class: "row" }, price, el("span", { class: "muted grow stock", text: t("stock_left", { n: num(left) }) })),
+    pledgeText(listing) ? el("div", { class: "muted pledge", text: `♥ ${pledgeText(listing)}` }) : null,
+    el("div", { class: "row" }, qty, buy));
+}
+
+function renderProducts() {
+  const pinnedId = state.pinned || (state.session && state.session.pinned_listing_id);
+  const pinned = pinnedId ? state.listings.get(pinnedId) : null;
+  $("#pinned").classList.toggle("hidden", !pinned);
+  $("#pinned").replaceChildren(...(pinned ? [productCard(pinned, true)] : []));
+  $("#listings").replaceChildren(...[...state.listings.values()].filter((l) => l.id !== pinnedId).map((l) => productCard(l, false)));
+}
+
+function renderTotals() {
+  const tot = state.totals || {};
+  const charity = tot.charity || {};
+  $("#charity-total").textContent = money(charity.total || 0, currency());
+  const goal = tot.goal || (state.session && state.session.campaign
+    ? { ...state.session.campaign, funded_units: 0 } : null);
+  $("#goal").replaceChildren(...(goal ? [goalBar(goal)] : []));
+  $("#matched").textContent = charity.matched ? `${t("matched")}: ${money(charity.matched, currency())}` : "";
+  $("#viewers").textContent = num(tot.viewers || 0);
+  $("#like-count").textContent = num((tot.likes || 0) + state.likesPending);
+  const donors = Array.isArray(tot.top_donors) ? tot.top_donors : [];
+  $("#top-donors").replaceChildren(...donors.map((d) =>
+    el("li", {}, el("span", { text: d.display_name || d.name || t("anonymous") }), " · ", el("strong", { text: money(d.amount ?? d.total, currency()) }))));
+  renderProducts();
+}
+
+function renderFeed() {
+  $("#ticker").replaceChildren(...state.feed.map((e) => el("li", { class: `ev ev-${e.type}`, text: e.text })));
+}
+
+function chatLine(m) {
+  return el("li", { class: "chat-line", dataset: { messageId: m.id || "" } },
+    el("strong", { text: `${m.display_name || m.name || m.user || t("someone")}: ` }), el("span", { class: "chat-text", text: m.text }));
+}
+
+function renderChat() {
+  const box = $("#chat");
+  const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 20;
+  box.replaceChildren(...state.chat.map(chatLine));
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function renderDeal() {
+  const d = state.deal;
+  const box = $("#deal");
+  if (!d) { box.classList.add("hidden"); return; }
+  const now = Date.now(), start = Date.parse(d.starts_at), end = Date.parse(d.ends_at);
+  box.classList.remove("hidden");
+  const listing = state.listings.get(d.listing_id);
+  $("#deal-product").textContent = listing && listing.product ? listing.product.name : "";
+  $("#deal-price").textContent = money(d.price, currency());
+  if (now < start) { $("#deal-label").textContent = t("deal_starts"); $("#deal-countdown").textContent = clock(start - now); }
+  else if (now < end) { $("#deal-label").textContent = t("deal_ends"); $("#deal-countdown").textContent = clock(end - now); }
+  else { $("#deal-label").textContent = ""; $("#deal-countdown").textContent = t("deal_over"); }
+  // The deal price replaces the listing's only while the deal runs.
+  const running = now >= start && now < end;
+  if (running !== state.dealRunning) { state.dealRunning = running; renderProducts(); }
+}
+
+// --- live frames ------------------------------------------------------------------------
+
+function pushEvent(ev) {
+  const text = describe(ev, ctx);
+  if (text) {
+    state.feed.unshift({ type: ev.type, text });
+    state.feed.length = Math.min(state.feed.length, 50);
+  }
+  if (ev.type === "pinned") {
+    if (ev.listing && ev.listing.id) { mergeListing(ev.listing); state.pinned = ev.listing.id; }
+    else if (ev.listing_id) state.pinned = ev.listing_id;
+  }
+  if (ev.type === "flash_deal") state.deal = ev.deal || ev;
+  if (ev.type === "chat_deleted" || ev.type === "moderated") {
+    const target = ev.message_id || ev.target;
+    state.chat = state.chat.filter((m) => m.id !== target && m.user_id !== ev.muted_user_id);
+    renderChat();
+  }
+}
+
+// The room's totals carry the pinned listing (with its remaining stock) and the flash deal.
+function takeTotals(totals) {
+  state.totals = totals || {};
+  const pin = state.totals.pinned;
+  if (pin && typeof pin === "object") {
+    const id = pin.id ?? pin.listing_id;
+    state.pinned = id;
+    if (pin.id) mergeListing(pin);
+  }
+  if (state.totals.flash_deal !== undefined) state.deal = state.totals.flash_deal;
+}
+
+function applySnapshot(snap) {
+  if (!snap) return;
+  takeTotals(snap.totals || snap);
+  const chat = snap.chat || snap.recent_chat;
+  if (Array.isArray(chat)) { state.chat = chat.slice(-100); renderChat(); }
+  const events = snap.events || snap.recent_events;
+  if (Array.isArray(events)) { state.feed = []; for (const ev of events) pushEvent(ev); renderFeed(); }
+  if (Array.isArray(snap.listings)) for (const l of snap.listings) mergeListing(l);
+}
+
+function mergeListing(l) {
+  const old = state.listings.get(l.id);
+  state.listings.set(l.id, old ? { ...old, ...l, product: l.product || old.product } : l);
+}
+
+function onFrame(frame) {
+  switch (frame.type) {
+    case "disconnected":
+      $("#charity-card").classList.add("stale");  // a total we cannot vouch for is dimmed
+      return;
+    case "subscribed":
+      // Recovered: the missed ticker frames follow with the current totals. Otherwise the
+      // snapshot is the truth and replaces whatever this page showed.
+      applySnapshot(frame.snapshot);
+      $("#charity-card").classList.remove("stale");
+      renderTotals(); renderDeal();
+      return;
+    case "ticker":
+      if (frame.totals) takeTotals(frame.totals);
+      for (const ev of frame.events || []) pushEvent(ev);
+      renderFeed(); renderTotals(); renderDeal();
+      return;
+    case "chat":
+      if (frame.message) {
+        if (frame.message.deleted) state.chat = state.chat.filter((m) => m.id !== frame.message.id);
+        else state.chat.push(frame.message);
+        state.chat = state.chat.slice(-100);
+        renderChat();
+      }
+      return;
+    case "error":
+      toast(`${frame.message} (${frame.code})`, "error");
+      return;
+    default:
+  }
+}
+
+// --- actions ----------------------------------------------------------------------------
+
+async function buyListing(listing, quantity, button) {
+  if (!requireLogin()) return;
+  button.disabled = true;
+  try {
+    const res = await api("POST", "/api/orders", { listing_id: listing.id, quantity }, { idempotencyKey: newKey() });
+    const order = res.order || res;
+    if (order.payment && order.payment.id) {
+      await api("POST", `/api/payments/${encodeURIComponent(order.payment.id)}/sandbox/approve`, {});
+    }
+    toast(`${t("paid_thanks")} ${money(order.total, currency())}`);
+  } catch (err) {
+    toast(err.code === "sold_out" ? t("sold_out") : errorText(err), "error");
+  } finally {
+    button.disabled = remaining(listing) <= 0;
+  }
+}
+
+function openDonate() {
+  if (!requireLogin()) return;
+  const presets = currency() === "IDR" ? [10000, 25000, 50000, 150000] : [500, 1000, 2500, 5000];
+  $("#donate-presets").replaceChildren(...presets.map((a) => el("button", { type: "button", class: "secondary small",
+    text: money(a, currency()), onclick: () => { $("#donate-amount").value = String(a / 10 ** (currency() === "IDR" || currency() === "JPY" ? 0 : 2)); } })));
+  $("#donate-form .form-error").textContent = "";
+  $("#donate-dialog").showModal();
+}
+
+async function submitDonation(e) {
+  e.preventDefault();
+  const out = $("#donate-form .form-error");
+  const amount = parseAmount($("#donate-amount").value, currency());
+  if (!amount) { out.textContent = t("amount"); return; }
+  const body = { charity_id: state.session.charity_id, session_id: sessionId, amount, visibility: $("#donate-visibility").value };
+  const message = $("#donate-message").value.trim();
+  if (message) body.message = message;
+  $("#donate-submit").disabled = true;
+  try {
+    const res = await api("POST", "/api/donations", body, { idempotencyKey: newKey() });
+    if (res.payment && res.payment.id) {
+      await api("POST", `/api/payments/${encodeURIComponent(res.payment.id)}/sandbox/approve`, {});
+    }
+    $("#donate-dialog").close();
+    $("#donate-form").reset();
+    toast(t("donated_thanks"));
+    const id = res.donation && res.donation.id;
+    if (id) {
+      const mine = JSON.parse(localStorage.getItem("panen.donations") || "[]");
+      localStorage.setItem("panen.donations", JSON.stringify([id, ...mine.filter((x) => x !== id)].slice(0, 50)));
+    }
+  } catch (err) {
+    out.textContent = errorText(err);
+  } finally {
+    $("#donate-submit").disabled = false;
+  }
+}
+
+let likeTimer = null;
+function like() {
+  if (!requireLogin()) return;
+  state.likesPending += 1;
+  $("#like-count").textContent = num((state.totals.likes || 0) + state.likesPending);
+  // Taps are batched: one frame carries every tap of the last half second.
+  if (!likeTimer) likeTimer = setTimeout(flushLikes, 500);
+}
+
+function flushLikes() {
+  likeTimer = null;
+  const count = Math.min(state.likesPending, 50);
+  if (!count || !live.isOpen()) return;
+  state.likesPending -= count;
+  live.send({ type: "like", topic, count });
+  if (state.likesPending) likeTimer = setTimeout(flushLikes, 500);
+}
+
+async function sendChat(e) {
+  e.preventDefault();
+  if (!requireLogin()) return;
+  const input = $("#chat-input");
+  const text = input.value.trim();
+  if (!text) return;
+  try {
+    await live.send({ type: "chat", topic, text });
+    input.value = "";
+  } catch (err) {
+    toast(errorText(err), "error");
+  }
+}
+
+// --- start ------------------------------------------------------------------------------
+
+async function load() {
+  try {
+    state.session = await api("GET", `/api/sessions/${encodeURIComponent(sessionId)}`);
+  } catch (err) {
+    $("#title").textContent = err.status === 404 ? t("not_found") : errorText(err);
+    return false;
+  }
+  const s = state.session;
+  document.title = `Panen · ${s.title}`;
+  $("#title").textContent = s.title;
+  for (const l of s.listings || []) mergeListing(l);
+  if (s.totals) takeTotals(s.totals);
+  if (s.flash_deal || s.deal) state.deal = s.flash_deal || s.deal;
+  mountStream($("#stream"), s.stream_url, el);
+  renderStatic();
+  return true;
+}
+
+function renderStatic() {
+  const s = state.session;
+  if (!s) return;
+  $("#status").className = `badge ${s.status}`;
+  $("#status").textContent = s.status === "live" ? "● LIVE" : s.status;
+  $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",
+    el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []));
+  renderTotals(); renderFeed(); renderChat(); renderDeal();
+}
+
+$("#donate-btn").addEventListener("click", openDonate);
+$("#donate-cancel").addEventListener("click", () => $("#donate-dialog").close());
+$("#donate-form").addEventListener("submit", submitDonation);
+$("#like-btn").addEventListener("click", like);
+$("#chat-form").addEventListener("submit", sendChat);
+onLangChange(renderStatic);
+setInterval(renderDeal, 250);
+
+boot("room").then(load).then((ok) => {
+  if (!ok) return;
+  live = new Live({ onState: connectionBadge($("#conn"), t) });
+  window.panenLive = live;  // for the curious, and for tests that cut the connection
+  live.subscribe(topic, onFrame);
+});
