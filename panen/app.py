@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from commerce import catalog, charities, sessions
+from commerce import catalog, charities, deals, orders, payments, sessions, totals
 from core import accounts, health
 from core.errors import ApiError
 from core.health import MetricsMiddleware
@@ -29,7 +29,18 @@ log = logging.getLogger("panen.app")
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-API_MODULES = (health, accounts, catalog, charities, sessions, transparency)
+API_MODULES = (
+    health,
+    accounts,
+    catalog,
+    charities,
+    sessions,
+    transparency,
+    orders,
+    payments,
+    totals,
+    deals,
+)
 
 # Page paths of API.md and the file in static/ that serves each.
 PAGES = {

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import cron
 
+from commerce.settlement import expire_job, relay_job, settle_orders, settle_sweep
 from core.clock import utcnow
 from core.logging import configure_logging
 from core.services import Services, arq_queue_name, arq_redis_settings
@@ -57,11 +58,16 @@ async def canary(ctx: dict[str, Any]) -> dict[str, str]:
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = [canary]
+    functions: ClassVar[list[Any]] = [canary, settle_orders]
     cron_jobs: ClassVar[list[Any]] = [
         # The transparency log's cadence: a signed checkpoint every 15 s when it grew
         # (and at start, which also creates the signing key on a fresh machine).
         cron(publish_checkpoint, second={0, 15, 30, 45}, run_at_startup=True, timeout=30),
+        # Money path: settle what no job picked up (crash, lost enqueue), deliver the
+        # outbox, and return the stock of reservations nobody paid for.
+        cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
+        cron(relay_job, second=set(range(60)), timeout=50),
+        cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -1,0 +1,243 @@
+"""Stock counters in Redis: reserve, release and rebuild, one Lua script each.
+
+Per inventory (a listing, or a flash deal's own allotment) a session's hash-tagged keys
+hold: `inv:{id}` (hash: `stock` left, `gen` the counter's generation), `bought:{id}`
+(buyer -> units held), `holds:{id}` (order -> "buyer|qty|expires_ms"), and the session's
+`idem` hash ("buyer|key" -> "order|gen|fingerprint").
+
+A hold lives as long as its order can still become or stay a sale (reserved, paid,
+settled); releasing it is idempotent because the script only gives back a hold it finds.
+
+When the counter is missing (never built, evicted, Redis wiped) it is rebuilt from the
+orders in PostgreSQL under a new generation. Orders are only written under the generation
+their reservation was made in (see `orders.INSERT_ORDER`), so a reservation taken from a
+counter that was since lost can never land in the database uncounted: no oversell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.exceptions import NoScriptError
+from sqlalchemy import text
+
+from core.services import Services
+
+LIVE_STATUSES = ("reserved", "paid", "settled")
+
+RESERVE = """
+local prior = redis.call('HGET', KEYS[4], ARGV[2])
+if prior then return {'dup', prior} end
+local gen = redis.call('HGET', KEYS[1], 'gen')
+if not gen then return {'missing'} end
+local qty = tonumber(ARGV[4])
+local stock = tonumber(redis.call('HGET', KEYS[1], 'stock'))
+if stock < qty then return {'sold_out', stock} end
+local limit = tonumber(ARGV[5])
+if limit > 0 then
+  local had = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+  if had + qty > limit then return {'limit', had} end
+end
+local left = redis.call('HINCRBY', KEYS[1], 'stock', -qty)
+redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
+redis.call('HSET', KEYS[3], ARGV[6], ARGV[1] .. '|' .. qty .. '|' .. ARGV[7])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[6] .. '|' .. gen .. '|' .. ARGV[3])
+return {'ok', left, gen}
+"""
+
+RELEASE = """
+if ARGV[2] ~= '' then redis.call('HDEL', KEYS[4], ARGV[2]) end
+local hold = redis.call('HGET', KEYS[3], ARGV[1])
+if not hold then return -1 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+local buyer, qty = string.match(hold, '^(.*)|(%d+)|%d+$')
+qty = tonumber(qty)
+if redis.call('HINCRBY', KEYS[2], buyer, -qty) <= 0 then redis.call('HDEL', KEYS[2], buyer) end
+if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then
+  return redis.call('HINCRBY', KEYS[1], 'stock', qty)
+end
+return -1
+"""
+
+REBUILD = """
+local cur = redis.call('HGET', KEYS[1], 'gen')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'stock', ARGV[2], 'gen', ARGV[1])
+for i = 3, #ARGV, 3 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1] .. '|' .. ARGV[i + 2] .. '|0')
+  redis.call('HINCRBY', KEYS[2], ARGV[i + 1], tonumber(ARGV[i + 2]))
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    outcome: str  # ok | dup | sold_out | limit | missing
+    remaining: int = 0
+    generation: int = 0
+    already: int = 0  # units the buyer already holds (limit)
+    prior_order_id: str = ""
+    prior_generation: int = 0
+    prior_fingerprint: str = ""
+
+
+def _keys(services: Services, session_id: str, inventory_id: str) -> list[str]:
+    k = services.keys.session
+    return [
+        k(session_id, "inv", inventory_id),
+        k(session_id, "bought", inventory_id),
+        k(session_id, "holds", inventory_id),
+        k(session_id, "idem"),
+    ]
+
+
+# SHA-1 is what Redis names scripts by, not a security measure.
+_SHA = {
+    s: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest()
+    for s in (RESERVE, RELEASE, REBUILD)
+}
+
+
+async def run(services: Services, script: str, keys: list[str], *args: str | int) -> Any:
+    """EVALSHA, sending the script body only when this Redis has not seen it yet."""
+    try:
+        call = services.redis.evalsha(_SHA[script], len(keys), *keys, *args)  # type: ignore[arg-type]
+        return await cast(Awaitable[Any], call)
+    except NoScriptError:
+        call = services.redis.eval(script, len(keys), *keys, *args)  # type: ignore[arg-type]
+        return await cast(Awaitable[Any], call)
+
+
+def idem_field(buyer_id: str, key: str) -> str:
+    return f"{buyer_id}|{key}"
+
+
+def _s(v: bytes | str | int) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+async def reserve(
+    services: Services,
+    *,
+    session_id: str,
+    inventory_id: str,
+    buyer_id: str,
+    idempotency_key: str,
+    fingerprint: str,
+    quantity: int,
+    limit: int | None,
+    order_id: str,
+    expires_ms: int,
+) -> Reservation:
+    raw = await run(
+        services,
+        RESERVE,
+        _keys(services, session_id, inventory_id),
+        buyer_id,
+        idem_field(buyer_id, idempotency_key),
+        fingerprint,
+        quantity,
+        limit or 0,
+        order_id,
+        expires_ms,
+    )
+    outcome = _s(raw[0])
+    if outcome == "ok":
+        return Reservation("ok", remaining=int(raw[1]), generation=int(raw[2]))
+    if outcome == "dup":
+        prior_id, gen, fp = _s(raw[1]).split("|", 2)
+        return Reservation(
+            "dup", prior_order_id=prior_id, prior_generation=int(gen), prior_fingerprint=fp
+        )
+    if outcome == "sold_out":
+        return Reservation("sold_out", remaining=int(raw[1]))
+    if outcome == "limit":
+        return Reservation("limit", already=int(raw[1]))
+    return Reservation("missing")
+
+
+async def release(
+    services: Services,
+    *,
+    session_id: str,
+    inventory_id: str,
+    order_id: str,
+    forget_idempotency: str = "",
+) -> int:
+    """Give an order's hold back to the counter; -1 when there was no hold (already given
+    back, or the counter was rebuilt without it). Returns the stock left otherwise."""
+    left = await run(
+        services, RELEASE, _keys(services, session_id, inventory_id), order_id, forget_idempotency
+    )
+    return int(left)
+
+
+async def remaining(services: Services, session_id: str, inventory_id: str) -> int | None:
+    key = services.keys.session(session_id, "inv", inventory_id)
+    raw = await cast(Awaitable[bytes | None], services.redis.hget(key, "stock"))
+    return None if raw is None else int(raw)
+
+
+REBUILD_LOCK_MS = 15_000
+
+
+async def rebuild(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
+    """Rebuild one counter from the orders in PostgreSQL, under a new generation.
+
+    Taking the generation row FOR UPDATE waits for every order insert still in flight
+    (each holds a key-share lock on that row) and makes any later insert of an older
+    generation fail, so the count below cannot miss an order that will still land.
+    """
+    lock = services.keys.session(session_id, "rebuild", inventory_id)
+    if not await services.redis.set(lock, b"1", nx=True, px=REBUILD_LOCK_MS):
+        # Someone else is rebuilding: wait for their counter instead of racing them.
+        inv = services.keys.session(session_id, "inv", inventory_id)
+        for _ in range(REBUILD_LOCK_MS // 25):
+            if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
+                return
+            await asyncio.sleep(0.025)
+        return
+    try:
+        async with services.db.transaction() as s:
+            await s.execute(
+                text(
+                    "INSERT INTO inventory_generations (inventory_id, generation)"
+                    " VALUES (:i, 0) ON CONFLICT DO NOTHING"
+                ),
+                {"i": inventory_id},
+            )
+            gen = (
+                await s.execute(
+                    text(
+                        "SELECT generation FROM inventory_generations"
+                        " WHERE inventory_id = :i FOR UPDATE"
+                    ),
+                    {"i": inventory_id},
+                )
+            ).scalar_one()
+            rows = (
+                await s.execute(
+                    text(
+                        "SELECT id, buyer_id, quantity FROM orders"
+                        " WHERE inventory_id = :i AND status IN ('reserved','paid','settled')"
+                    ),
+                    {"i": inventory_id},
+                )
+            ).all()
+            await s.execute(
+                text("UPDATE inventory_generations SET generation = :g WHERE inventory_id = :i"),
+                {"g": gen + 1, "i": inventory_id},
+            )
+        left = stock - sum(int(r.quantity) for r in rows)
+        args: list[str | int] = [gen + 1, max(left, 0)]
+        for r in rows:
+            args += [r.id, r.buyer_id, int(r.quantity)]
+        await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
+    finally:
+        await services.redis.delete(lock)

@@ -1,0 +1,477 @@
+"""Placing an order (HTTP and the WebSocket `order` frame share `place_order`), reading and
+cancelling orders.
+
+Placing touches Redis once (the reserve script) and PostgreSQL once (one statement writes
+the order, its payment intent and its first status, under the counter's generation).
+Sold out, over the limit and not live are answered from Redis and the in-process offers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from commerce import inventory, ledger, offers, outbox
+from commerce.order_models import Order, OrderStatusChange, Payment
+from commerce.payments import DEFAULT_PROVIDER, provider_for
+from core.auth import Principal
+from core.clock import rfc3339, utcnow
+from core.errors import ApiError, bad_request, conflict, forbidden, not_found
+from core.events import publish
+from core.fields import Id
+from core.http import LOGGED_IN, Api, Body, Ctx, json
+from core.ids import new_id
+from core.services import Services
+
+log = logging.getLogger("panen.orders")
+
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
+]
+MAX_QUANTITY = 1000
+
+
+class PlaceOrder(Body):
+    listing_id: Id
+    quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+
+
+# One round trip: the generation row is key-share locked (a rebuild waits for this insert,
+# and this insert fails if a rebuild got there first), then order, payment and history.
+INSERT_ORDER = text(
+    """
+WITH g AS (
+  SELECT 1 FROM inventory_generations
+   WHERE inventory_id = :inventory_id AND generation = :generation FOR KEY SHARE
+), o AS (
+  INSERT INTO orders (id, session_id, listing_id, deal_id, inventory_id, buyer_id, farmer_id,
+                      charity_id, idempotency_key, quantity, unit_price, total, pledge_amount,
+                      fee_amount, farmer_amount, currency, status, expires_at)
+  SELECT :id, :session_id, :listing_id, :deal_id, :inventory_id, :buyer_id, :farmer_id,
+         :charity_id, :idempotency_key, :quantity, :unit_price, :total, :pledge_amount,
+         :fee_amount, :farmer_amount, :currency, 'reserved', :expires_at
+    FROM g
+  ON CONFLICT DO NOTHING
+  RETURNING id, created_at
+), p AS (
+  INSERT INTO payments (id, order_id, payer_id, provider, provider_ref, status, amount, currency)
+  SELECT :payment_id, o.id, :buyer_id, :provider, :provider_ref, 'pending', :total, :currency
+    FROM o
+), h AS (
+  INSERT INTO order_status_history (order_id, status) SELECT o.id, 'reserved' FROM o
+)
+SELECT (SELECT count(*) FROM g) AS generation_ok, (SELECT created_at FROM o) AS created_at
+"""
+)
+
+
+def fingerprint(listing_id: str, quantity: int) -> str:
+    return f"{listing_id}:{quantity}"
+
+
+def order_json(
+    order: Order, payment: Payment | None, history: list[OrderStatusChange] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": order.id,
+        "session_id": order.session_id,
+        "listing_id": order.listing_id,
+        "deal_id": order.deal_id,
+        "buyer_id": order.buyer_id,
+        "farmer_id": order.farmer_id,
+        "charity_id": order.charity_id,
+        "quantity": order.quantity,
+        "unit_price": order.unit_price,
+        "total": order.total,
+        "pledge_amount": order.pledge_amount,
+        "fee_amount": order.fee_amount,
+        "farmer_amount": order.farmer_amount,
+        "currency": order.currency,
+        "status": order.status,
+        "expires_at": rfc3339(order.expires_at),
+        "paid_at": rfc3339(order.paid_at),
+        "settled_at": rfc3339(order.settled_at),
+        "created_at": rfc3339(order.created_at),
+        "payment": None
+        if payment is None
+        else {"id": payment.id, "provider": payment.provider, "status": payment.status},
+    }
+    if history is not None:
+        out["history"] = [
+            {"status": h.status, "at": rfc3339(h.at), "note": h.note} for h in history
+        ]
+    return out
+
+
+async def load_order(s: AsyncSession, order_id: str) -> dict[str, Any] | None:
+    order = await s.get(Order, order_id)
+    if order is None:
+        return None
+    payment = await s.scalar(select(Payment).where(Payment.order_id == order_id))
+    history = (
+        (
+            await s.execute(
+                select(OrderStatusChange)
+                .where(OrderStatusChange.order_id == order_id)
+                .order_by(OrderStatusChange.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return order_json(order, payment, list(history))
+
+
+async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dict[str, Any]:
+    """The order an idempotency key already made, or 409 if it was made for another body."""
+    async with services.db.reader() as s:
+        order = await s.scalar(
+            select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+        )
+        if order is None:
+            raise ApiError(
+                409, "order_in_progress", "an order with this key is still being placed; retry"
+            )
+        if fingerprint(order.listing_id, order.quantity) != fp:
+            raise conflict(
+                "idempotency_key_reused",
+                "this idempotency key was used for a different order",
+                order_id=order.id,
+            )
+        found = await load_order(s, order.id)
+    assert found is not None
+    return found
+
+
+async def _await_prior(
+    services: Services, buyer_id: str, key: str, fp: str, prior_fp: str
+) -> dict[str, Any]:
+    if prior_fp != fp:
+        raise conflict(
+            "idempotency_key_reused", "this idempotency key was used for a different order"
+        )
+    # The first request with this key may still be writing its row: give it a moment.
+    for _ in range(100):
+        try:
+            return await _existing(services, buyer_id, key, fp)
+        except ApiError as err:
+            if err.code != "order_in_progress":
+                raise
+        await asyncio.sleep(0.02)
+    return await _existing(services, buyer_id, key, fp)
+
+
+async def place(
+    services: Services, principal: Principal, listing_id: str, quantity: int, key: str
+) -> tuple[dict[str, Any], bool]:
+    """Reserve and record an order; returns (order, created). Raises ApiError (409
+    sold_out / limit_exceeded / session_not_live / idempotency_key_reused, 404 listing)."""
+    if not 0 < quantity <= MAX_QUANTITY:
+        raise bad_request("invalid_field", f"quantity must be 1..{MAX_QUANTITY}", "quantity")
+    buyer = principal.user_id
+    fp = fingerprint(listing_id, quantity)
+    for _ in range(3):
+        session_offers = await offers.offers_for_listing(services, listing_id)
+        if session_offers.status != "live":
+            raise conflict(
+                "session_not_live", "this session is not live", status=session_offers.status
+            )
+        now = utcnow()
+        offer = session_offers.offer(listing_id, now)
+        if offer is None:
+            raise not_found("listing", listing_id)
+        sid = session_offers.session_id
+        order_id = new_id("ord")
+        expires_at = now + timedelta(seconds=services.settings.reservation_ttl_s)
+        r = await inventory.reserve(
+            services,
+            session_id=sid,
+            inventory_id=offer.inventory_id,
+            buyer_id=buyer,
+            idempotency_key=key,
+            fingerprint=fp,
+            quantity=quantity,
+            limit=offer.max_per_buyer,
+            order_id=order_id,
+            expires_ms=int(expires_at.timestamp() * 1000),
+        )
+        if r.outcome == "missing":
+            await inventory.rebuild(
+                services, session_id=sid, inventory_id=offer.inventory_id, stock=offer.stock
+            )
+            continue
+        if r.outcome == "dup":
+            return await _await_prior(services, buyer, key, fp, r.prior_fingerprint), False
+        if r.outcome == "sold_out":
+            raise conflict(
+                "sold_out", "not enough stock left", listing_id=listing_id, remaining=r.remaining
+            )
+        if r.outcome == "limit":
+            raise conflict(
+                "limit_exceeded",
+                f"at most {offer.max_per_buyer} per buyer",
+                max_per_buyer=offer.max_per_buyer,
+                already=r.already,
+            )
+        total = offer.price * quantity
+        parts = offers.split(
+            total,
+            quantity,
+            offer.pledge_bps,
+            offer.pledge_per_unit,
+            services.settings.platform_fee_bps,
+        )
+        payment_id = new_id("pay")
+        forget = inventory.idem_field(buyer, key)
+        try:
+            provider = provider_for(services, DEFAULT_PROVIDER)
+            provider_ref = await provider.create_intent(payment_id, total, session_offers.currency)
+            params = {
+                "id": order_id,
+                "session_id": sid,
+                "listing_id": listing_id,
+                "deal_id": offer.deal_id,
+                "inventory_id": offer.inventory_id,
+                "generation": r.generation,
+                "buyer_id": buyer,
+                "farmer_id": offer.farmer_id,
+                "charity_id": session_offers.charity_id,
+                "idempotency_key": key,
+                "quantity": quantity,
+                "unit_price": offer.price,
+                "total": total,
+                "pledge_amount": parts.pledge,
+                "fee_amount": parts.fee,
+                "farmer_amount": parts.farmer,
+                "currency": session_offers.currency,
+                "expires_at": expires_at,
+                "payment_id": payment_id,
+                "provider": provider.name,
+                "provider_ref": provider_ref,
+            }
+            async with services.db.transaction() as s:
+                row = (await s.execute(INSERT_ORDER, params)).one()
+        except BaseException:
+            await inventory.release(
+                services,
+                session_id=sid,
+                inventory_id=offer.inventory_id,
+                order_id=order_id,
+                forget_idempotency=forget,
+            )
+            raise
+        if not row.generation_ok:
+            # The counter was rebuilt after we reserved: our hold is gone with it. Retry.
+            await inventory.release(
+                services,
+                session_id=sid,
+                inventory_id=offer.inventory_id,
+                order_id=order_id,
+                forget_idempotency=forget,
+            )
+            continue
+        if row.created_at is None:
+            # The database already has an order under this key (Redis lost its record).
+            await inventory.release(
+                services,
+                session_id=sid,
+                inventory_id=offer.inventory_id,
+                order_id=order_id,
+                forget_idempotency=forget,
+            )
+            return await _existing(services, buyer, key, fp), False
+        await _announce_stock(services, sid, offer.listing_id, offer.inventory_id, r.remaining)
+        order = Order(
+            **{
+                k: v
+                for k, v in params.items()
+                if k not in ("generation", "payment_id", "provider", "provider_ref")
+            },
+            status="reserved",
+            created_at=row.created_at,
+        )
+        payment = Payment(id=payment_id, provider=provider.name, status="pending")
+        out = order_json(order, payment)
+        out["history"] = [{"status": "reserved", "at": rfc3339(row.created_at), "note": None}]
+        return out, True
+    raise ApiError(503, "busy", "stock is being recounted; retry in a moment")
+
+
+async def _announce_stock(
+    services: Services, session_id: str, listing_id: str, inventory_id: str, left: int
+) -> None:
+    topic = f"session:{session_id}"
+    event: dict[str, Any] = {"type": "stock", "listing_id": listing_id, "remaining": left}
+    if inventory_id != listing_id:
+        event["deal_id"] = inventory_id
+    await publish(services, topic, event)
+    if left == 0:
+        sold_out: dict[str, Any] = {"type": "sold_out", "listing_id": listing_id}
+        if inventory_id != listing_id:
+            sold_out["deal_id"] = inventory_id
+        await publish(services, topic, sold_out)
+
+
+async def place_order(
+    services: Services, principal: Principal, listing_id: str, quantity: int, idempotency_key: str
+) -> dict[str, Any]:
+    """The one way to buy, for HTTP and the WebSocket `order` frame alike."""
+    order, _created = await place(services, principal, listing_id, quantity, idempotency_key)
+    return order
+
+
+def may_read(principal: Principal, order: dict[str, Any], host_id: str) -> bool:
+    return principal.is_admin or principal.user_id in (order["buyer_id"], host_id)
+
+
+async def host_of(services: Services, session_id: str) -> str:
+    return (await offers.session_offers(services, session_id)).host_id
+
+
+async def cancel_order(services: Services, principal: Principal, order_id: str) -> dict[str, Any]:
+    """Buyer: before payment. Host or admin: any time; a paid or settled order is refunded
+    and a settled one gets reversing ledger postings. Stock returns either way."""
+    async with services.db.transaction() as s:
+        order = await s.get(Order, order_id, with_for_update=True)
+        if order is None:
+            raise not_found("order", order_id)
+        host_id = await host_of(services, order.session_id)
+        is_buyer = order.buyer_id == principal.user_id
+        is_staff = principal.is_admin or principal.user_id == host_id
+        if not (is_buyer or is_staff):
+            raise forbidden("only its buyer, its host or an admin may cancel this order")
+        if order.status in ("expired", "cancelled", "refunded"):
+            return await _reload(s, order_id)  # cancelling twice is harmless
+        if order.status != "reserved" and not is_staff:
+            raise conflict(
+                "already_paid",
+                "a paid order can only be refunded by the host or an admin",
+                status=order.status,
+            )
+        payment = await s.scalar(
+            select(Payment).where(Payment.order_id == order_id).with_for_update()
+        )
+        now = utcnow()
+        events: list[tuple[str, dict[str, Any]]] = [
+            outbox.release_row(order.session_id, order.inventory_id, order.listing_id, order.id)
+        ]
+        if order.status == "reserved":
+            new_status, note = "cancelled", f"cancelled by {principal.user_id}"
+            if payment is not None and payment.status == "pending":
+                payment.status, payment.updated_at = "cancelled", now
+        else:
+            new_status, note = "refunded", f"refunded by {principal.user_id}"
+            if order.status == "settled":
+                await ledger.post(
+                    s,
+                    "refund",
+                    f"refund:{order.id}",
+                    order.currency,
+                    ledger.reversed_entries(sale_entries(order, payment)),
+                    order_id=order.id,
+                )
+            if payment is not None:
+                await provider_for(services, payment.provider).refund(payment.id, payment.amount)
+                payment.status, payment.updated_at = "refunded", now
+            refund = {
+                "type": "refund",
+                "order_id": order.id,
+                "session_id": order.session_id,
+                "listing_id": order.listing_id,
+                "quantity": order.quantity,
+                "gross": order.total,
+                "pledge": order.pledge_amount,
+                "currency": order.currency,
+                "at": rfc3339(now),
+            }
+            events += [
+                (f"session:{order.session_id}", refund),
+                (f"farmer:{order.farmer_id}", refund),
+                (f"me:{order.buyer_id}", refund),
+            ]
+        order.status, order.closed_at = new_status, now
+        s.add(OrderStatusChange(order_id=order.id, status=new_status, note=note))
+        await outbox.add(s, events)
+        await s.flush()
+        out = await _reload(s, order_id)
+    await outbox.relay(services)
+    return out
+
+
+async def _reload(s: AsyncSession, order_id: str) -> dict[str, Any]:
+    found = await load_order(s, order_id)
+    assert found is not None
+    return found
+
+
+def sale_entries(order: Order, payment: Payment | None) -> list[ledger.Entry]:
+    provider = payment.provider if payment is not None else DEFAULT_PROVIDER
+    return [
+        ledger.Entry(ledger.buyer_clearing(provider), -order.total),
+        ledger.Entry(ledger.charity_payable(order.charity_id), order.pledge_amount),
+        ledger.Entry(ledger.farmer_payable(order.farmer_id), order.farmer_amount),
+        ledger.Entry(ledger.PLATFORM_FEE, order.fee_amount),
+    ]
+
+
+api = Api()
+
+
+@api.post("/api/orders", LOGGED_IN)
+async def create_order(ctx: Ctx) -> Response:
+    key = ctx.header("idempotency-key")
+    if key is None or not key.strip():
+        raise bad_request(
+            "missing_field", "the Idempotency-Key header is required", "Idempotency-Key"
+        )
+    if len(key) > 100 or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        raise bad_request(
+            "invalid_field", "Idempotency-Key: 1-100 printable ASCII characters", "Idempotency-Key"
+        )
+    body = await ctx.body(PlaceOrder)
+    order, created = await place(ctx.services, ctx.user, body.listing_id, body.quantity, key)
+    return json({"order": order}, 201 if created else 200)
+
+
+@api.get("/api/orders/{order_id}", LOGGED_IN)
+async def get_order(ctx: Ctx) -> Response:
+    order_id = ctx.path("order_id")
+    async with ctx.services.db.reader() as s:
+        order = await load_order(s, order_id)
+    if order is None or not may_read(
+        ctx.user, order, await host_of(ctx.services, order["session_id"])
+    ):
+        raise not_found("order", order_id)
+    return json({"order": order})
+
+
+@api.get("/api/me/orders", LOGGED_IN)
+async def my_orders(ctx: Ctx) -> Response:
+    limit = ctx.query_int("limit", 50, 1, 200)
+    query = (
+        select(Order.id)
+        .where(Order.buyer_id == ctx.user.user_id)
+        .order_by(Order.id.desc())
+        .limit(limit)
+    )
+    before = ctx.query("before")
+    if before:
+        query = query.where(Order.id < before)
+    async with ctx.services.db.reader() as s:
+        ids = (await s.execute(query)).scalars().all()
+        orders = [o for o in [await load_order(s, i) for i in ids] if o is not None]
+    return json(
+        {"orders": orders, "next_before": orders[-1]["id"] if len(orders) == limit else None}
+    )
+
+
+@api.post("/api/orders/{order_id}/cancel", LOGGED_IN)
+async def cancel(ctx: Ctx) -> Response:
+    return json({"order": await cancel_order(ctx.services, ctx.user, ctx.path("order_id"))})

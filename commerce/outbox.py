@@ -1,0 +1,85 @@
+"""The transactional outbox: events written with the change, published by a relay.
+
+Delivery is at least once: a relay that dies after publishing but before marking a row
+sent publishes it again; every event carries ids, so consumers can tell.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce import inventory
+from commerce.order_models import OutboxEvent
+from core.events import publish
+from core.services import Services
+
+log = logging.getLogger("panen.outbox")
+
+# Not a pub/sub topic: a stock hold to give back once the change that freed it commits.
+RELEASE_TOPIC = "_release"
+
+
+async def add(s: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    if rows:
+        await s.execute(insert(OutboxEvent), [{"topic": t, "event": e} for t, e in rows])
+
+
+def release_row(
+    session_id: str, inventory_id: str, listing_id: str, order_id: str
+) -> tuple[str, dict[str, Any]]:
+    return (
+        RELEASE_TOPIC,
+        {
+            "type": "release",
+            "session_id": session_id,
+            "inventory_id": inventory_id,
+            "listing_id": listing_id,
+            "order_id": order_id,
+        },
+    )
+
+
+async def _deliver(services: Services, topic: str, event: dict[str, Any]) -> None:
+    if topic != RELEASE_TOPIC:
+        await publish(services, topic, event)
+        return
+    sid = event["session_id"]
+    left = await inventory.release(
+        services, session_id=sid, inventory_id=event["inventory_id"], order_id=event["order_id"]
+    )
+    if left >= 0 and event["inventory_id"] == event["listing_id"]:
+        stock = {"type": "stock", "listing_id": event["listing_id"], "remaining": left}
+        await publish(services, f"session:{sid}", stock)
+
+
+async def relay(services: Services, batch: int = 500) -> int:
+    """Deliver unsent outbox rows, oldest first; returns how many were sent."""
+    sent = 0
+    while True:
+        async with services.db.transaction() as s:
+            rows = (
+                await s.execute(
+                    text(
+                        "SELECT id, topic, event FROM outbox WHERE sent_at IS NULL"
+                        " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+                    ),
+                    {"n": batch},
+                )
+            ).all()
+            if not rows:
+                return sent
+            for row in rows:
+                await _deliver(services, row.topic, row.event)
+            await s.execute(
+                text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"),
+                {"ids": [r.id for r in rows]},
+            )
+        sent += len(rows)
+        if len(rows) < batch:
+            return sent

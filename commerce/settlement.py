@@ -1,0 +1,170 @@
+"""Settlement, expiry and the outbox relay, as idempotent jobs.
+
+Settling picks paid orders with `FOR UPDATE SKIP LOCKED`, so several workers share the
+work without waiting on each other, and does everything for a batch in one transaction:
+orders become settled, the ledger gains one balanced transaction per order (its unique
+reference `sale:{order}` forbids a second), and the outbox gains the events. A worker
+killed halfway leaves an uncommitted transaction, which PostgreSQL rolls back: the next
+run settles those orders once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select, text, update
+
+from commerce import ledger, outbox
+from commerce.order_models import Order, OrderStatusChange, Payment
+from commerce.orders import sale_entries
+from core.clock import rfc3339, utcnow
+from core.models import User
+from core.services import Services
+
+log = logging.getLogger("panen.settlement")
+
+BATCH = 200
+
+
+async def settle_batch(services: Services, limit: int = BATCH) -> int:
+    """Settle up to `limit` paid orders in one transaction; returns how many."""
+    async with services.db.transaction() as s:
+        rows = (
+            await s.execute(
+                select(Order, Payment, User.display_name)
+                .join(Payment, Payment.order_id == Order.id)
+                .join(User, User.id == Order.buyer_id)
+                .where(Order.status == "paid")
+                .order_by(Order.paid_at)
+                .limit(limit)
+                .with_for_update(of=Order, skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        now = utcnow()
+        at = rfc3339(now)
+        txns: list[tuple[str, str, str | None, str, list[ledger.Entry]]] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        for order, payment, display_name in rows:
+            txns.append(
+                ("sale", f"sale:{order.id}", order.id, order.currency, sale_entries(order, payment))
+            )
+            paid = {
+                "type": "order_paid",
+                "order_id": order.id,
+                "session_id": order.session_id,
+                "listing_id": order.listing_id,
+                "quantity": order.quantity,
+                "gross": order.total,
+                "pledge": order.pledge_amount,
+                "currency": order.currency,
+                "display_name": display_name,
+                "at": at,
+            }
+            farmer = {**paid, "fee": order.fee_amount, "farmer_amount": order.farmer_amount}
+            events += [
+                (f"session:{order.session_id}", paid),
+                (f"farmer:{order.farmer_id}", farmer),
+                (f"me:{order.buyer_id}", {**paid, "status": "settled"}),
+            ]
+        await ledger.post_many(s, txns)
+        ids = [order.id for order, _, _ in rows]
+        await s.execute(
+            update(Order)
+            .where(Order.id.in_(ids))
+            .values(status="settled", settled_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await s.execute(
+            text(
+                "INSERT INTO order_status_history (order_id, status, at)"
+                " SELECT unnest(CAST(:ids AS varchar[])), 'settled', :at"
+            ),
+            {"ids": ids, "at": now},
+        )
+        await outbox.add(s, events)
+    return len(rows)
+
+
+async def settle_all(services: Services) -> int:
+    total = 0
+    while True:
+        n = await settle_batch(services)
+        total += n
+        if n < BATCH:
+            break
+    if total:
+        await outbox.relay(services)
+    return total
+
+
+async def expire_reservations(services: Services, limit: int = 500) -> int:
+    """Reserved orders past their expiry become expired; their stock goes back (via the
+    outbox, so a crash between commit and release cannot lose it)."""
+    async with services.db.transaction() as s:
+        orders = (
+            (
+                await s.execute(
+                    select(Order)
+                    .where(Order.status == "reserved", Order.expires_at < utcnow())
+                    .order_by(Order.expires_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not orders:
+            return 0
+        now = utcnow()
+        ids = [o.id for o in orders]
+        await s.execute(
+            update(Order)
+            .where(Order.id.in_(ids))
+            .values(status="expired", closed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        await s.execute(
+            update(Payment)
+            .where(Payment.order_id.in_(ids), Payment.status == "pending")
+            .values(status="cancelled", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        s.add_all(
+            [OrderStatusChange(order_id=i, status="expired", note="not paid in time") for i in ids]
+        )
+        await outbox.add(
+            s,
+            [outbox.release_row(o.session_id, o.inventory_id, o.listing_id, o.id) for o in orders],
+        )
+    await outbox.relay(services)
+    return len(orders)
+
+
+# arq entry points: each takes the worker context and is safe to run twice.
+
+
+async def settle_orders(ctx: dict[str, Any]) -> int:
+    return await settle_all(ctx["services"])
+
+
+async def settle_sweep(ctx: dict[str, Any]) -> int:
+    """Cron: settles what a lost or crashed settlement job left paid."""
+    return await settle_all(ctx["services"])
+
+
+async def expire_job(ctx: dict[str, Any]) -> int:
+    services: Services = ctx["services"]
+    n = 0
+    while True:
+        got = await expire_reservations(services)
+        n += got
+        if got < 500:
+            return n
+
+
+async def relay_job(ctx: dict[str, Any]) -> int:
+    return await outbox.relay(ctx["services"])

@@ -1,0 +1,119 @@
+"""Totals derived from the database: a room's sales (for the live snapshot) and a farmer's.
+
+Only paid and settled orders count as sales; refunded ones drop out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from starlette.responses import Response
+
+from commerce import ledger
+from commerce.catalog import load_farmer, require_farmer_or_admin
+from core.db import Database
+from core.http import LOGGED_IN, Api, Ctx, json
+
+
+async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
+    """`{orders, units_sold: {listing_id: units}, gross, charity: {pledged}}` of a room."""
+    async with db.reader() as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT listing_id, count(*) AS orders, sum(quantity) AS units,"
+                    " sum(total) AS gross, sum(pledge_amount) AS pledged FROM orders"
+                    " WHERE session_id = :sid AND status IN ('paid','settled') GROUP BY listing_id"
+                ),
+                {"sid": session_id},
+            )
+        ).all()
+    return {
+        "orders": sum(int(r.orders) for r in rows),
+        "units_sold": {r.listing_id: int(r.units) for r in rows},
+        "gross": sum(int(r.gross) for r in rows),
+        "charity": {"pledged": sum(int(r.pledged) for r in rows)},
+    }
+
+
+async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
+    async with db.reader() as s:
+        overall = (
+            await s.execute(
+                text(
+                    "SELECT coalesce(sum(quantity), 0) AS units, coalesce(sum(total), 0) AS gross,"
+                    " coalesce(sum(pledge_amount), 0) AS pledged,"
+                    " coalesce(sum(fee_amount), 0) AS fees,"
+                    " coalesce(sum(farmer_amount) FILTER (WHERE status = 'paid'), 0) AS pending"
+                    " FROM orders WHERE farmer_id = :f AND status IN ('paid','settled')"
+                ),
+                {"f": farmer_id},
+            )
+        ).one()
+        by_product = (
+            await s.execute(
+                text(
+                    "SELECT p.id, p.name, sum(o.quantity) AS units, sum(o.total) AS gross,"
+                    " sum(o.pledge_amount) AS pledged FROM orders o"
+                    " JOIN listings l ON l.id = o.listing_id JOIN products p ON p.id = l.product_id"
+                    " WHERE o.farmer_id = :f AND o.status IN ('paid','settled')"
+                    " GROUP BY p.id, p.name ORDER BY p.id"
+                ),
+                {"f": farmer_id},
+            )
+        ).all()
+        by_session = (
+            await s.execute(
+                text(
+                    "SELECT s.id, s.title, s.status, sum(o.quantity) AS units,"
+                    " sum(o.total) AS gross, sum(o.pledge_amount) AS pledged FROM orders o"
+                    " JOIN sessions s ON s.id = o.session_id"
+                    " WHERE o.farmer_id = :f AND o.status IN ('paid','settled')"
+                    " GROUP BY s.id, s.title, s.status ORDER BY s.id"
+                ),
+                {"f": farmer_id},
+            )
+        ).all()
+        settled = await ledger.balance(s, ledger.farmer_payable(farmer_id).code)
+    return {
+        "farmer_id": farmer_id,
+        "units_sold": int(overall.units),
+        "gross": int(overall.gross),
+        "pledged": int(overall.pledged),
+        "fees": int(overall.fees),
+        # Paid but not yet through settlement; and what the ledger owes the farmer.
+        "payout_pending": int(overall.pending),
+        "payout_settled": settled,
+        "by_product": [
+            {
+                "product_id": r.id,
+                "name": r.name,
+                "units_sold": int(r.units),
+                "gross": int(r.gross),
+                "pledged": int(r.pledged),
+            }
+            for r in by_product
+        ],
+        "by_session": [
+            {
+                "session_id": r.id,
+                "title": r.title,
+                "status": r.status,
+                "units_sold": int(r.units),
+                "gross": int(r.gross),
+                "pledged": int(r.pledged),
+            }
+            for r in by_session
+        ],
+    }
+
+
+api = Api()
+
+
+@api.get("/api/farmers/{farmer_id}/totals", LOGGED_IN)
+async def get_farmer_totals(ctx: Ctx) -> Response:
+    farmer = await load_farmer(ctx.services.db, ctx.path("farmer_id"))
+    require_farmer_or_admin(ctx.user, farmer)
+    return json(await farmer_totals(ctx.services.db, farmer.id))

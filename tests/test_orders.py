@@ -1,0 +1,255 @@
+"""Placing, reading and cancelling orders through the HTTP API (in-process app)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+
+from commerce.settlement import expire_reservations, settle_all
+from tests.api import Actor, World, build_world, register
+from tests.test_ledger import assert_ledger_invariants
+
+
+async def live_listing(
+    client: httpx.AsyncClient, admin_token: str, stock: int = 10, start: bool = True, **extra: Any
+) -> tuple[World, dict[str, Any]]:
+    world = await build_world(client, admin_token)
+    body = {"product_id": world.product["id"], "price": 95_000, "stock": stock, **extra}
+    r = await client.post(
+        f"/api/sessions/{world.session['id']}/listings", headers=world.host.headers, json=body
+    )
+    assert r.status_code == 201, r.text
+    if start:
+        r = await client.post(
+            f"/api/sessions/{world.session['id']}/start", headers=world.host.headers
+        )
+        assert r.status_code == 200, r.text
+    return world, r.json() if not start else (await _listing(client, world))
+
+
+async def _listing(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
+    r = await client.get(f"/api/sessions/{world.session['id']}")
+    listing: dict[str, Any] = r.json()["listings"][0]
+    return listing
+
+
+async def order(
+    client: httpx.AsyncClient, buyer: Actor, listing_id: str, quantity: int = 1, key: str = ""
+) -> httpx.Response:
+    return await client.post(
+        "/api/orders",
+        headers={**buyer.headers, "Idempotency-Key": key or secrets.token_hex(8)},
+        json={"listing_id": listing_id, "quantity": quantity},
+    )
+
+
+async def pay(client: httpx.AsyncClient, buyer: Actor, placed: dict[str, Any]) -> httpx.Response:
+    return await client.post(
+        f"/api/payments/{placed['payment']['id']}/sandbox/approve", headers=buyer.headers
+    )
+
+
+async def test_an_order_reserves_stock_and_answers_with_total_pledge_and_payment(
+    client, admin_token
+):
+    world, listing = await live_listing(client, admin_token, stock=5, pledge_bps=1000)
+    buyer = await register(client)
+    r = await order(client, buyer, listing["id"], 2)
+    assert r.status_code == 201, r.text
+    o = r.json()["order"]
+    assert o["status"] == "reserved"
+    assert o["total"] == 190_000
+    assert o["pledge_amount"] == 19_000
+    assert o["pledge_amount"] + o["fee_amount"] + o["farmer_amount"] == o["total"]
+    assert o["expires_at"].endswith("Z")
+    assert o["payment"]["provider"] == "sandbox" and o["payment"]["status"] == "pending"
+    r = await client.get(f"/api/orders/{o['id']}", headers=buyer.headers)
+    assert r.status_code == 200
+    assert [h["status"] for h in r.json()["order"]["history"]] == ["reserved"]
+    r = await client.get("/api/me/orders", headers=buyer.headers)
+    assert [x["id"] for x in r.json()["orders"]] == [o["id"]]
+    # The host sees it; another viewer does not.
+    assert (
+        await client.get(f"/api/orders/{o['id']}", headers=world.host.headers)
+    ).status_code == 200
+    other = await register(client)
+    assert (await client.get(f"/api/orders/{o['id']}", headers=other.headers)).status_code == 404
+
+
+async def test_the_same_idempotency_key_returns_the_same_order_and_another_body_is_409(
+    client, admin_token
+):
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    first = await order(client, buyer, listing["id"], 1, key="k-1")
+    again = await order(client, buyer, listing["id"], 1, key="k-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["order"]["id"] == again.json()["order"]["id"]
+    other = await order(client, buyer, listing["id"], 2, key="k-1")
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    # Another user may use the same key for their own order.
+    someone = await register(client)
+    assert (await order(client, someone, listing["id"], 1, key="k-1")).status_code == 201
+
+
+async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):
+    _, listing = await live_listing(client, admin_token, stock=3, max_per_buyer=2)
+    a, b = await register(client), await register(client)
+    assert (await order(client, a, listing["id"], 2)).status_code == 201
+    r = await order(client, a, listing["id"], 1)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "limit_exceeded"
+    r = await order(client, b, listing["id"], 2)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "sold_out"
+    assert r.json()["error"]["details"]["remaining"] == 1
+    assert (await order(client, b, listing["id"], 1)).status_code == 201
+    _, scheduled = await live_listing(client, admin_token, stock=3, start=False)
+    r = await order(client, a, scheduled["id"], 1)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "session_not_live"
+
+
+async def test_bad_order_input_is_400_with_the_field_and_changes_nothing(client, admin_token):
+    _, listing = await live_listing(client, admin_token, stock=3)
+    buyer = await register(client)
+    r = await client.post(
+        "/api/orders", headers=buyer.headers, json={"listing_id": listing["id"], "quantity": 1}
+    )
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "Idempotency-Key"
+    for body, field in (
+        ({"listing_id": listing["id"], "quantity": 0}, "quantity"),
+        ({"listing_id": listing["id"], "quantity": "1"}, "quantity"),
+        ({"listing_id": listing["id"]}, "quantity"),
+        ({"listing_id": "../x", "quantity": 1}, "listing_id"),
+    ):
+        r = await client.post(
+            "/api/orders", headers={**buyer.headers, "Idempotency-Key": "bad"}, json=body
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["details"]["field"] == field
+    r = await order(client, buyer, "lst_does_not_exist", 1)
+    assert r.status_code == 404
+    assert (await client.post("/api/orders", json={})).status_code == 401
+    r = await client.get("/api/me/orders", headers=buyer.headers)
+    assert r.json()["orders"] == []
+
+
+async def test_a_buyer_cancels_before_paying_and_the_stock_returns(client, admin_token):
+    _, listing = await live_listing(client, admin_token, stock=1)
+    a, b = await register(client), await register(client)
+    placed = (await order(client, a, listing["id"])).json()["order"]
+    assert (await order(client, b, listing["id"])).json()["error"]["code"] == "sold_out"
+    r = await client.post(f"/api/orders/{placed['id']}/cancel", headers=b.headers)
+    assert r.status_code == 403
+    r = await client.post(f"/api/orders/{placed['id']}/cancel", headers=a.headers)
+    assert r.status_code == 200 and r.json()["order"]["status"] == "cancelled"
+    assert r.json()["order"]["payment"]["status"] == "cancelled"
+    assert (await order(client, b, listing["id"])).status_code == 201
+
+
+async def test_unpaid_reservations_expire_and_their_stock_returns(app, client, admin_token, db):
+    _, listing = await live_listing(client, admin_token, stock=1)
+    a, b = await register(client), await register(client)
+    placed = (await order(client, a, listing["id"])).json()["order"]
+    async with db.transaction() as s:
+        from sqlalchemy import text
+
+        await s.execute(
+            text("UPDATE orders SET expires_at = now() - interval '1 second' WHERE id = :i"),
+            {"i": placed["id"]},
+        )
+    assert await expire_reservations(app.state.services) >= 1
+    got = (await client.get(f"/api/orders/{placed['id']}", headers=a.headers)).json()["order"]
+    assert got["status"] == "expired"
+    assert [h["status"] for h in got["history"]] == ["reserved", "expired"]
+    assert (await order(client, b, listing["id"])).status_code == 201
+    # Paying an expired reservation is refused.
+    r = await pay(client, a, placed)
+    assert r.status_code == 409
+
+
+async def test_paying_settles_into_the_ledger_and_the_farmer_totals(app, client, admin_token, db):
+    world, listing = await live_listing(
+        client, admin_token, stock=10, pledge_per_unit=5_000, max_per_buyer=5
+    )
+    buyer = await register(client)
+    placed = (await order(client, buyer, listing["id"], 3)).json()["order"]
+    r = await pay(client, buyer, placed)
+    assert r.status_code == 200, r.text
+    assert r.json()["order"]["status"] == "paid"
+    totals = (
+        await client.get(f"/api/farmers/{world.farmer_id}/totals", headers=world.farmer.headers)
+    ).json()
+    assert totals["payout_pending"] == placed["farmer_amount"] and totals["payout_settled"] == 0
+    assert await settle_all(app.state.services) >= 1
+    got = (await client.get(f"/api/orders/{placed['id']}", headers=buyer.headers)).json()["order"]
+    assert [h["status"] for h in got["history"]] == ["reserved", "paid", "settled"]
+    totals = (
+        await client.get(f"/api/farmers/{world.farmer_id}/totals", headers=world.farmer.headers)
+    ).json()
+    assert totals["units_sold"] == 3 and totals["gross"] == 285_000
+    assert totals["pledged"] == 15_000
+    assert totals["fees"] == placed["fee_amount"]
+    assert totals["payout_pending"] == 0 and totals["payout_settled"] == placed["farmer_amount"]
+    assert totals["by_product"][0]["units_sold"] == 3
+    assert totals["by_session"][0]["session_id"] == world.session["id"]
+    other = await register(client)
+    r = await client.get(f"/api/farmers/{world.farmer_id}/totals", headers=other.headers)
+    assert r.status_code == 403
+    await assert_ledger_invariants(db)
+
+
+async def test_a_host_refund_after_settlement_reverses_the_ledger_and_returns_stock(
+    app, client, admin_token, db
+):
+    world, listing = await live_listing(client, admin_token, stock=1, pledge_bps=1000)
+    buyer, next_buyer = await register(client), await register(client)
+    placed = (await order(client, buyer, listing["id"])).json()["order"]
+    await pay(client, buyer, placed)
+    await settle_all(app.state.services)
+    r = await client.post(f"/api/orders/{placed['id']}/cancel", headers=buyer.headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "already_paid"
+    r = await client.post(f"/api/orders/{placed['id']}/cancel", headers=world.host.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["order"]["status"] == "refunded"
+    assert r.json()["order"]["payment"]["status"] == "refunded"
+    totals = (
+        await client.get(f"/api/farmers/{world.farmer_id}/totals", headers=world.farmer.headers)
+    ).json()
+    assert totals["units_sold"] == 0 and totals["payout_settled"] == 0
+    assert (await order(client, next_buyer, listing["id"])).status_code == 201
+    await assert_ledger_invariants(db)
+
+
+async def test_pinning_and_a_flash_deal_with_its_own_price_stock_and_countdown(client, admin_token):
+    world, listing = await live_listing(client, admin_token, stock=10)
+    sid = world.session["id"]
+    r = await client.post(
+        f"/api/sessions/{sid}/pin", headers=world.host.headers, json={"listing_id": listing["id"]}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["listing"]["remaining"] == 10
+    viewer = await register(client)
+    r = await client.post(
+        f"/api/sessions/{sid}/pin", headers=viewer.headers, json={"listing_id": listing["id"]}
+    )
+    assert r.status_code == 403
+    deal = {
+        "listing_id": listing["id"],
+        "price": 50_000,
+        "stock": 2,
+        "countdown_s": 0,
+        "duration_s": 60,
+        "max_per_buyer": 1,
+    }
+    r = await client.post(f"/api/sessions/{sid}/flash-deals", headers=world.host.headers, json=deal)
+    assert r.status_code == 201, r.text
+    assert r.json()["price"] == 50_000
+    r = await client.post(f"/api/sessions/{sid}/flash-deals", headers=world.host.headers, json=deal)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "deal_overlaps"
+    a = await register(client)
+    got = (await order(client, a, listing["id"])).json()["order"]
+    assert got["unit_price"] == 50_000 and got["deal_id"] == r.json()["error"]["details"]["deal_id"]
+    r = await order(client, a, listing["id"])
+    assert r.json()["error"]["code"] == "limit_exceeded"
