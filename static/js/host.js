@@ -93,6 +93,8 @@ function onFrame(frame) {
   } else if (frame.type === "ticker") {
     if (frame.totals) takeTotals(frame.totals);
     for (const ev of frame.events || []) onEvent(ev);
+  } else if (frame.type === "chat_deleted") {
+    state.chat = state.chat.filter((m) => m.id !== frame.message_id);
   } else if (frame.type === "chat" && frame.message) {
     if (frame.message.deleted) state.chat = state.chat.filter((m) => m.id !== frame.message.id);
     else state.chat = [...state.chat, frame.message].slice(-100);
@@ -120,7 +122,7 @@ function pin(listingId) {
 }
 
 function moderate(action, target) {
-  return act(() => live.send({ type: "moderate", topic, action, target }));
+  return act(() => live.send({ type: "moderate", topic, action, target }, { expectReply: true }));
 }
 
 async function transition(which) {
@@ -209,7 +211,7 @@ async function load() {
       el("option", { value: p.id, text: `${p.name} (${p.unit}) · ${money(p.unit_price, p.currency)}` })));
   } catch (err) { toast(errorText(err), "error"); }
   render();
-  live = new Live({ onState: connectionBadge($("#conn"), t) });
+  live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(`${f.message} (${f.code})`, "error") });
   window.panenLive = live;
   live.subscribe(topic, onFrame);
 }

@@ -7,7 +7,8 @@
 import { auth } from "./common.js";
 
 export class Live {
-  constructor({ onState } = {}) {
+  constructor({ onState, onError } = {}) {
+    this.onError = onError || ((frame) => console.warn("panen: server says", frame.code, frame.message));
     this.topics = new Map();  // topic -> {handler, seq}
     this.pending = new Map();  // frame id -> {resolve, reject, timer}
     this.onState = onState || (() => {});
@@ -110,7 +111,7 @@ export class Live {
     if (frame.type === "pong") return;
     const sub = frame.topic ? this.topics.get(frame.topic) : null;
     if (!sub) {
-      if (frame.type === "error") console.warn("panen: server says", frame.code, frame.message);
+      if (frame.type === "error") this.onError(frame);
       return;
     }
     if (frame.type === "subscribed") {

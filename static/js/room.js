@@ -196,6 +196,10 @@ function onFrame(frame) {
         renderChat();
       }
       return;
+    case "chat_deleted":
+      state.chat = state.chat.filter((m) => m.id !== frame.message_id);
+      renderChat();
+      return;
     case "error":
       toast(`${frame.message} (${frame.code})`, "error");
       return;
@@ -285,10 +289,10 @@ async function sendChat(e) {
   const text = input.value.trim();
   if (!text) return;
   try {
-    await live.send({ type: "chat", topic, text });
+    await live.send({ type: "chat", topic, text }, { expectReply: true });
     input.value = "";
   } catch (err) {
-    toast(errorText(err), "error");
+    toast(err.code ? `${err.message} (${err.code})` : errorText(err), "error");
   }
 }
 
@@ -332,7 +336,7 @@ setInterval(renderDeal, 250);
 
 boot("room").then(load).then((ok) => {
   if (!ok) return;
-  live = new Live({ onState: connectionBadge($("#conn"), t) });
+  live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(`${f.message} (${f.code})`, "error") });
   window.panenLive = live;  // for the curious, and for tests that cut the connection
   live.subscribe(topic, onFrame);
 });
