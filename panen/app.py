@@ -24,6 +24,8 @@ from core.logging import configure_logging
 from core.services import Services
 from core.settings import Settings, get_settings
 from donations import transparency
+from live import gateway
+from live.hub import Hub
 
 log = logging.getLogger("panen.app")
 
@@ -93,12 +95,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         configure_logging(conf.log_format, conf.log_level)
         services = await Services.start(conf)
         app.state.services = services
+        hub = Hub(services)
+        await hub.start()
+        app.state.live = gateway.Gateway(services, hub)
         try:
             yield
         finally:
+            await hub.stop()
             await services.close()
 
-    routes: list[BaseRoute] = [*api_routes()]
+    routes: list[BaseRoute] = [*api_routes(), *gateway.routes]
     routes += [Route(path, page(name), name=f"page:{name}") for path, name in PAGES.items()]
     routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     return Starlette(

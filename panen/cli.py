@@ -23,6 +23,11 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Live rooms: frames are serialised once for every socket, so no per-socket
+        # compression; client frames are small (the gateway closes with 1009 over 4 KiB).
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        ws_max_size=64 * 1024,
     )
     return 0
 

@@ -1,0 +1,127 @@
+"""Chat lines and their moderation. A line is numbered on the room's one sequence, kept in
+the room's history (for `since`) and in the short list a joining viewer sees."""
+
+from __future__ import annotations
+
+import orjson
+from redis.asyncio import Redis
+
+from core.clock import rfc3339, utcnow
+from core.events import topic_key
+from core.ids import new_id
+from core.redis import Keys
+from live import limits
+from live.history import SEQ_INIT, TOPIC_TTL_MS, TopicKeys, frame_parts
+
+MUTED = -1
+RATE_LIMITED = -2
+
+# KEYS: seq, hist, chat, muted, rate. ARGV: user, prefix, suffix, line, history cap,
+# recent lines kept, channel, ttl ms, lines per window, window ms.
+_SAY = (
+    SEQ_INIT
+    + """
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return -1 end
+local n = redis.call('INCR', KEYS[5])
+if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[10]) end
+if n > tonumber(ARGV[9]) then return -2 end
+seq_init(KEYS[1])
+local seq = redis.call('INCR', KEYS[1])
+local frame = ARGV[2] .. string.format('%d', seq) .. ARGV[3]
+redis.call('RPUSH', KEYS[2], frame)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
+redis.call('PUBLISH', ARGV[7], frame)
+return seq
+"""
+)
+
+# KEYS: seq, hist, chat. ARGV: needle, prefix, suffix, history cap, channel, ttl ms.
+_DELETE = (
+    SEQ_INIT
+    + """
+local found = false
+for _, line in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  if string.find(line, ARGV[1], 1, true) then
+    redis.call('LREM', KEYS[3], 1, line)
+    found = true
+    break
+  end
+end
+if not found then return -1 end
+seq_init(KEYS[1])
+local seq = redis.call('INCR', KEYS[1])
+local frame = ARGV[2] .. string.format('%d', seq) .. ARGV[3]
+redis.call('RPUSH', KEYS[2], frame)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PUBLISH', ARGV[5], frame)
+return seq
+"""
+)
+
+
+async def say(
+    redis: Redis,
+    keys: Keys,
+    tk: TopicKeys,
+    topic: str,
+    client_topic: str,
+    user_id: str,
+    display_name: str,
+    text: str,
+) -> int:
+    """Post a line; returns its seq, or MUTED / RATE_LIMITED."""
+    line = orjson.dumps(
+        {
+            "id": new_id("msg"),
+            "user_id": user_id,
+            "display_name": display_name,
+            "text": text,
+            "at": rfc3339(utcnow()),
+        }
+    )
+    script = redis.register_script(_SAY)
+    seq = await script(
+        keys=[tk.seq, tk.hist, tk.chat, tk.muted, topic_key(keys, topic, "chatrate:" + user_id)],
+        args=[
+            user_id,
+            frame_parts("chat", client_topic),
+            b',"message":' + line + b"}",
+            line,
+            limits.HISTORY_FRAMES,
+            limits.CHAT_RECENT,
+            tk.channel,
+            TOPIC_TTL_MS,
+            limits.CHAT_LINES_PER_WINDOW,
+            limits.CHAT_WINDOW_S * 1000,
+        ],
+    )
+    return int(seq)
+
+
+async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str) -> int:
+    """Take a line out of the room; -1 if no recent line has that id."""
+    script = redis.register_script(_DELETE)
+    seq = await script(
+        keys=[tk.seq, tk.hist, tk.chat],
+        args=[
+            orjson.dumps({"id": message_id})[1:-1],  # '"id":"msg_…"', as the line holds it
+            frame_parts("chat_deleted", client_topic),
+            b',"message_id":' + orjson.dumps(message_id) + b"}",
+            limits.HISTORY_FRAMES,
+            tk.channel,
+            TOPIC_TTL_MS,
+        ],
+    )
+    return int(seq)
+
+
+async def mute(redis: Redis, tk: TopicKeys, user_id: str) -> None:
+    """The user may not chat in this room for the rest of the session."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.sadd(tk.muted, user_id)
+        pipe.pexpire(tk.muted, TOPIC_TTL_MS)
+        await pipe.execute()

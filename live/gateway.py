@@ -1,0 +1,402 @@
+"""`GET /ws`: one socket per client, many topics (see API.md, "WebSocket").
+
+Reading a socket and answering its frames happens here; everything a socket receives from
+rooms goes through its bounded queue (`live.connection`). A bad frame gets an error frame
+and the socket stays open; a frame over the size limit closes it with 1009, a flood or a
+user over the connection limit with 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from core.accounts import get_user
+from core.errors import ApiError
+from core.services import Services
+from live import chat, limits, presence, rooms
+from live.connection import Connection, Send
+from live.history import TopicKeys
+from live.hub import Hub, Unavailable
+from live.protocol import PONG, Frame, FrameError, error_frame, parse
+
+log = logging.getLogger("panen.live")
+
+TOO_BIG = 1009
+POLICY = 1008
+
+
+class Gateway:
+    """What every socket of this process shares: services, the hub, topic owners."""
+
+    def __init__(self, services: Services, hub: Hub) -> None:
+        self.services = services
+        self.hub = hub
+        self.owners: dict[str, str | None] = {}  # topic -> its host's or farmer's user id
+
+    async def owner_of(self, topic: str) -> str | None:
+        if topic not in self.owners:
+            exists, owner = await rooms.topic_exists(self.services.db, topic)
+            if not exists:
+                raise FrameError("not_found", f"no such topic {topic!r}", "topic")
+            self.owners[topic] = owner
+        return self.owners[topic]
+
+
+def _transport_of(websocket: WebSocket) -> Any:
+    """The server's protocol object under the socket, when the server is uvicorn: it lets a
+    slow client be cut off at once instead of waiting on a close it will never read."""
+    proto = getattr(getattr(websocket, "_receive", None), "__self__", None)
+    if proto is not None and hasattr(proto, "transport") and hasattr(proto, "send"):
+        return proto
+    return None
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _closer(websocket: WebSocket, proto: Any) -> Callable[[int], None]:
+    def abort(code: int) -> None:
+        if proto is not None:
+            proto.transport.abort()
+            return
+
+        async def close() -> None:
+            try:
+                async with asyncio.timeout(2):
+                    await websocket.close(code)
+            except Exception:  # noqa: S110 - the client is gone either way
+                pass
+
+        task = asyncio.create_task(close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    return abort
+
+
+async def endpoint(websocket: WebSocket) -> None:
+    gateway: Gateway = websocket.app.state.live
+    await websocket.accept()
+    proto = _transport_of(websocket)
+    send: Send = proto.send if proto is not None else websocket.send
+    conn = Connection(send, _closer(websocket, proto))
+    gateway.hub.connections.add(conn)
+    close_code: int | None = None
+    try:
+        while not conn.closed:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            raw = message.get("text")
+            if raw is None:
+                conn.push_frame(error_frame("invalid_frame", "frames are text", "frame"))
+                continue
+            if len(raw) > limits.MAX_FRAME_BYTES or len(raw.encode()) > limits.MAX_FRAME_BYTES:
+                close_code = TOO_BIG
+                break
+            if not conn.frames.take():
+                close_code = POLICY
+                break
+            try:
+                frame = parse(raw)
+                await handle(gateway, conn, frame)
+            except FrameError as err:
+                conn.push_frame(err.frame())
+            except _Close as close:
+                conn.push_frame(close.frame)
+                close_code = close.code
+                break
+    finally:
+        gateway.hub.connections.discard(conn)
+        for topic in list(conn.topics.values()):
+            gateway.hub.leave(conn, topic)
+        if close_code is not None and not conn.closed:
+            await conn.flush(1.0)
+        await conn.close()
+        if conn.principal is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await presence.release(
+                    gateway.services.redis,
+                    gateway.services.keys,
+                    gateway.hub.owner,
+                    conn.principal.user_id,
+                )
+        if close_code is not None:
+            try:
+                async with asyncio.timeout(2):
+                    await websocket.close(close_code)
+            except Exception:  # noqa: S110 - the client is gone either way
+                pass
+
+
+class _Close(Exception):
+    def __init__(self, code: int, frame: bytes) -> None:
+        super().__init__(code)
+        self.code = code
+        self.frame = frame
+
+
+async def handle(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    try:
+        await HANDLERS[frame.type](gateway, conn, frame)
+    except FrameError as err:
+        if err.frame_id is None:
+            err.frame_id = frame.id
+        raise
+    except Unavailable:
+        raise FrameError(
+            "unavailable", "live rooms are reconnecting; try again", None, frame.id
+        ) from None
+    except (RedisError, OSError):
+        raise FrameError(
+            "unavailable", "live rooms are reconnecting; try again", None, frame.id
+        ) from None
+
+
+def _login(conn: Connection, frame: Frame) -> str:
+    if conn.principal is None:
+        raise FrameError("unauthorized", "send a hello frame with a token first", None, frame.id)
+    return conn.principal.user_id
+
+
+async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    token = frame.str_field("token", 4096)
+    assert token is not None
+    try:
+        principal = gateway.services.tokens.verify(token)
+    except ApiError as err:
+        raise FrameError(err.code, err.message, "token") from None
+    if conn.principal is not None:
+        if conn.principal.user_id != principal.user_id:
+            raise FrameError("already_authenticated", "this socket belongs to another user")
+    else:
+        services = gateway.services
+        if not await presence.acquire(
+            services.redis, services.keys, gateway.hub.owner, principal.user_id
+        ):
+            raise _Close(
+                POLICY,
+                error_frame(
+                    "too_many_connections",
+                    f"at most {limits.MAX_CONNECTIONS_PER_USER} sockets per user",
+                    None,
+                    frame.id,
+                ),
+            )
+        try:
+            user = await get_user(services.db, principal.user_id)
+        except ApiError:
+            await presence.release(
+                services.redis, services.keys, gateway.hub.owner, principal.user_id
+            )
+            raise FrameError("invalid_token", "the token's user does not exist", "token") from None
+        conn.display_name = user.display_name
+    conn.principal = principal
+    out: dict[str, Any] = {
+        "type": "welcome",
+        "user": {
+            "id": principal.user_id,
+            "display_name": conn.display_name,
+            "roles": sorted(principal.roles),
+        },
+    }
+    if frame.id is not None:
+        out["id"] = frame.id
+    conn.push_frame(orjson.dumps(out))
+
+
+async def _resolve(gateway: Gateway, conn: Connection, frame: Frame) -> tuple[str, str]:
+    """The internal topic of a client's topic name, after checking it may be read."""
+    topic = frame.topic()
+    if topic == "me":
+        return f"me:{_login(conn, frame)}", topic
+    kind, _, ident = topic.partition(":")
+    if kind not in ("session", "farmer") or not ident or ":" in ident:
+        raise FrameError(
+            "invalid_field", "topic is session:{id}, farmer:{id} or me", "topic", frame.id
+        )
+    owner = await gateway.owner_of(topic)
+    if kind == "farmer":
+        user_id = _login(conn, frame)
+        assert conn.principal is not None
+        if owner != user_id and not conn.principal.is_admin:
+            raise FrameError(
+                "forbidden", "only this farmer or an admin may follow it", "topic", frame.id
+            )
+    return topic, topic
+
+
+async def _subscribe(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    since = frame.int_field("since", 0, 2**62, required=False)
+    topic, client_topic = await _resolve(gateway, conn, frame)
+    if client_topic in conn.topics:
+        gateway.hub.leave(conn, topic)  # a resubscribe with `since` starts over
+        del conn.topics[client_topic]
+    if len(conn.topics) >= limits.MAX_TOPICS_PER_SOCKET:
+        raise FrameError(
+            "too_many_topics",
+            f"at most {limits.MAX_TOPICS_PER_SOCKET} topics per socket",
+            "topic",
+            frame.id,
+        )
+    conn.topics[client_topic] = topic
+    try:
+        await gateway.hub.join(conn, topic, client_topic, since)
+    except BaseException:
+        conn.topics.pop(client_topic, None)
+        raise
+
+
+async def _unsubscribe(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    client_topic = frame.topic()
+    topic = conn.topics.pop(client_topic, None)
+    if topic is None:
+        raise FrameError("not_subscribed", "this socket is not subscribed to it", "topic")
+    gateway.hub.leave(conn, topic)
+    out: dict[str, Any] = {"type": "unsubscribed", "topic": client_topic}
+    if frame.id is not None:
+        out["id"] = frame.id
+    conn.push_frame(orjson.dumps(out))
+
+
+def _room(conn: Connection, frame: Frame) -> str:
+    """The session topic a write goes to: one this socket is subscribed to."""
+    topic = frame.topic()
+    if not topic.startswith("session:"):
+        raise FrameError("invalid_field", "only a session room takes this", "topic")
+    if topic not in conn.topics:
+        raise FrameError("not_subscribed", "subscribe to the room first", "topic")
+    return topic
+
+
+async def _chat(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    user_id = _login(conn, frame)
+    topic = _room(conn, frame)
+    raw = frame.data.get("text")
+    if not isinstance(raw, str) or not raw.strip():
+        raise FrameError("invalid_field", "text must be a non-empty string", "text")
+    text = raw.strip()
+    if len(text) > limits.CHAT_MAX_CHARS:
+        raise FrameError(
+            "too_long", f"a chat line has at most {limits.CHAT_MAX_CHARS} characters", "text"
+        )
+    services = gateway.services
+    seq = await chat.say(
+        services.redis,
+        services.keys,
+        TopicKeys.of(services.keys, topic),
+        topic,
+        topic,
+        user_id,
+        conn.display_name or "",
+        text,
+    )
+    if seq == chat.MUTED:
+        raise FrameError("muted", "the host has muted you in this room", None)
+    if seq == chat.RATE_LIMITED:
+        raise FrameError(
+            "rate_limited",
+            f"at most {limits.CHAT_LINES_PER_WINDOW} lines every {limits.CHAT_WINDOW_S} s",
+            None,
+        )
+    if frame.id is not None:
+        conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id, "seq": seq}))
+
+
+async def _like(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    _login(conn, frame)
+    topic = _room(conn, frame)
+    count = frame.int_field("count", 1, limits.LIKES_PER_FRAME, default=1)
+    assert count is not None
+    if not conn.likes.take(count):
+        raise FrameError(
+            "rate_limited", f"at most {limits.LIKES_PER_SECOND} likes a second", "count"
+        )
+    services = gateway.services
+    key = TopicKeys.of(services.keys, topic).likes
+    async with services.redis.pipeline(transaction=False) as pipe:
+        pipe.incrby(key, count)
+        pipe.pexpire(key, 24 * 3600 * 1000)
+        await pipe.execute()
+    if frame.id is not None:
+        conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id}))
+
+
+async def _moderate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    _login(conn, frame)
+    assert conn.principal is not None
+    topic = frame.topic()
+    if not topic.startswith("session:"):
+        raise FrameError("invalid_field", "only a session room is moderated", "topic")
+    host = await gateway.owner_of(topic)
+    if host != conn.principal.user_id and not conn.principal.is_admin:
+        raise FrameError("forbidden", "only this session's host or an admin may moderate")
+    action = frame.data.get("action")
+    target = frame.str_field("target", 64)
+    assert target is not None
+    tk = TopicKeys.of(gateway.services.keys, topic)
+    if action == "delete":
+        if await chat.delete(gateway.services.redis, tk, topic, target) < 0:
+            raise FrameError("not_found", "no recent chat line has that id", "target")
+    elif action == "mute":
+        await chat.mute(gateway.services.redis, tk, target)
+    else:
+        raise FrameError("invalid_field", "action is delete or mute", "action")
+    out: dict[str, Any] = {"type": "ack", "moderated": {"action": action, "target": target}}
+    if frame.id is not None:
+        out["id"] = frame.id
+    conn.push_frame(orjson.dumps(out))
+
+
+async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    _login(conn, frame)
+    try:
+        orders = importlib.import_module("commerce.orders")
+        place_order = orders.place_order
+    except (ImportError, AttributeError):
+        raise FrameError("not_available", "ordering over the socket is not open yet") from None
+    assert conn.principal is not None
+    listing_id = frame.str_field("listing_id", 40)
+    quantity = frame.int_field("quantity", 1, 10_000)
+    key = frame.str_field("idempotency_key", 200)
+    try:
+        order = await place_order(gateway.services, conn.principal, listing_id, quantity, key)
+    except ApiError as err:
+        raise FrameError(err.code, err.message, err.details.get("field")) from None
+    conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id, "order": order}))
+
+
+async def _donate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    _login(conn, frame)
+    raise FrameError(
+        "not_available", "donating over the socket is not open yet; use POST /api/donations"
+    )
+
+
+async def _ping(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    conn.push_frame(PONG)
+
+
+HANDLERS = {
+    "hello": _hello,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "chat": _chat,
+    "like": _like,
+    "moderate": _moderate,
+    "order": _order,
+    "donate": _donate,
+    "ping": _ping,
+}
+
+routes = [WebSocketRoute("/ws", endpoint, name="ws")]

@@ -1,0 +1,48 @@
+"""Connections per user, counted across every process and right after a process dies.
+
+Each process keeps its count in a field of the user's hash; a field counts only while its
+process's heartbeat key lives, so a killed process's sockets stop counting within seconds.
+(A room's viewers are counted the same way, by the ticker: see `live.ticker`.)
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from core.redis import Keys
+from live import limits
+
+USER_TTL_MS = 24 * 3600 * 1000
+
+
+def _user_key(keys: Keys, user_id: str) -> str:
+    return keys("live", "conns", user_id)
+
+
+async def acquire(redis: Redis, keys: Keys, owner: str, user_id: str) -> bool:
+    """Count one more socket of `user_id` here, unless the user is at the limit."""
+    key = _user_key(keys, user_id)
+    fields: dict[bytes, bytes] = await redis.hgetall(key)  # type: ignore[misc]
+    others = [f for f in fields if f != owner.encode()]
+    alive = []
+    for f in others:
+        alive.append(bool(await redis.exists(keys("live", "proc", f.decode(errors="replace")))))
+    dead = [f.decode(errors="replace") for f, ok in zip(others, alive, strict=True) if not ok]
+    if dead:
+        await redis.hdel(key, *dead)  # type: ignore[misc]
+    total = int(fields.get(owner.encode(), 0)) + sum(
+        int(fields[f]) for f, ok in zip(others, alive, strict=True) if ok
+    )
+    if total >= limits.MAX_CONNECTIONS_PER_USER:
+        return False
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hincrby(key, owner, 1)
+        pipe.pexpire(key, USER_TTL_MS)
+        await pipe.execute()
+    return True
+
+
+async def release(redis: Redis, keys: Keys, owner: str, user_id: str) -> None:
+    key = _user_key(keys, user_id)
+    if await redis.hincrby(key, owner, -1) <= 0:  # type: ignore[misc]
+        await redis.hdel(key, owner)  # type: ignore[misc]

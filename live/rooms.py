@@ -1,0 +1,281 @@
+"""What a topic's totals hold, how events fold into them, and how they are rebuilt cold.
+
+The folded state is a JSON object kept in Redis by the topic's ticker:
+`{"totals": {...public totals...}, "donors": {name: amount}, "stock": {listing: remaining},
+"listings": {id: listing}}`. Only `totals` goes out in frames.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from commerce.models import Campaign, Farmer, Listing, LiveSession, Product
+from commerce.sessions import listing_json
+from core.db import Database
+from core.services import Services
+
+log = logging.getLogger("panen.live")
+
+TOP_DONORS = 10
+DONORS_KEPT = 1000  # the long tail of small donors cannot grow a room's state without bound
+
+State = dict[str, Any]
+
+
+def kind_of(topic: str) -> str:
+    return topic.partition(":")[0]
+
+
+def _optional(module: str, name: str) -> Callable[..., Awaitable[dict[str, Any]]] | None:
+    """A totals function of a lower package that may not exist yet (it is another
+    engineer's); the room works without it and uses it as soon as it is there."""
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    return fn  # type: ignore[no-any-return]
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _ms(at: Any) -> int | None:
+    if not isinstance(at, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+async def cold_state(services: Services, topic: str) -> State:
+    """The topic's state rebuilt from the database (the truth), for a room nobody watched."""
+    kind, _, ident = topic.partition(":")
+    if kind == "session":
+        return await _session_state(services, ident)
+    if kind == "farmer":
+        return await _farmer_state(services.db, ident)
+    return {"totals": {}}
+
+
+async def _session_state(services: Services, session_id: str) -> State:
+    db = services.db
+    async with db.reader() as s:
+        live = await s.get(LiveSession, session_id)
+        rows = (
+            await s.execute(
+                select(Listing, Product)
+                .join(Product, Product.id == Listing.product_id)
+                .where(Listing.session_id == session_id)
+            )
+        ).all()
+        campaign = await s.get(Campaign, live.campaign_id) if live and live.campaign_id else None
+    listings = {lst.id: listing_json(lst, prod) for lst, prod in rows}
+    totals: dict[str, Any] = {
+        "viewers": 0,
+        "likes": 0,
+        "orders": 0,
+        "units_sold": {},
+        "gross": 0,
+        "currency": live.currency if live else None,
+        "charity": {"pledged": 0, "donated": 0, "matched": 0, "total": 0},
+        "top_donors": [],
+        "pinned": None,
+        "flash_deal": None,
+    }
+    if campaign is not None:
+        totals["goal"] = {
+            "unit_name": campaign.unit_name,
+            "unit_cost": campaign.unit_cost,
+            "funded_units": 0,
+            "goal_units": campaign.goal_units,
+        }
+    state: State = {
+        "totals": totals,
+        "donors": {},
+        "stock": {lid: lst["stock"] for lid, lst in listings.items()},
+        "listings": listings,
+    }
+    session_totals = _optional("commerce.totals", "session_totals")
+    if session_totals is not None:
+        _merge_db_totals(state, await session_totals(db, session_id))
+    donation_totals = _optional("donations.totals", "session_totals")
+    if donation_totals is not None:
+        _merge_db_totals(state, await donation_totals(db, session_id))
+    remaining = _optional("commerce.inventory", "remaining")
+    if remaining is not None:
+        for lid in listings:  # the live counters, where the flash sale really happens
+            left: Any = await remaining(services, session_id, lid)
+            if isinstance(left, int):
+                state["stock"][lid] = left
+    if live is not None and live.pinned_listing_id in listings:
+        totals["pinned"] = dict(listings[live.pinned_listing_id])
+    finish(state)
+    return state
+
+
+def _merge_db_totals(state: State, db_totals: dict[str, Any]) -> None:
+    totals = state["totals"]
+    for name in ("orders", "gross"):
+        if name in db_totals:
+            totals[name] = _int(db_totals[name])
+    if isinstance(db_totals.get("units_sold"), dict):
+        totals["units_sold"] = {str(k): _int(v) for k, v in db_totals["units_sold"].items()}
+    charity = db_totals.get("charity")
+    flat = {"pledged": db_totals.get("pledged"), "donated": db_totals.get("donated")}
+    for name in ("pledged", "donated", "matched"):
+        value = charity.get(name) if isinstance(charity, dict) else flat.get(name)
+        if value is not None:
+            totals["charity"][name] = _int(value)
+    if isinstance(db_totals.get("remaining"), dict):
+        state["stock"].update({str(k): _int(v) for k, v in db_totals["remaining"].items()})
+    if isinstance(db_totals.get("top_donors"), list):
+        for d in db_totals["top_donors"]:
+            if isinstance(d, dict) and isinstance(d.get("display_name"), str):
+                state["donors"][d["display_name"]] = _int(d.get("amount"))
+
+
+async def _farmer_state(db: Database, farmer_id: str) -> State:
+    totals: dict[str, Any] = {"units_sold": 0, "gross": 0, "pledged": 0}
+    farmer_totals = _optional("commerce.totals", "farmer_totals")
+    if farmer_totals is not None:
+        totals.update(await farmer_totals(db, farmer_id))
+    return {"totals": totals}
+
+
+SEEN_KEPT = 5000  # order ids remembered, as the outbox relay delivers at least once
+
+
+def fold(state: State, topic: str, event: dict[str, Any], *, not_before_ms: int = 0) -> None:
+    """Apply one event to a topic's state. Events whose `at` is older than `not_before_ms`
+    (already counted by the database read of a cold rebuild) change no sums, and an order's
+    event delivered twice counts once."""
+    kind = kind_of(topic)
+    at = _ms(event.get("at"))
+    counted = at is None or at >= not_before_ms
+    order_id = event.get("order_id")
+    if isinstance(order_id, str) and counted:
+        seen: list[str] = state.setdefault("seen", [])
+        mark = f"{event.get('type')}:{order_id}"
+        if mark in seen[-SEEN_KEPT:]:
+            return
+        seen.append(mark)
+        if len(seen) > 2 * SEEN_KEPT:
+            del seen[:SEEN_KEPT]
+    if kind == "session":
+        _fold_session(state, event, counted)
+    elif kind == "farmer" and counted:
+        _fold_farmer(state["totals"], event)
+
+
+def _fold_session(state: State, event: dict[str, Any], counted: bool) -> None:
+    totals = state["totals"]
+    charity = totals["charity"]
+    kind = event.get("type")
+    if kind in ("order_paid", "refund") and counted:
+        sign = 1 if kind == "order_paid" else -1
+        listing = str(event.get("listing_id"))
+        totals["orders"] += sign
+        units = totals["units_sold"]
+        units[listing] = units.get(listing, 0) + sign * _int(event.get("quantity"))
+        totals["gross"] += sign * _int(event.get("gross"))
+        charity["pledged"] += sign * _int(event.get("pledge"))
+    elif kind == "donation" and counted:
+        amount = _int(event.get("amount"))
+        charity["donated"] += amount
+        name = event.get("display_name")
+        if isinstance(name, str) and name:
+            donors = state.setdefault("donors", {})
+            donors[name] = donors.get(name, 0) + amount
+    elif kind == "match" and counted:
+        charity["matched"] += _int(event.get("amount"))
+    elif kind in ("sold_out", "stock"):
+        left = 0 if kind == "sold_out" else _int(event.get("remaining"))
+        current = totals.get("flash_deal")
+        if "deal_id" in event:  # a flash deal's own stock, not the listing's
+            if isinstance(current, dict) and current.get("id") == event["deal_id"]:
+                current["remaining"] = left
+        else:
+            state.setdefault("stock", {})[str(event.get("listing_id"))] = left
+    elif kind == "pinned" and isinstance(event.get("listing"), dict):
+        card: dict[str, Any] = dict(event["listing"])
+        state.setdefault("listings", {})[str(card.get("id"))] = card
+        totals["pinned"] = card
+        if isinstance(card.get("remaining"), int):
+            state.setdefault("stock", {})[str(card.get("id"))] = card["remaining"]
+    elif kind == "flash_deal" and isinstance(event.get("deal"), dict):
+        totals["flash_deal"] = event["deal"]
+    elif kind == "milestone" and "goal" in totals:
+        goal = totals["goal"]
+        goal["funded_units"] = max(goal["funded_units"], _int(event.get("funded_units")))
+
+
+def _fold_farmer(totals: dict[str, Any], event: dict[str, Any]) -> None:
+    kind = event.get("type")
+    if kind in ("order_paid", "refund"):
+        sign = 1 if kind == "order_paid" else -1
+        for name, field in (
+            ("units_sold", "quantity"),
+            ("gross", "gross"),
+            ("pledged", "pledge"),
+            ("fees", "fee"),
+            ("payout_pending", "farmer_amount"),
+        ):
+            totals[name] = _int(totals.get(name)) + sign * _int(event.get(field))
+    elif kind == "totals" and isinstance(event.get("totals"), dict):
+        totals.update(event["totals"])
+
+
+def finish(state: State) -> None:
+    """Recompute what derives from the sums (charity total, goal, top donors, pinned stock);
+    once per frame, not once per event."""
+    totals = state["totals"]
+    if "charity" not in totals:
+        return
+    charity = totals["charity"]
+    charity["total"] = charity["pledged"] + charity["donated"] + charity["matched"]
+    goal = totals.get("goal")
+    if goal is not None and goal["unit_cost"] > 0:
+        goal["funded_units"] = max(goal["funded_units"], charity["total"] // goal["unit_cost"])
+    donors: dict[str, int] = state.get("donors", {})
+    if len(donors) > DONORS_KEPT:
+        keep = sorted(donors.items(), key=lambda kv: -kv[1])[:DONORS_KEPT]
+        donors = state["donors"] = dict(keep)
+    top = sorted(donors.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_DONORS]
+    totals["top_donors"] = [{"display_name": n, "amount": a} for n, a in top]
+    pinned = totals.get("pinned")
+    if isinstance(pinned, dict):
+        remaining = state.get("stock", {}).get(str(pinned.get("id")))
+        if remaining is not None:
+            pinned["remaining"] = remaining
+
+
+QUIET = frozenset({"stock"})  # folded into the totals (pinned remaining), not listed
+
+
+def public_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """An event as viewers see it (the room is implied by the topic), or None when the
+    totals already say all of it."""
+    if event.get("type") in QUIET:
+        return None
+    return {k: v for k, v in event.items() if k != "session_id"}
+
+
+async def topic_exists(db: Database, topic: str) -> tuple[bool, str | None]:
+    """Whether a session or farmer exists, and who owns it (host / farmer's user)."""
+    kind, _, ident = topic.partition(":")
+    async with db.reader() as s:
+        if kind == "session":
+            live = await s.get(LiveSession, ident)
+            return live is not None, live.host_id if live else None
+        if kind == "farmer":
+            farmer = await s.get(Farmer, ident)
+            return farmer is not None, farmer.user_id if farmer else None
+    return False, None

@@ -1,0 +1,118 @@
+"""How a room's events fold into its totals (pure: no servers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from live import rooms
+from live.history import seq_of
+from live.protocol import FrameError, parse
+
+
+def _room() -> rooms.State:
+    return {
+        "totals": {
+            "viewers": 0,
+            "likes": 0,
+            "orders": 0,
+            "units_sold": {},
+            "gross": 0,
+            "charity": {"pledged": 0, "donated": 0, "matched": 0, "total": 0},
+            "goal": {
+                "unit_name": "Love Package",
+                "unit_cost": 1000,
+                "funded_units": 0,
+                "goal_units": 10,
+            },
+            "top_donors": [],
+            "pinned": {"id": "lst_1"},
+            "flash_deal": None,
+        },
+        "donors": {},
+        "stock": {"lst_1": 9},
+        "listings": {},
+    }
+
+
+def paid(order_id: str, **kw: Any) -> dict[str, Any]:
+    return {
+        "type": "order_paid",
+        "order_id": order_id,
+        "listing_id": "lst_1",
+        "quantity": 2,
+        "gross": 2000,
+        "pledge": 500,
+        **kw,
+    }
+
+
+def test_orders_donations_and_matches_sum_into_the_charity_total_and_the_goal() -> None:
+    state = _room()
+    for event in (
+        paid("o1"),
+        paid("o2"),
+        {"type": "donation", "amount": 1200, "display_name": "Sari"},
+        {"type": "donation", "amount": 300, "display_name": "Budi"},
+        {"type": "donation", "amount": 100, "display_name": "Sari"},
+        {"type": "match", "amount": 700, "sponsor_name": "Bank"},
+        {"type": "stock", "listing_id": "lst_1", "remaining": 5},
+    ):
+        rooms.fold(state, "session:s", event)
+    rooms.finish(state)
+    t = state["totals"]
+    assert (t["orders"], t["gross"], t["units_sold"]) == (2, 4000, {"lst_1": 4})
+    assert t["charity"] == {"pledged": 1000, "donated": 1600, "matched": 700, "total": 3300}
+    assert t["goal"]["funded_units"] == 3
+    assert t["top_donors"] == [
+        {"display_name": "Sari", "amount": 1300},
+        {"display_name": "Budi", "amount": 300},
+    ]
+    assert t["pinned"]["remaining"] == 5
+
+
+def test_an_order_event_delivered_twice_counts_once_and_a_refund_takes_it_back() -> None:
+    state = _room()
+    rooms.fold(state, "session:s", paid("o1"))
+    rooms.fold(state, "session:s", paid("o1"))
+    assert state["totals"]["orders"] == 1
+    rooms.fold(state, "session:s", {**paid("o1"), "type": "refund"})
+    rooms.finish(state)
+    assert state["totals"]["orders"] == 0 and state["totals"]["charity"]["total"] == 0
+
+
+def test_events_already_counted_by_a_cold_rebuild_change_no_sums() -> None:
+    state = _room()
+    rooms.fold(
+        state, "session:s", paid("o1", at="2026-01-01T00:00:00Z"), not_before_ms=1_800_000_000_000
+    )
+    assert state["totals"]["orders"] == 0
+
+
+def test_stock_events_are_folded_but_not_listed_to_viewers() -> None:
+    assert rooms.public_event({"type": "stock", "listing_id": "x", "remaining": 1}) is None
+    assert rooms.public_event(paid("o1", session_id="s")) == paid("o1")
+
+
+def test_a_frames_seq_is_read_without_parsing_it() -> None:
+    assert seq_of(b'{"type":"ticker","topic":"session:a","seq":1712345678901,"totals":{}}') == (
+        1712345678901
+    )
+
+
+def test_frames_are_validated_with_a_code_and_the_offending_field() -> None:
+    for raw, code, field in (
+        ("{", "malformed_json", "frame"),
+        ('{"type":"like","id":true}', "invalid_field", "id"),
+        ('{"type":"nope"}', "unknown_type", "type"),
+    ):
+        try:
+            parse(raw)
+        except FrameError as err:
+            assert (err.code, err.field) == (code, field)
+        else:
+            raise AssertionError(raw)
+    frame = parse('{"type":"like","topic":"session:a","count":true}')
+    try:
+        frame.int_field("count", 1, 50)
+    except FrameError as err:
+        assert err.field == "count"
