@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import json
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -11,6 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
+from donations import merkle, signing
 from tests.api import PASSWORD, Actor, World, build_world, handle, register
 from tests.conftest import process_env
 from tests.pages import DESKTOP, PHONE, Tab, chromium, tab
@@ -63,7 +68,69 @@ async def world(server, admin_token) -> World:
         w.session["listings"] = [r.json()]
         r = await c.post(f"/api/sessions/{w.session['id']}/start", headers=w.host.headers)
         assert r.status_code == 200, r.text
-        return w
+        # Something on every page: a pinned product, a running deal, a paid order.
+        sid, lid = w.session["id"], w.session["listings"][0]["id"]
+        r = await c.post(
+            f"/api/sessions/{sid}/pin", headers=w.host.headers, json={"listing_id": lid}
+        )
+        assert r.status_code == 200, r.text
+        r = await c.post(
+            f"/api/sessions/{sid}/flash-deals",
+            headers=w.host.headers,
+            json={
+                "listing_id": lid,
+                "price": 80_000,
+                "stock": 10,
+                "countdown_s": 600,
+                "duration_s": 600,
+                "max_per_buyer": 2,
+            },
+        )
+        assert r.status_code == 201, r.text
+        buyer = await register(c, "buyer")
+    await buy_and_pay(server.base, buyer, lid, 2)
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+        for _ in range(100):
+            r = await c.get(f"/api/farmers/{w.farmer_id}/totals", headers=w.farmer.headers)
+            if r.json()["units_sold"] == 2:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the order was not settled: {r.text}")
+        r = await c.post(
+            "/api/donations",
+            headers={**buyer.headers, "Idempotency-Key": handle("k")},
+            json={
+                "charity_id": w.charity["id"],
+                "session_id": sid,
+                "amount": 150_000,
+                "message": "Untuk adik-adik di Garut",
+                "visibility": "first_name",
+            },
+        )
+        assert r.status_code == 201, r.text
+        pay = r.json()["payment"]["id"]
+        r = await c.post(f"/api/payments/{pay}/sandbox/approve", headers=buyer.headers)
+        assert r.status_code == 200, r.text
+        for _ in range(100):
+            r = await c.post(
+                f"/api/charities/{w.charity['id']}/disbursements",
+                headers=w.charity_admin.headers,
+                json={
+                    "amount": 150_000,
+                    "purpose": "Love Package: school kits for SDN 2 Garut",
+                    "evidence_sha256": EVIDENCE,
+                    "units": 1,
+                },
+            )
+            if r.status_code == 201:
+                break
+            await asyncio.sleep(0.1)  # until the donation has reached the charity
+        assert r.status_code == 201, r.text
+    return w
+
+
+EVIDENCE = hashlib.sha256(b"receipt of 1 Love Package").hexdigest()
 
 
 def page_paths(w: World) -> dict[str, tuple[str, Actor | None]]:
@@ -74,7 +141,7 @@ def page_paths(w: World) -> dict[str, tuple[str, Actor | None]]:
         "room": (f"/sessions/{sid}", None),
         "host": (f"/host/sessions/{sid}", w.host),
         "farmer": (f"/farmer?id={w.farmer_id}", w.farmer),
-        # "charity": waits for GET /api/charities/{id}/disbursements (issue 5)
+        "charity": (f"/charities/{w.charity['id']}", None),
         "verify": ("/verify", None),
     }
 
@@ -98,6 +165,20 @@ async def test_every_page_loads_at_phone_and_desktop_width_without_console_error
                 await expect(t.page.locator("header.topbar")).to_be_visible()
                 await t.page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=False)
                 assert t.errors == [], f"{name} at {label} width: {t.errors}"
+
+
+async def test_the_charity_page_shows_what_was_received_and_each_disbursement_with_evidence(
+    browser, server, world
+):
+    async with tab(browser, server.base) as t:
+        await t.page.goto(f"/charities/{world.charity['id']}")
+        # 10% of a 180,000 sale, and a 150,000 donation.
+        await expect(t.page.locator("#c-received")).to_have_text("IDR\u00a0168,000")
+        await expect(t.page.locator("#c-disbursed")).to_have_text("IDR\u00a0150,000")
+        await expect(t.page.locator("#c-balance")).to_have_text("IDR\u00a018,000")
+        item = t.page.locator(".disbursement", has_text="school kits for SDN 2 Garut")
+        await expect(item.locator(".evidence-hash")).to_have_text(EVIDENCE)
+        assert t.errors == []
 
 
 async def test_registration_and_login_through_the_pages_show_the_user_and_keep_them_signed_in(
@@ -343,3 +424,242 @@ async def test_the_room_reconnects_after_the_server_restarts_and_shows_no_stale_
             assert unexpected == []
     finally:
         own.stop()
+
+
+async def donate_in_page(t: Tab, amount: str, message: str, visibility: str = "public") -> None:
+    await t.page.click("#donate-btn")
+    await t.page.fill("#donate-amount", amount)
+    await t.page.fill("#donate-message", message)
+    await t.page.select_option("#donate-visibility", visibility)
+    await t.page.click("#donate-submit")
+    await expect(t.page.locator("#toast")).to_contain_text("Thank you for your donation")
+
+
+async def test_a_viewer_donates_and_sees_the_donation_the_total_the_goal_and_top_donors(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        viewer = await register(c, "donor")
+    name = viewer.user["display_name"]
+    async with (
+        tab(browser, server.base, viewer.token, viewer.user) as t,
+        tab(browser, server.base, w.host.token, w.host.user, DESKTOP) as host,
+    ):
+        await host.page.goto(f"/host/sessions/{w.session['id']}")
+        await connected(host)
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        await donate_in_page(t, "300.000", "Semangat <b>adik-adik</b>!")
+        await expect(t.page.locator("#ticker li").first).to_have_text(
+            f"{name} donated IDR\u00a0300,000 — “Semangat <b>adik-adik</b>!”", timeout=15_000
+        )
+        await expect(t.page.locator("#charity-total")).to_have_text("IDR\u00a0300,000")
+        await expect(t.page.locator("#goal")).to_contain_text("2 of 500 Love Package funded")
+        await expect(t.page.locator("#top-donors li").first).to_contain_text(name)
+        # The host's read-out queue has the message, as text.
+        await expect(host.page.locator("#readout .readout-message")).to_have_text(
+            "Semangat <b>adik-adik</b>!"
+        )
+        assert t.errors == [] and host.errors == []
+
+
+async def test_verify_accepts_a_real_receipt_and_says_plainly_when_it_was_tampered_with(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        donor = await register(c, "donor")
+    async with tab(browser, server.base, donor.token, donor.user, DESKTOP) as t:
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        await donate_in_page(t, "50000", "untuk sekolah")
+        donation_id = await t.page.evaluate(
+            "JSON.parse(localStorage.getItem('panen.donations'))[0]"
+        )
+        async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+            for _ in range(100):
+                r = await c.get(f"/api/donations/{donation_id}/receipt", headers=donor.headers)
+                if r.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert r.status_code == 200, r.text
+            receipt = r.json()
+
+        await t.page.goto("/verify")
+        await t.page.locator("#mine-list button", has_text=donation_id).click()
+        verdict = t.page.locator("#verdict")
+        await expect(verdict).to_have_attribute("data-result", "verified")
+        await expect(verdict).to_contain_text("Verified")
+        for check in ("check_leaf", "check_signature", "check_inclusion", "check_commitment"):
+            await expect(t.page.locator(f"#checks li[data-check={check}]")).to_have_attribute(
+                "data-ok", "true"
+            )
+
+        tampered_amount = json.loads(json.dumps(receipt))
+        tampered_amount["donation"]["amount"] = receipt["donation"]["amount"] * 10
+        tampered_entry = json.loads(json.dumps(receipt))
+        tampered_entry["entry"] = receipt["entry"].replace(
+            str(receipt["donation"]["amount"]), str(receipt["donation"]["amount"] * 10)
+        )
+        tampered_root = json.loads(json.dumps(receipt))
+        root = bytearray(base64.b64decode(receipt["checkpoint"]["root_hash"]))
+        root[0] ^= 1
+        tampered_root["checkpoint"]["root_hash"] = base64.b64encode(root).decode()
+        tampered_proof = json.loads(json.dumps(receipt))
+        tampered_proof["entry_index"] = receipt["entry_index"] + 1
+        for bad in (tampered_amount, tampered_entry, tampered_root, tampered_proof):
+            await t.page.fill("#receipt", json.dumps(bad))
+            await t.page.click("#check")
+            await expect(verdict).to_have_attribute("data-result", "tampered")
+            await expect(verdict).to_contain_text("TAMPERED")
+        # And the genuine one again, pasted.
+        await t.page.fill("#receipt", json.dumps(receipt))
+        await t.page.click("#check")
+        await expect(verdict).to_have_attribute("data-result", "verified")
+        assert t.errors == []
+
+
+def _mth(leaves: list[bytes]) -> bytes:
+    return merkle.root_of_leaves(leaves)
+
+
+def _split(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def _path(m: int, leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 PATH, straight from its recursive definition."""
+    if len(leaves) == 1:
+        return []
+    k = _split(len(leaves))
+    if m < k:
+        return [*_path(m, leaves[:k]), _mth(leaves[k:])]
+    return [*_path(m - k, leaves[k:]), _mth(leaves[:k])]
+
+
+def _subproof(m: int, leaves: list[bytes], whole: bool) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 SUBPROOF."""
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [_mth(leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], whole), _mth(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), _mth(leaves[:k])]
+
+
+VERIFY_ALL = """
+async (cases) => {
+  const m = await import("/static/js/merkle.js");
+  const d = (x) => m.b64decode(x);
+  const out = {accepted: 0, rejected: 0, wrong: []};
+  const expectOk = async (what, fn) => {
+    try { await fn(); out.accepted++; } catch (e) { out.wrong.push(`${what}: ${e.message}`); }
+  };
+  const expectFail = async (what, fn) => {
+    try { await fn(); out.wrong.push(`${what}: accepted`); } catch (e) { out.rejected++; }
+  };
+  for (const c of cases.inclusion) {
+    const args = [c.index, c.size, d(c.leaf), c.proof.map(d), d(c.root)];
+    await expectOk(`incl ${c.index}/${c.size}`, () => m.verifyInclusion(...args));
+    if (c.proof.length) {
+      const bad = c.proof.map(d); bad[0][0] ^= 1;
+      await expectFail(`incl flipped ${c.index}/${c.size}`,
+        () => m.verifyInclusion(c.index, c.size, d(c.leaf), bad, d(c.root)));
+      await expectFail(`incl short ${c.index}/${c.size}`,
+        () => m.verifyInclusion(c.index, c.size, d(c.leaf), c.proof.slice(1).map(d), d(c.root)));
+    }
+    if (c.size > 1) {
+      await expectFail(`incl other index ${c.index}/${c.size}`,
+        () => m.verifyInclusion((c.index + 1) % c.size, c.size, d(c.leaf), c.proof.map(d),
+                                d(c.root)));
+    }
+  }
+  for (const c of cases.consistency) {
+    await expectOk(`cons ${c.first}/${c.second}`,
+      () => m.verifyConsistency(c.first, c.second, c.proof.map(d), d(c.first_root),
+                                d(c.second_root)));
+    if (c.proof.length) {
+      const bad = c.proof.map(d); bad[bad.length - 1][5] ^= 1;
+      await expectFail(`cons flipped ${c.first}/${c.second}`,
+        () => m.verifyConsistency(c.first, c.second, bad, d(c.first_root), d(c.second_root)));
+    }
+    if (c.first !== c.second) {
+      await expectFail(`cons swapped roots ${c.first}/${c.second}`,
+        () => m.verifyConsistency(c.first, c.second, c.proof.map(d), d(c.second_root),
+                                  d(c.first_root)));
+    }
+  }
+  for (const c of cases.checkpoints) {
+    const key = await m.parseVerifierKey(c.vkey);
+    await expectOk(`sig ${c.vkey}`, () => m.verifyCheckpoint(c.checkpoint, key));
+    await expectFail(`sig other size ${c.vkey}`,
+      () => m.verifyCheckpoint({...c.checkpoint, size: c.checkpoint.size + 1}, key));
+    const other = await m.parseVerifierKey(c.other_vkey);
+    await expectFail(`sig other key ${c.vkey}`, () => m.verifyCheckpoint(c.checkpoint, other));
+  }
+  return out;
+}
+"""
+
+
+async def test_the_browser_verifier_agrees_with_rfc_9162_and_c2sp_notes_on_every_small_tree(
+    browser, server
+):
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    leaves = [merkle.leaf_hash(f"entry {i}".encode()) for i in range(17)]
+    inclusion, consistency = [], []
+    for size in range(1, 18):
+        root = _mth(leaves[:size])
+        for index in range(size):
+            proof = _path(index, leaves[:size])
+            merkle.verify_inclusion(index, size, leaves[index], proof, root)  # the reference
+            inclusion.append(
+                {
+                    "index": index,
+                    "size": size,
+                    "leaf": b64(leaves[index]),
+                    "proof": [b64(p) for p in proof],
+                    "root": b64(root),
+                }
+            )
+        for first in range(1, size + 1):
+            proof = _subproof(first, leaves[:size], True)
+            consistency.append(
+                {
+                    "first": first,
+                    "second": size,
+                    "proof": [b64(p) for p in proof],
+                    "first_root": b64(_mth(leaves[:first])),
+                    "second_root": b64(root),
+                }
+            )
+    # Many keys, so that keys whose base64 holds "+" or "/" are among them.
+    checkpoints = []
+    keys = [signing.SigningKey.generate() for _ in range(24)]
+    for i, key in enumerate(keys):
+        root = _mth(leaves[: i % 17 + 1])
+        sig = key.sign_body(signing.checkpoint_body(key.name, i % 17 + 1, root))
+        note = key.note(signing.checkpoint_body(key.name, i % 17 + 1, root))
+        checkpoints.append(
+            {
+                "vkey": key.verifier.vkey,
+                "other_vkey": keys[i - 1].verifier.vkey,
+                "checkpoint": {
+                    "origin": key.name,
+                    "size": i % 17 + 1,
+                    "root_hash": b64(root),
+                    "signature": b64(sig),
+                    "note": note,
+                },
+            }
+        )
+    assert any("+" in c["vkey"].split("+", 2)[2] for c in checkpoints)
+    cases = {"inclusion": inclusion, "consistency": consistency, "checkpoints": checkpoints}
+    async with tab(browser, server.base) as t:
+        await t.page.goto("/verify")
+        out = await t.page.evaluate(VERIFY_ALL, cases)
+    assert out["wrong"] == []
+    assert out["accepted"] == len(inclusion) + len(consistency) + len(checkpoints)
+    assert out["rejected"] > len(inclusion)

@@ -3,8 +3,8 @@ import { $, api, auth, boot, el, errorText, idFromPath, money, num, onLangChange
 import { hex, sha256 } from "./merkle.js";
 
 const charityId = idFromPath("/charities/");
-const state = { charity: null, disbursements: [], evidence: null };
-const currency = () => (state.charity && (state.charity.currency || (state.charity.totals && state.charity.totals.currency))) || "IDR";
+const state = { charity: null, disbursements: [], evidence: null, report: {}, currency: "IDR" };
+const currency = () => state.currency || "IDR";
 
 function render() {
   const c = state.charity;
@@ -12,12 +12,12 @@ function render() {
   document.title = `Panen · ${c.name}`;
   $("#name").textContent = c.name;
   $("#description").textContent = c.description;
-  const tot = c.totals || {};
-  const received = tot.received ?? ((tot.donated || 0) + (tot.pledged || 0));
-  $("#c-received").textContent = money(received, currency());
+  // The report is per currency; the page shows the currency with the most received.
+  const tot = state.report || {};
+  $("#c-received").textContent = money(tot.received || 0, currency());
   $("#c-matched").textContent = money(tot.matched || 0, currency());
   $("#c-disbursed").textContent = money(tot.disbursed || 0, currency());
-  $("#c-balance").textContent = money(tot.balance ?? (received + (tot.matched || 0) - (tot.disbursed || 0)), currency());
+  $("#c-balance").textContent = money(tot.balance || 0, currency());
   $("#campaigns").replaceChildren(...(c.campaigns || []).map((k) => el("div", { class: "row" },
     el("strong", { class: "grow", text: k.title }),
     el("span", { class: "muted", text: `${num(k.goal_units)} × ${k.unit_name} · ${money(k.unit_cost, k.currency)}` }))));
@@ -28,7 +28,7 @@ function render() {
     d.evidence_url ? el("a", { href: d.evidence_url, text: d.evidence_url, rel: "noopener noreferrer", target: "_blank" }) : null,
     d.entry_index !== undefined && d.entry_index !== null ? el("div", { class: "muted", text: t("entry", { n: d.entry_index }) }) : null,
     Array.isArray(d.allocations) && d.allocations.length ? el("details", {}, el("summary", { text: `${d.allocations.length} ×` }),
-      el("ul", {}, ...d.allocations.map((a) => el("li", { class: "mono", text: `${a.source_kind || a.kind || ""} ${a.source_id || a.donation_id || ""} → ${money(a.amount, currency())}` })))) : null))
+      el("ul", {}, ...d.allocations.map((a) => el("li", { class: "mono", text: `${a.kind || ""} · ${t("entry", { n: a.entry_index })} · ${when(a.received_at)} → ${money(a.amount, d.currency || currency())}` })))) : null))
     : [el("p", { class: "muted", text: "–" })]));
   const mine = auth.user && (auth.user.id === c.admin_user_id || (auth.user.roles || []).includes("admin"));
   $("#admin").classList.toggle("hidden", !mine);
@@ -36,12 +36,14 @@ function render() {
 
 async function load() {
   try {
-    const [charity, disb] = await Promise.all([
-      api("GET", `/api/charities/${encodeURIComponent(charityId)}`),
-      api("GET", `/api/charities/${encodeURIComponent(charityId)}/disbursements`).catch(() => ({ disbursements: [] })),
+    const base = `/api/charities/${encodeURIComponent(charityId)}`;
+    const [charity, disb, report] = await Promise.all([
+      api("GET", base), api("GET", `${base}/disbursements`), api("GET", `${base}/report`),
     ]);
     state.charity = charity;
     state.disbursements = disb.disbursements || [];
+    const byCurrency = Object.entries(report.currencies || {}).sort((a, b) => (b[1].received || 0) - (a[1].received || 0));
+    if (byCurrency.length) [state.currency, state.report] = byCurrency[0];
   } catch (err) {
     $("#name").textContent = err.status === 404 ? t("not_found") : errorText(err);
     return;

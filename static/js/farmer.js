@@ -55,9 +55,12 @@ function drawChart() {
   if (!state.chart) {
     state.chart = new window.uPlot({
       width, height: 220,
-      series: [{}, { label: t("gross"), stroke: "#2f6b3a", fill: "#2f6b3a22", width: 2, value: (u, v) => (v == null ? "–" : money(v, state.currency)) }],
+      series: [{}, { label: t("gross"), stroke: "#2f6b3a", fill: "#2f6b3a22", width: 2, points: { size: 7 },
+        value: (u, v) => (v == null ? "–" : money(v, state.currency)) }],
       axes: [{}, { size: 80, values: (u, vals) => vals.map((v) => new Intl.NumberFormat(undefined, { notation: "compact" }).format(v)) }],
-      scales: { x: { time: true } },
+      // One point (the page just opened) still gets a readable window of the last minutes.
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 300, max + 30] : [min, max]) },
+        y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
     }, data, box);
   } else {
     state.chart.setData(data);

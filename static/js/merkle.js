@@ -133,13 +133,14 @@ export async function keyId(name, publicKey) {
 // A verifier key "<name>+<hex id>+<base64(0x01 || key)>", or the bare base64 of the key.
 export async function parseVerifierKey(text, defaultName) {
   const s = String(text).trim();
-  const parts = s.split("+");
-  if (parts.length >= 3 && /^[0-9a-fA-F]{8}$/.test(parts[parts.length - 2])) {
-    const raw = b64decode(parts[parts.length - 1]);
-    const name = parts.slice(0, -2).join("+");
+  // "<name>+<hex id>+<base64>": the name has no "+", but the base64 may, so split twice only.
+  const first = s.indexOf("+"), second = first < 0 ? -1 : s.indexOf("+", first + 1);
+  if (second > 0 && /^[0-9a-fA-F]{8}$/.test(s.slice(first + 1, second))) {
+    const name = s.slice(0, first), hexId = s.slice(first + 1, second);
+    const raw = b64decode(s.slice(second + 1));
     if (raw.length !== 33 || raw[0] !== 0x01) throw new ProofError("the verifier key is not an Ed25519 key");
     const key = { name, publicKey: raw.slice(1) };
-    if (hex(await keyId(name, key.publicKey)) !== parts[parts.length - 2].toLowerCase()) {
+    if (hex(await keyId(name, key.publicKey)) !== hexId.toLowerCase()) {
       throw new ProofError("the verifier key's id does not match its name and key");
     }
     return key;

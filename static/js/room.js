@@ -11,7 +11,7 @@ const sessionId = idFromPath("/sessions/");
 const topic = `session:${sessionId}`;
 const state = {
   session: null, listings: new Map(), totals: {}, deal: null, pinned: null,
-  feed: [], chat: [], likesPending: 0,
+  feed: [], chat: [], likesPending: 0, qty: new Map(), productsKey: "",
 };
 let live = null;
 
@@ -49,7 +49,9 @@ function activeDeal(listingId) {
 function productCard(listing, featured) {
   const left = remaining(listing);
   const deal = activeDeal(listing.id);
-  const qty = el("input", { type: "number", class: "qty", min: 1, max: listing.max_per_buyer || 99, value: 1, "aria-label": "qty" });
+  const qty = el("input", { type: "number", class: "qty", min: 1, max: listing.max_per_buyer || 99,
+    value: state.qty.get(listing.id) || 1, "aria-label": "qty",
+    oninput: (e) => state.qty.set(listing.id, Number(e.target.value) || 1) });
   const buy = el("button", { type: "button", class: "buy", text: left > 0 ? t("buy") : t("sold_out"), disabled: left <= 0,
     onclick: () => buyListing(listing, Number(qty.value) || 1, buy) });
   const price = deal
@@ -69,10 +71,17 @@ function productCard(listing, featured) {
 
 function renderProducts() {
   const pinnedId = state.pinned || (state.session && state.session.pinned_listing_id);
+  // Ticker frames arrive several times a second; redraw the cards only when what they show
+  // changed, so a quantity being typed or a button being pressed is never swept away.
+  const key = JSON.stringify([pinnedId, state.dealRunning, [...state.listings.values()].map((l) => [l.id, l.price, remaining(l)])]);
+  if (key === state.productsKey) return;
+  state.productsKey = key;
   const pinned = pinnedId ? state.listings.get(pinnedId) : null;
   $("#pinned").classList.toggle("hidden", !pinned);
   $("#pinned").replaceChildren(...(pinned ? [productCard(pinned, true)] : []));
-  $("#listings").replaceChildren(...[...state.listings.values()].filter((l) => l.id !== pinnedId).map((l) => productCard(l, false)));
+  const others = [...state.listings.values()].filter((l) => l.id !== pinnedId);
+  $("#listings").replaceChildren(...others.map((l) => productCard(l, false)));
+  $("#listings").closest("section").classList.toggle("hidden", others.length === 0);
 }
 
 function renderTotals() {
@@ -223,6 +232,8 @@ async function buyListing(listing, quantity, button) {
     toast(err.code === "sold_out" ? t("sold_out") : errorText(err), "error");
   } finally {
     button.disabled = remaining(listing) <= 0;
+    state.productsKey = "";
+    renderProducts();
   }
 }
 
@@ -319,6 +330,7 @@ async function load() {
 function renderStatic() {
   const s = state.session;
   if (!s) return;
+  state.productsKey = "";  // the language may have changed: redraw the cards
   $("#status").className = `badge ${s.status}`;
   $("#status").textContent = s.status === "live" ? "● LIVE" : s.status;
   $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",

@@ -1,13 +1,6 @@
 // Reading totals objects the same way on every page (fields per API.md).
 import { el, money, num, t } from "./common.js";
 
-export function charityTotal(charity) {
-  const c = (charity && (charity.totals || charity)) || {};
-  if (typeof c.total === "number") return c.total;
-  if (c.charity && typeof c.charity.total === "number") return c.charity.total;
-  return (c.received || 0) + (c.pledged || 0) + (c.donated || 0) + (c.matched || 0);
-}
-
 // The campaign goal as a progress bar: "312 of 500 Love Packages funded".
 export function goalBar(goal) {
   const funded = Math.min(goal.funded_units || 0, goal.goal_units || 0);

@@ -30,30 +30,33 @@ function proofOf(receipt) {
 
 // The receipt's plain-language fields must agree with the signed entry they claim to show.
 function fieldsAgree(receipt, entry) {
-  const d = receipt.donation || {};
+  const subject = receipt.donation || receipt.order || {};
   const e = entry.data || {};
-  const flat = { ...e, ...(e.data && typeof e.data === "object" ? e.data : {}) };
-  for (const key of ["amount", "currency", "charity_id", "session_id"]) {
-    if (d[key] !== undefined && flat[key] !== undefined && d[key] !== flat[key]) {
-      throw new ProofError(`the receipt says ${key} = ${d[key]}, the log says ${flat[key]}`);
+  for (const key of ["id", "amount", "currency", "charity_id"]) {
+    if (subject[key] !== undefined && e[key] !== undefined && subject[key] !== e[key]) {
+      throw new ProofError(`the receipt says ${key} = ${subject[key]}, the signed entry says ${e[key]}`);
     }
   }
-  const ref = flat.donation_id ?? flat.ref ?? entry.data.ref;
-  if (d.id !== undefined && ref !== undefined && d.id !== ref) throw new ProofError("the entry is about another donation");
 }
 
+// The entry names the donor only as hex SHA-256(salt || donor id); the receipt gives the donor
+// the salt. Null when the receipt carries nothing to open the commitment with.
 async function commitmentCheck(receipt, entry) {
-  const salt = receipt.salt ?? receipt.donor_salt ?? (receipt.donor && receipt.donor.salt);
-  const flat = { ...entry.data, ...(entry.data.data || {}) };
-  const commitment = flat.donor_commitment ?? flat.donor;
-  const donorId = (receipt.donor && receipt.donor.id) ?? receipt.donor_id ?? (receipt.donation && receipt.donation.donor_id);
-  if (!salt || !commitment || !donorId) return null;  // nothing to check against
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(`${salt}:${donorId}`)));
-  const alt = new Uint8Array(await crypto.subtle.digest("SHA-256", enc.encode(`${salt}${donorId}`)));
-  const want = commitment;
+  const donor = receipt.donor;
+  const commitment = entry.data && entry.data.donor;
+  if (!donor || typeof donor.salt !== "string" || typeof donor.id !== "string" || typeof commitment !== "string") return null;
   const asHex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  // Until the commitment scheme is pinned in API.md, a mismatch is "not checked", not "tampered".
-  return [asHex(digest), b64encode(digest), asHex(alt), b64encode(alt)].includes(want) ? true : null;
+  const candidates = [enc.encode(donor.salt + donor.id)];  // the salt as the text it is sent as
+  try {
+    const raw = b64decode(donor.salt);  // or as base64 of the salt's bytes
+    const both = new Uint8Array(raw.length + enc.encode(donor.id).length);
+    both.set(raw); both.set(enc.encode(donor.id), raw.length);
+    candidates.push(both);
+  } catch { /* not base64: only the text form applies */ }
+  for (const bytes of candidates) {
+    if (asHex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))) === commitment) return true;
+  }
+  return false;
 }
 
 function addCheck(key, ok, detail) {
@@ -98,7 +101,11 @@ async function check() {
   let step = "check_leaf";
   let entry = null;
   try {
-    const vkey = await parseVerifierKey($("#pubkey").value, receipt.checkpoint.origin || DEFAULT_ORIGIN);
+    // The key this browser pinned (or the one typed in); the receipt's own copy only as a
+    // last resort, since a receipt forged whole would carry a matching forged key.
+    let keyText = $("#pubkey").value.trim();
+    if (!keyText && receipt.public_key) keyText = receipt.public_key.vkey || receipt.public_key.public_key;
+    const vkey = await parseVerifierKey(keyText, receipt.checkpoint.origin || DEFAULT_ORIGIN);
     entry = parseEntry(receipt);
     const leaf = await leafHash(entry.bytes);
     if (receipt.leaf_hash !== undefined && !equal(leaf, b64decode(receipt.leaf_hash))) throw new ProofError("the entry's hash is not the receipt's leaf hash");
