@@ -150,25 +150,31 @@ async def _farmer_state(db: Database, farmer_id: str) -> State:
     return {"totals": totals}
 
 
-SEEN_KEPT = 5000  # order ids remembered, as the outbox relay delivers at least once
+SEEN_KEPT = 5000  # order events remembered, as the outbox relay delivers at least once
 
 
-def fold(state: State, topic: str, event: dict[str, Any], *, not_before_ms: int = 0) -> None:
+def fold(
+    state: State,
+    topic: str,
+    event: dict[str, Any],
+    *,
+    not_before_ms: int = 0,
+    seen: dict[str, None] | None = None,
+) -> None:
     """Apply one event to a topic's state. Events whose `at` is older than `not_before_ms`
     (already counted by the database read of a cold rebuild) change no sums, and an order's
-    event delivered twice counts once."""
+    event delivered twice (`seen` remembers the recent ones) counts once."""
     kind = kind_of(topic)
     at = _ms(event.get("at"))
     counted = at is None or at >= not_before_ms
     order_id = event.get("order_id")
-    if isinstance(order_id, str) and counted:
-        seen: list[str] = state.setdefault("seen", [])
+    if seen is not None and isinstance(order_id, str) and counted:
         mark = f"{event.get('type')}:{order_id}"
-        if mark in seen[-SEEN_KEPT:]:
+        if mark in seen:
             return
-        seen.append(mark)
-        if len(seen) > 2 * SEEN_KEPT:
-            del seen[:SEEN_KEPT]
+        seen[mark] = None
+        if len(seen) > SEEN_KEPT:
+            del seen[next(iter(seen))]
     if kind == "session":
         _fold_session(state, event, counted)
     elif kind == "farmer" and counted:

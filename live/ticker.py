@@ -102,6 +102,7 @@ class Ticker:
         self.local_count = local_count  # a callable: this process's viewers of the topic
         self.state: rooms.State | None = None
         self.emitted: tuple[int, int] | None = None  # (viewers, likes) of the last frame
+        self.seen: dict[str, None] = {}  # recent order events, to fold each once
         self.period = 1.0 / services.settings.ticker_hz
         self.task: asyncio.Task[None] | None = None
         self.frames = 0
@@ -191,7 +192,7 @@ class Ticker:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(event, dict):
-                rooms.fold(state, self.topic, event, not_before_ms=not_before)
+                rooms.fold(state, self.topic, event, not_before_ms=not_before, seen=self.seen)
                 public = rooms.public_event(event)
                 if public is not None:
                     events.append(public)

@@ -72,10 +72,11 @@ def test_orders_donations_and_matches_sum_into_the_charity_total_and_the_goal() 
 
 def test_an_order_event_delivered_twice_counts_once_and_a_refund_takes_it_back() -> None:
     state = _room()
-    rooms.fold(state, "session:s", paid("o1"))
-    rooms.fold(state, "session:s", paid("o1"))
+    seen: dict[str, None] = {}
+    rooms.fold(state, "session:s", paid("o1"), seen=seen)
+    rooms.fold(state, "session:s", paid("o1"), seen=seen)
     assert state["totals"]["orders"] == 1
-    rooms.fold(state, "session:s", {**paid("o1"), "type": "refund"})
+    rooms.fold(state, "session:s", {**paid("o1"), "type": "refund"}, seen=seen)
     rooms.finish(state)
     assert state["totals"]["orders"] == 0 and state["totals"]["charity"]["total"] == 0
 
