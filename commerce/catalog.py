@@ -13,7 +13,7 @@ from core.clock import rfc3339
 from core.db import Database
 from core.errors import conflict, forbidden, not_found
 from core.fields import Amount, Currency, Id, LongText, Name, ShortText, Url
-from core.http import ANYONE, Api, Body, Ctx, json, roles
+from core.http import ANYONE, LOGGED_IN, Api, Body, Ctx, json, roles
 from core.ids import new_id
 
 
@@ -93,6 +93,16 @@ async def create_farmer(ctx: Ctx) -> Response:
 @api.get("/api/farmers/{farmer_id}", ANYONE)
 async def get_farmer(ctx: Ctx) -> Response:
     return json(farmer_json(await load_farmer(ctx.services.db, ctx.path("farmer_id"))))
+
+
+@api.get("/api/me/farmer", LOGGED_IN)
+async def my_farmer(ctx: Ctx) -> Response:
+    """The caller's own farmer profile, so a farmer's pages need no id in the address."""
+    async with ctx.services.db.reader() as s:
+        farmer = await s.scalar(select(Farmer).where(Farmer.user_id == ctx.user.user_id))
+    if farmer is None:
+        raise not_found("farmer", f"user:{ctx.user.user_id}")
+    return json(farmer_json(farmer))
 
 
 @api.post("/api/products", roles(Role.FARMER, Role.ADMIN))

@@ -151,3 +151,13 @@ async def test_a_campaign_must_belong_to_the_sessions_charity(client, admin_toke
         },
     )
     assert (r.status_code, r.json()["error"]["code"]) == (400, "campaign_mismatch")
+
+
+async def test_a_farmer_finds_their_own_profile_and_others_get_404(client, admin_token):
+    world = await build_world(client, admin_token)
+    r = await client.get("/api/me/farmer", headers=world.farmer.headers)
+    assert (r.status_code, r.json()["id"]) == (200, world.farmer_id)
+    viewer = await register(client)
+    r = await client.get("/api/me/farmer", headers=viewer.headers)
+    assert r.status_code == 404
+    assert (await client.get("/api/me/farmer")).status_code == 401

@@ -81,21 +81,23 @@ function onFrame(frame) {
   render();
 }
 
-// Which farmer this is: `?id=`, the `farmer_id` /api/me may carry, or the one this browser
-// opened last (API.md has no lookup from a user to their farmer profile yet).
-function findFarmerId() {
-  const me = auth.user || {};
+// Which farmer this is: `?id=` (an admin looking at a farm), else the caller's own profile.
+async function findFarmerId() {
   const q = new URLSearchParams(location.search).get("id");
-  const id = q || me.farmer_id || localStorage.getItem(`panen.farmer.${me.id}`);
-  if (id) localStorage.setItem(`panen.farmer.${me.id}`, id);
-  return id;
+  if (q) return q;
+  try {
+    return (await api("GET", "/api/me/farmer")).id;
+  } catch (err) {
+    if (err.status === 404) return null;
+    throw err;
+  }
 }
 
 async function load() {
   if (!requireLogin()) return;
   if (!auth.has("farmer")) { $("#denied").classList.remove("hidden"); return; }
   try {
-    state.farmerId = findFarmerId();
+    state.farmerId = await findFarmerId();
     if (!state.farmerId) { $("#denied").classList.remove("hidden"); return; }
     const [farmer, totals] = await Promise.all([
       api("GET", `/api/farmers/${encodeURIComponent(state.farmerId)}`),
