@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from commerce import inventory, ledger, offers, outbox
+from commerce import hooks, inventory, ledger, offers, outbox
 from commerce.order_models import Order, OrderStatusChange, Payment
 from commerce.payments import DEFAULT_PROVIDER, provider_for
 from core.auth import Principal
@@ -377,6 +377,22 @@ async def cancel_order(services: Services, principal: Principal, order_id: str) 
                     ledger.reversed_entries(sale_entries(order, payment)),
                     order_id=order.id,
                 )
+                if order.pledge_amount > 0:  # the charity's side, and the log, reverse too
+                    events += await hooks.pledges_moved(
+                        s,
+                        [
+                            hooks.PledgeMovement(
+                                "pledge_reversal",
+                                order.id,
+                                order.session_id,
+                                order.charity_id,
+                                order.buyer_id,
+                                order.pledge_amount,
+                                order.currency,
+                                now,
+                            )
+                        ],
+                    )
             if payment is not None:
                 await provider_for(services, payment.provider).refund(payment.id, payment.amount)
                 payment.status, payment.updated_at = "refunded", now

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import text
 from starlette.responses import Response
 
-from commerce import outbox
+from commerce import hooks, outbox
 from commerce.order_models import Order, OrderStatusChange, Payment
 from core.clock import utcnow
 from core.errors import ApiError, bad_request, conflict, forbidden, not_found
@@ -143,6 +143,9 @@ async def handle_webhook(
     """Apply one signed provider event, at most once. Bad signature: 401, nothing changes."""
     provider = provider_for(services, provider_name)
     event = provider.verify_webhook(headers, body, time.time())
+    owner = hooks.payment_owner(event.payment_id)
+    if owner is not None:  # not an order's payment (a donation's): its owner applies it
+        return await owner.apply_webhook(services, provider.name, event)
     settle = False
     async with services.db.transaction() as s:
         fresh = await s.scalar(
@@ -205,6 +208,9 @@ async def handle_webhook(
 
 async def _sandbox_decide(ctx: Ctx, succeeded: bool) -> Response:
     payment_id = ctx.path("payment_id")
+    owner = hooks.payment_owner(payment_id)
+    if owner is not None:
+        return json(await owner.sandbox_decide(ctx.services, ctx.user, payment_id, succeeded))
     async with ctx.services.db.reader() as s:
         payment = await s.get(Payment, payment_id)
     if payment is None or payment.provider != "sandbox":

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from commerce import ledger, outbox
+from commerce import hooks, ledger, outbox
 from commerce.order_models import Order, OrderStatusChange, Payment
 from commerce.orders import sale_entries
 from core.clock import rfc3339, utcnow
@@ -70,6 +70,24 @@ async def settle_batch(services: Services, limit: int = BATCH) -> int:
                 (f"me:{order.buyer_id}", {**paid, "status": "settled"}),
             ]
         await ledger.post_many(s, txns)
+        # The charity's side (its funds, matches, the transparency log) in this transaction.
+        events += await hooks.pledges_moved(
+            s,
+            [
+                hooks.PledgeMovement(
+                    "pledge",
+                    o.id,
+                    o.session_id,
+                    o.charity_id,
+                    o.buyer_id,
+                    o.pledge_amount,
+                    o.currency,
+                    now,
+                )
+                for o, _, _ in rows
+                if o.pledge_amount > 0
+            ],
+        )
         ids = [order.id for order, _, _ in rows]
         await s.execute(
             update(Order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import donations.api  # noqa: F401 (registers the hooks settlement calls in this process)
 from core.services import Services
 from donations import checkpoint, signing
 

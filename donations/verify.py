@@ -86,9 +86,9 @@ class CheckpointView:
             raise VerificationError(f"{where}: {exc}") from None
 
 
-def commitment(salt: bytes, donor_id: str) -> str:
-    """The donor commitment an entry carries: hex SHA-256(salt || donor id)."""
-    return hashlib.sha256(salt + donor_id.encode()).hexdigest()
+def commitment(salt: str, donor_id: str) -> str:
+    """The donor commitment an entry carries: hex SHA-256(salt || donor id), as UTF-8 text."""
+    return hashlib.sha256((salt + donor_id).encode()).hexdigest()
 
 
 def check_consistency(
@@ -134,13 +134,16 @@ def verify_receipt(
 
     subject = receipt.get("donation") or receipt.get("order")
     if isinstance(subject, Mapping):
-        for name in ("id", "amount", "currency", "charity_id"):
+        for name in ("amount", "currency", "charity_id", "session_id"):
             if name in entry and name in subject and entry[name] != subject[name]:
                 raise VerificationError(f"the entry's {name} differs from the receipt's")
-        verdict.ok("the entry records this receipt's id, amount, currency and charity")
+        ref = entry.get("donation_id", entry.get("order_id"))
+        if ref is not None and subject.get("id") not in (None, ref):
+            raise VerificationError("the entry is about another donation or order")
+        verdict.ok("the entry records this receipt's gift: amount, currency, charity, session")
     donor = receipt.get("donor")
     if isinstance(donor, Mapping) and "donor" in entry:
-        salt = _b64(donor.get("salt"), "receipt.donor.salt")
+        salt = _get(donor, "salt", str, "receipt.donor")
         if commitment(salt, _get(donor, "id", str, "receipt.donor")) != entry["donor"]:
             raise VerificationError("the entry's donor commitment is not of this donor")
         verdict.ok("the entry's donor commitment opens to you with your salt")

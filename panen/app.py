@@ -23,6 +23,7 @@ from core.http import error_response
 from core.logging import configure_logging
 from core.services import Services
 from core.settings import Settings, get_settings
+from donations import api as donations_api
 from donations import transparency
 from live import gateway
 from live.hub import Hub
@@ -38,6 +39,7 @@ API_MODULES = (
     charities,
     sessions,
     transparency,
+    donations_api,
     orders,
     payments,
     totals,

@@ -1,4 +1,4 @@
-"""the transparency log (donations, matches and disbursements follow)
+"""the transparency log, donations, sponsor matches, charity funds and disbursements
 
 Revision ID: 0003
 Revises: 0002
@@ -16,11 +16,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The log is append-only in the database itself: entries, subtree hashes and checkpoints
-# refuse UPDATE, DELETE and TRUNCATE, and the head's size can only grow.
+# refuse UPDATE, DELETE and TRUNCATE, and the head's size can only grow. Disbursements and
+# their allocations are records of what happened, append-only as well.
 _TLOG_REFUSE = """
 CREATE FUNCTION tlog_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'the transparency log is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
 END $$
 """
 
@@ -34,7 +35,13 @@ BEGIN
 END $$
 """
 
-_TLOG_TABLES = ("tlog_entries", "tlog_nodes", "tlog_checkpoints")
+_TLOG_TABLES = (
+    "tlog_entries",
+    "tlog_nodes",
+    "tlog_checkpoints",
+    "disbursements",
+    "disbursement_allocations",
+)
 
 _TLOG_TRIGGERS = [
     _TLOG_REFUSE,
@@ -126,6 +133,208 @@ def upgrade() -> None:
         sa.CheckConstraint("octet_length(hash) = 32", name=op.f("ck_tlog_nodes_hash_size")),
         sa.PrimaryKeyConstraint("level", "idx", name=op.f("pk_tlog_nodes")),
     )
+    op.create_table(
+        "charity_funds",
+        sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
+        sa.Column("charity_id", sa.String(length=40), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("ref", sa.String(length=120), nullable=False),
+        sa.Column("entry_index", sa.BigInteger(), nullable=False),
+        sa.Column("session_id", sa.String(length=40), nullable=True),
+        sa.Column("source_ref", sa.String(length=120), nullable=True),
+        sa.Column("donor_id", sa.String(length=40), nullable=True),
+        sa.Column("donor_salt", sa.String(length=64), nullable=True),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("allocated", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "allocated >= 0 AND allocated <= amount",
+            name=op.f("ck_charity_funds_allocated_within_amount"),
+        ),
+        sa.CheckConstraint("amount >= 0", name=op.f("ck_charity_funds_amount_not_negative")),
+        sa.ForeignKeyConstraint(
+            ["charity_id"], ["charities.id"], name=op.f("fk_charity_funds_charity_id_charities")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_charity_funds")),
+        sa.UniqueConstraint("ref", name=op.f("uq_charity_funds_ref")),
+    )
+    op.create_index(
+        "ix_charity_funds_open", "charity_funds", ["charity_id", "currency", "id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_charity_funds_session_id"), "charity_funds", ["session_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_charity_funds_source_ref"), "charity_funds", ["source_ref"], unique=False
+    )
+    op.create_table(
+        "disbursements",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("charity_id", sa.String(length=40), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("purpose", sa.Text(), nullable=False),
+        sa.Column("evidence_sha256", sa.String(length=64), nullable=False),
+        sa.Column("evidence_url", sa.String(length=500), nullable=True),
+        sa.Column("units", sa.Integer(), nullable=True),
+        sa.Column("entry_index", sa.BigInteger(), nullable=False),
+        sa.Column("recorded_by", sa.String(length=40), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "evidence_sha256 ~ '^[0-9a-f]{64}$'", name=op.f("ck_disbursements_evidence_is_sha256")
+        ),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_disbursements_amount_positive")),
+        sa.ForeignKeyConstraint(
+            ["charity_id"], ["charities.id"], name=op.f("fk_disbursements_charity_id_charities")
+        ),
+        sa.ForeignKeyConstraint(
+            ["recorded_by"], ["users.id"], name=op.f("fk_disbursements_recorded_by_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_disbursements")),
+    )
+    op.create_index(
+        op.f("ix_disbursements_charity_id"), "disbursements", ["charity_id"], unique=False
+    )
+    op.create_table(
+        "disbursement_allocations",
+        sa.Column("disbursement_id", sa.String(length=40), nullable=False),
+        sa.Column("fund_id", sa.BigInteger(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_disbursement_allocations_amount_positive")),
+        sa.ForeignKeyConstraint(
+            ["disbursement_id"],
+            ["disbursements.id"],
+            name=op.f("fk_disbursement_allocations_disbursement_id_disbursements"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["fund_id"],
+            ["charity_funds.id"],
+            name=op.f("fk_disbursement_allocations_fund_id_charity_funds"),
+        ),
+        sa.PrimaryKeyConstraint(
+            "disbursement_id", "fund_id", name=op.f("pk_disbursement_allocations")
+        ),
+    )
+    op.create_index(
+        op.f("ix_disbursement_allocations_fund_id"),
+        "disbursement_allocations",
+        ["fund_id"],
+        unique=False,
+    )
+    op.create_table(
+        "donations",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("donor_id", sa.String(length=40), nullable=False),
+        sa.Column("charity_id", sa.String(length=40), nullable=False),
+        sa.Column("session_id", sa.String(length=40), nullable=True),
+        sa.Column("idempotency_key", sa.String(length=100), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("message", sa.String(length=280), nullable=True),
+        sa.Column("message_status", sa.String(length=16), nullable=False),
+        sa.Column("visibility", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("payment_id", sa.String(length=40), nullable=False),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("provider_ref", sa.String(length=120), nullable=True),
+        sa.Column("payment_status", sa.String(length=16), nullable=False),
+        sa.Column("donor_salt", sa.String(length=64), nullable=False),
+        sa.Column("paid_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "message_status IN ('none','pending','approved','hidden','read')",
+            name=op.f("ck_donations_known_message_status"),
+        ),
+        sa.CheckConstraint(
+            "payment_status IN ('pending','succeeded','failed','cancelled','refunded')",
+            name=op.f("ck_donations_known_payment_status"),
+        ),
+        sa.CheckConstraint(
+            "status IN ('pending','paid','failed','cancelled')",
+            name=op.f("ck_donations_known_status"),
+        ),
+        sa.CheckConstraint(
+            "visibility IN ('public','first_name','anonymous')",
+            name=op.f("ck_donations_known_visibility"),
+        ),
+        sa.CheckConstraint("amount > 0", name=op.f("ck_donations_amount_positive")),
+        sa.ForeignKeyConstraint(
+            ["charity_id"], ["charities.id"], name=op.f("fk_donations_charity_id_charities")
+        ),
+        sa.ForeignKeyConstraint(
+            ["donor_id"], ["users.id"], name=op.f("fk_donations_donor_id_users")
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"], ["sessions.id"], name=op.f("fk_donations_session_id_sessions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_donations")),
+        sa.UniqueConstraint(
+            "donor_id", "idempotency_key", name=op.f("uq_donations_donor_id_idempotency_key")
+        ),
+        sa.UniqueConstraint("payment_id", name=op.f("uq_donations_payment_id")),
+    )
+    op.create_index(
+        "ix_donations_charity_id_status", "donations", ["charity_id", "status"], unique=False
+    )
+    op.create_index(
+        "ix_donations_session_id_status", "donations", ["session_id", "status"], unique=False
+    )
+    op.create_table(
+        "matches",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("session_id", sa.String(length=40), nullable=False),
+        sa.Column("sponsor_id", sa.String(length=40), nullable=False),
+        sa.Column("sponsor_name", sa.String(length=120), nullable=False),
+        sa.Column("ratio_bps", sa.Integer(), nullable=False),
+        sa.Column("cap", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("matched", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("cap > 0", name=op.f("ck_matches_cap_positive")),
+        sa.CheckConstraint(
+            "matched >= 0 AND matched <= cap", name=op.f("ck_matches_matched_within_cap")
+        ),
+        sa.CheckConstraint(
+            "ratio_bps > 0 AND ratio_bps <= 100000", name=op.f("ck_matches_ratio_range")
+        ),
+        sa.ForeignKeyConstraint(
+            ["session_id"], ["sessions.id"], name=op.f("fk_matches_session_id_sessions")
+        ),
+        sa.ForeignKeyConstraint(
+            ["sponsor_id"], ["users.id"], name=op.f("fk_matches_sponsor_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_matches")),
+    )
+    op.create_index(op.f("ix_matches_session_id"), "matches", ["session_id"], unique=False)
+    op.create_table(
+        "session_charity_totals",
+        sa.Column("session_id", sa.String(length=40), nullable=False),
+        sa.Column("pledged", sa.BigInteger(), nullable=False),
+        sa.Column("donated", sa.BigInteger(), nullable=False),
+        sa.Column("matched", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["sessions.id"],
+            name=op.f("fk_session_charity_totals_session_id_sessions"),
+        ),
+        sa.PrimaryKeyConstraint("session_id", name=op.f("pk_session_charity_totals")),
+    )
     # ### end Alembic commands ###
     for statement in _TLOG_TRIGGERS:
         op.execute(statement)
@@ -134,6 +343,22 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Dropping the tables drops their triggers.
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("session_charity_totals")
+    op.drop_index(op.f("ix_matches_session_id"), table_name="matches")
+    op.drop_table("matches")
+    op.drop_index("ix_donations_session_id_status", table_name="donations")
+    op.drop_index("ix_donations_charity_id_status", table_name="donations")
+    op.drop_table("donations")
+    op.drop_index(
+        op.f("ix_disbursement_allocations_fund_id"), table_name="disbursement_allocations"
+    )
+    op.drop_table("disbursement_allocations")
+    op.drop_index(op.f("ix_disbursements_charity_id"), table_name="disbursements")
+    op.drop_table("disbursements")
+    op.drop_index(op.f("ix_charity_funds_source_ref"), table_name="charity_funds")
+    op.drop_index(op.f("ix_charity_funds_session_id"), table_name="charity_funds")
+    op.drop_index("ix_charity_funds_open", table_name="charity_funds")
+    op.drop_table("charity_funds")
     op.drop_table("tlog_nodes")
     op.drop_table("tlog_head")
     op.drop_table("tlog_entries")

@@ -1,0 +1,104 @@
+"""Public reports from the ledger: per charity and per session, received, matched, disbursed.
+
+received = pledges + donations + matches - reversals, each read from the charity's payable
+account by the kind of ledger transaction that moved it; balance = received - disbursed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from starlette.responses import Response
+
+from commerce.charities import load_charity
+from commerce.sessions import load_session
+from core.db import Database
+from core.http import ANYONE, Ctx, json
+from donations.routes import api
+
+KINDS = {
+    "sale": "pledges",
+    "donation": "donations",
+    "match": "matches",
+    "refund": "reversals",
+    "match_reversal": "reversals",
+    "disbursement": "disbursed",
+}
+
+
+async def charity_report(db: Database, charity_id: str) -> dict[str, Any]:
+    async with db.reader() as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT t.kind, p.currency, sum(p.amount) AS amount"
+                    " FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id"
+                    " WHERE p.account_code = :acct GROUP BY t.kind, p.currency"
+                ),
+                {"acct": f"charity_payable:{charity_id}"},
+            )
+        ).all()
+    by_currency: dict[str, dict[str, int]] = {}
+    for kind, currency, amount in rows:
+        sums = by_currency.setdefault(
+            currency,
+            {"pledges": 0, "donations": 0, "matches": 0, "reversals": 0, "disbursed": 0},
+        )
+        name = KINDS.get(kind, "other")
+        sums[name] = sums.get(name, 0) + int(amount)
+    out = {}
+    for currency, sums in by_currency.items():
+        received = sums["pledges"] + sums["donations"] + sums["matches"] + sums["reversals"]
+        disbursed = -sums["disbursed"]
+        out[currency] = {
+            "received": received,
+            "pledges": sums["pledges"],
+            "donations": sums["donations"],
+            "matched": sums["matches"],
+            "reversals": -sums["reversals"],
+            "disbursed": disbursed,
+            "balance": received - disbursed,
+        }
+    return {"charity_id": charity_id, "currencies": out}
+
+
+async def session_report(db: Database, session_id: str) -> dict[str, Any]:
+    async with db.reader() as s:
+        sums = (
+            await s.execute(
+                text(
+                    "SELECT pledged, donated, matched FROM session_charity_totals"
+                    " WHERE session_id = :sid"
+                ),
+                {"sid": session_id},
+            )
+        ).one_or_none()
+        disbursed = await s.scalar(
+            text(
+                "SELECT coalesce(sum(a.amount), 0) FROM disbursement_allocations a"
+                " JOIN charity_funds f ON f.id = a.fund_id WHERE f.session_id = :sid"
+            ),
+            {"sid": session_id},
+        )
+    pledged, donated, matched = (int(v) for v in sums) if sums else (0, 0, 0)
+    return {
+        "session_id": session_id,
+        "pledged": pledged,
+        "donated": donated,
+        "matched": matched,
+        "received": pledged + donated + matched,
+        "disbursed": int(disbursed or 0),
+    }
+
+
+@api.get("/api/charities/{charity_id}/report", ANYONE)
+async def get_charity_report(ctx: Ctx) -> Response:
+    charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
+    return json(await charity_report(ctx.services.db, charity.id))
+
+
+@api.get("/api/sessions/{session_id}/charity-report", ANYONE)
+async def get_session_report(ctx: Ctx) -> Response:
+    live = await load_session(ctx.services.db, ctx.path("session_id"))
+    return json(await session_report(ctx.services.db, live.id))
