@@ -521,3 +521,33 @@ async def test_concurrent_gifts_log_without_gaps_and_every_receipt_verifies(
     latest = await checkpoint.publish(db, key)
     assert latest.size >= size
     await assert_charity_books(db, world.charity["id"])
+
+
+async def test_panen_verify_accepts_a_real_donation_receipt(
+    client, admin_token, settings, tmp_path
+):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import process_env
+
+    world = await live_world(client, admin_token)
+    donor = await register(client)
+    gift = await donate_and_pay(client, donor, world, 12_345)
+    receipt = (
+        await client.get(f"/api/donations/{gift['id']}/receipt", headers=donor.headers)
+    ).json()
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(receipt))
+    vkey = (await client.get("/api/transparency/public-key")).json()["vkey"]
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "panen", "verify", str(path), "--public-key", vkey],
+        env=process_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "commitment opens to you" in out.stdout and "VERIFIED" in out.stdout
