@@ -178,6 +178,21 @@ async def release(
     return int(left)
 
 
+def _response_key(services: Services, session_id: str, buyer_id: str, key: str) -> str:
+    return services.keys.session(session_id, "resp", idem_field(buyer_id, key))
+
+
+async def answered(
+    services: Services, session_id: str, buyer_id: str, key: str
+) -> tuple[bytes | None, str | None]:
+    """(the stored first answer to this key, the order its idempotency record names)."""
+    pipe = services.redis.pipeline(transaction=False)
+    pipe.get(_response_key(services, session_id, buyer_id, key))
+    pipe.hget(services.keys.session(session_id, "idem"), idem_field(buyer_id, key))
+    body, idem = await pipe.execute()
+    return body, None if idem is None else idem.decode().split("|", 1)[0]
+
+
 async def remaining(services: Services, session_id: str, inventory_id: str) -> int | None:
     key = services.keys.session(session_id, "inv", inventory_id)
     raw = await cast(Awaitable[bytes | None], services.redis.hget(key, "stock"))
@@ -195,15 +210,17 @@ async def rebuild(services: Services, *, session_id: str, inventory_id: str, sto
     generation fail, so the count below cannot miss an order that will still land.
     """
     lock = services.keys.session(session_id, "rebuild", inventory_id)
+    inv = services.keys.session(session_id, "inv", inventory_id)
     if not await services.redis.set(lock, b"1", nx=True, px=REBUILD_LOCK_MS):
         # Someone else is rebuilding: wait for their counter instead of racing them.
-        inv = services.keys.session(session_id, "inv", inventory_id)
         for _ in range(REBUILD_LOCK_MS // 25):
             if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
                 return
             await asyncio.sleep(0.025)
         return
     try:
+        if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
+            return  # rebuilt by someone else between our miss and our lock
         async with services.db.transaction() as s:
             await s.execute(
                 text(

@@ -7,9 +7,12 @@ reads no table to decide sold-out, over-limit or not-live.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import select
 
@@ -21,6 +24,7 @@ from core.money import allocate
 from core.services import Services
 
 TTL_S = 1.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,29 @@ async def load(services: Services, session_id: str) -> SessionOffers:
     return offers
 
 
+_loading: dict[str, asyncio.Task[Any]] = {}
+
+
+async def _once(key: str, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one load however many requests ask for it at the same moment (a stampede
+    would otherwise send every one of them to the database when a cache entry is cold)."""
+    task = _loading.get(key)
+    if task is None:
+        task = asyncio.create_task(make())
+        _loading[key] = task
+        task.add_done_callback(lambda _: _loading.pop(key, None))
+    return cast(T, await asyncio.shield(task))
+
+
+async def reload(services: Services, session_id: str) -> SessionOffers:
+    return await _once(f"s:{session_id}", lambda: load(services, session_id))
+
+
+async def _session_of(services: Services, listing_id: str) -> str | None:
+    async with services.db.reader() as s:
+        return await s.scalar(select(Listing.session_id).where(Listing.id == listing_id))
+
+
 async def session_offers(services: Services, session_id: str) -> SessionOffers:
     cached = _sessions.get(session_id)
     # An ended session never reopens, so its status needs no refresh.
@@ -143,20 +170,19 @@ async def session_offers(services: Services, session_id: str) -> SessionOffers:
         cached.status == "ended" or time.monotonic() - cached.loaded < TTL_S
     ):
         return cached
-    return await load(services, session_id)
+    return await reload(services, session_id)
 
 
 async def offers_for_listing(services: Services, listing_id: str) -> SessionOffers:
     session_id = _listing_session.get(listing_id)
     if session_id is None:
-        async with services.db.reader() as s:
-            session_id = await s.scalar(select(Listing.session_id).where(Listing.id == listing_id))
+        session_id = await _once(f"l:{listing_id}", lambda: _session_of(services, listing_id))
         if session_id is None:
             raise not_found("listing", listing_id)
         _listing_session[listing_id] = session_id
     offers = await session_offers(services, session_id)
     if listing_id not in offers.listings:
-        offers = await load(services, session_id)
+        offers = await reload(services, session_id)
     return offers
 
 

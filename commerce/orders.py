@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
+import orjson
 from pydantic import Field, StringConstraints
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +140,7 @@ async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dic
             raise ApiError(
                 409, "order_in_progress", "an order with this key is still being placed; retry"
             )
-        if fingerprint(order.listing_id, order.quantity) != fp:
+        if fp and fingerprint(order.listing_id, order.quantity) != fp:
             raise conflict(
                 "idempotency_key_reused",
                 "this idempotency key was used for a different order",
@@ -151,21 +152,24 @@ async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dic
 
 
 async def _await_prior(
-    services: Services, buyer_id: str, key: str, fp: str, prior_fp: str
-) -> dict[str, Any]:
-    if prior_fp != fp:
-        raise conflict(
-            "idempotency_key_reused", "this idempotency key was used for a different order"
-        )
-    # The first request with this key may still be writing its row: give it a moment.
-    for _ in range(100):
-        try:
-            return await _existing(services, buyer_id, key, fp)
-        except ApiError as err:
-            if err.code != "order_in_progress":
-                raise
-        await asyncio.sleep(0.02)
-    return await _existing(services, buyer_id, key, fp)
+    services: Services, session_id: str, buyer_id: str, key: str, prior_id: str
+) -> dict[str, Any] | None:
+    """The first answer to this key, once its request has written the order; None if that
+    request gave up (its reservation was released), so this one should try afresh.
+
+    Waits on Redis, not the database: in a stampede every duplicate send polls here."""
+    delay, waited = 0.005, 0.0
+    while waited < 10:
+        body, named = await inventory.answered(services, session_id, buyer_id, key)
+        if body is not None:
+            answer: dict[str, Any] = orjson.loads(body)
+            return answer
+        if named != prior_id:
+            return None
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.1)
+    return await _existing(services, buyer_id, key, "")
 
 
 async def place(
@@ -177,7 +181,7 @@ async def place(
         raise bad_request("invalid_field", f"quantity must be 1..{MAX_QUANTITY}", "quantity")
     buyer = principal.user_id
     fp = fingerprint(listing_id, quantity)
-    for _ in range(3):
+    for _ in range(5):
         session_offers = await offers.offers_for_listing(services, listing_id)
         if session_offers.status != "live":
             raise conflict(
@@ -208,7 +212,14 @@ async def place(
             )
             continue
         if r.outcome == "dup":
-            return await _await_prior(services, buyer, key, fp, r.prior_fingerprint), False
+            if r.prior_fingerprint != fp:
+                raise conflict(
+                    "idempotency_key_reused", "this idempotency key was used for a different order"
+                )
+            prior = await _await_prior(services, sid, buyer, key, r.prior_order_id)
+            if prior is None:
+                continue
+            return prior, False
         if r.outcome == "sold_out":
             raise conflict(
                 "sold_out", "not enough stock left", listing_id=listing_id, remaining=r.remaining
@@ -256,8 +267,8 @@ async def place(
                 "provider": provider.name,
                 "provider_ref": provider_ref,
             }
-            async with services.db.transaction() as s:
-                row = (await s.execute(INSERT_ORDER, params)).one()
+            async with services.db.engine.begin() as conn:
+                row = (await conn.execute(INSERT_ORDER, params)).one()
         except BaseException:
             await inventory.release(
                 services,
@@ -287,7 +298,6 @@ async def place(
                 forget_idempotency=forget,
             )
             return await _existing(services, buyer, key, fp), False
-        await _announce_stock(services, sid, offer.listing_id, offer.inventory_id, r.remaining)
         order = Order(
             **{
                 k: v
@@ -300,23 +310,37 @@ async def place(
         payment = Payment(id=payment_id, provider=provider.name, status="pending")
         out = order_json(order, payment)
         out["history"] = [{"status": "reserved", "at": rfc3339(row.created_at), "note": None}]
+        await _announce(services, sid, offer, r.remaining, buyer, key, out)
         return out, True
     raise ApiError(503, "busy", "stock is being recounted; retry in a moment")
 
 
-async def _announce_stock(
-    services: Services, session_id: str, listing_id: str, inventory_id: str, left: int
+async def _announce(
+    services: Services,
+    session_id: str,
+    offer: offers.Offer,
+    left: int,
+    buyer_id: str,
+    key: str,
+    answer: dict[str, Any],
 ) -> None:
+    """Keep the answer for duplicate sends; tell the room the stock left."""
+    await services.redis.set(
+        services.keys.session(session_id, "resp", inventory.idem_field(buyer_id, key)),
+        orjson.dumps(answer),
+        ex=services.settings.reservation_ttl_s,
+    )
     topic = f"session:{session_id}"
-    event: dict[str, Any] = {"type": "stock", "listing_id": listing_id, "remaining": left}
-    if inventory_id != listing_id:
-        event["deal_id"] = inventory_id
-    await publish(services, topic, event)
+    extra = {} if offer.deal_id is None else {"deal_id": offer.deal_id}
+    await publish(
+        services,
+        topic,
+        {"type": "stock", "listing_id": offer.listing_id, "remaining": left, **extra},
+    )
     if left == 0:
-        sold_out: dict[str, Any] = {"type": "sold_out", "listing_id": listing_id}
-        if inventory_id != listing_id:
-            sold_out["deal_id"] = inventory_id
-        await publish(services, topic, sold_out)
+        await publish(
+            services, topic, {"type": "sold_out", "listing_id": offer.listing_id, **extra}
+        )
 
 
 async def place_order(

@@ -1,0 +1,319 @@
+"""Flash sale: N buyers tap "buy" at once for stock S; Redis reservation vs SELECT … FOR UPDATE.
+
+Both paths run in this one process against the same PostgreSQL (a fresh database,
+migrated to head) with the same connection pool and the same number of requests in
+flight; both write the same order, payment and status rows for each accepted order. The
+Redis path is the real `commerce.orders.place` (Lua reserve, then one INSERT statement);
+the baseline is the obvious design: one transaction that locks the listing's stock row
+FOR UPDATE, checks idempotency and stock, decrements and inserts.
+
+    .venv/bin/python bench/flash_sale.py [--buyers 1000,5000] [--inflight 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import sys
+import time
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from commerce.models import Charity, Farmer, Listing, LiveSession, Product
+from commerce.offers import split
+from commerce.orders import place
+from core.auth import Principal
+from core.clock import utcnow
+from core.db import Database
+from core.errors import ApiError
+from core.ids import new_id
+from core.models import User
+from core.services import Services
+from core.settings import Settings
+from panen.embedded import drop_database, ensure_database
+from panen.migrate import upgrade
+
+POOL = 20
+
+
+async def seed_session(db: Database) -> dict[str, str]:
+    """A live session of one farmer's product, selling for one charity."""
+    ids = {k: new_id(k[:3]) for k in ("user", "farmer", "product", "charity", "session")}
+    async with db.transaction() as s:
+        s.add(
+            User(
+                id=ids["user"],
+                handle=f"h{secrets.token_hex(5)}",
+                display_name="Bench",
+                password_hash="x",
+                roles=["host", "farmer", "charity_admin"],
+            )
+        )
+        await s.flush()
+        s.add(Farmer(id=ids["farmer"], user_id=ids["user"], name="Kebun", region="Garut"))
+        s.add(Charity(id=ids["charity"], name="Pelita", description="-", admin_user_id=ids["user"]))
+        await s.flush()
+        s.add(
+            Product(
+                id=ids["product"],
+                farmer_id=ids["farmer"],
+                name="Kopi",
+                unit="250 g",
+                unit_price=95_000,
+                currency="IDR",
+            )
+        )
+        s.add(
+            LiveSession(
+                id=ids["session"],
+                host_id=ids["user"],
+                title="Bench",
+                charity_id=ids["charity"],
+                currency="IDR",
+                status="live",
+                started_at=utcnow(),
+            )
+        )
+    return ids
+
+
+async def add_listing(db: Database, world: dict[str, str], stock: int) -> str:
+    listing_id = new_id("lst")
+    async with db.transaction() as s:
+        # One product per listing keeps (session, product) unique.
+        product_id = new_id("prd")
+        s.add(
+            Product(
+                id=product_id,
+                farmer_id=world["farmer"],
+                name="Kopi",
+                unit="250 g",
+                unit_price=95_000,
+                currency="IDR",
+            )
+        )
+        await s.flush()
+        s.add(
+            Listing(
+                id=listing_id,
+                session_id=world["session"],
+                product_id=product_id,
+                price=95_000,
+                stock=stock,
+                pledge_bps=1000,
+                pledge_per_unit=0,
+            )
+        )
+    return listing_id
+
+
+async def make_buyers(db: Database, n: int) -> list[str]:
+    ids = [new_id("usr") for _ in range(n)]
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO users (id, handle, display_name, password_hash, roles)"
+                " VALUES (:id, :h, :h, 'x', ARRAY['viewer'])"
+            ),
+            [{"id": i, "h": f"b{secrets.token_hex(6)}"} for i in ids],
+        )
+    return ids
+
+
+BASELINE_INSERT = text(
+    """
+WITH o AS (
+  INSERT INTO orders (id, session_id, listing_id, inventory_id, buyer_id, farmer_id, charity_id,
+                      idempotency_key, quantity, unit_price, total, pledge_amount, fee_amount,
+                      farmer_amount, currency, status, expires_at)
+  VALUES (:id, :session_id, :listing_id, :listing_id, :buyer_id, :farmer_id, :charity_id, :key,
+          1, :price, :price, :pledge, :fee, :farmer, 'IDR', 'reserved', :expires_at)
+  RETURNING id
+), p AS (
+  INSERT INTO payments (id, order_id, payer_id, provider, status, amount, currency)
+  SELECT :payment_id, o.id, :buyer_id, 'sandbox', 'pending', :price, 'IDR' FROM o
+)
+INSERT INTO order_status_history (order_id, status) SELECT o.id, 'reserved' FROM o
+"""
+)
+
+
+async def baseline_place(
+    db: Database, world: dict[str, str], listing_id: str, buyer: str, key: str, fee_bps: int
+) -> bool:
+    """The obvious route: lock the stock row, check, decrement, insert; one transaction."""
+    async with db.transaction() as s:
+        row = (
+            await s.execute(
+                text(
+                    "SELECT l.stock, l.price, l.pledge_bps, s.status FROM listings l"
+                    " JOIN sessions s ON s.id = l.session_id WHERE l.id = :l FOR UPDATE OF l"
+                ),
+                {"l": listing_id},
+            )
+        ).one()
+        # Under the row lock, so a duplicate send waits for the first and then finds it.
+        if await s.scalar(
+            text("SELECT id FROM orders WHERE buyer_id = :b AND idempotency_key = :k"),
+            {"b": buyer, "k": key},
+        ):
+            return True
+        if row.status != "live" or row.stock < 1:
+            return False
+        await s.execute(
+            text("UPDATE listings SET stock = stock - 1 WHERE id = :l"), {"l": listing_id}
+        )
+        parts = split(row.price, 1, row.pledge_bps, 0, fee_bps)
+        await s.execute(
+            BASELINE_INSERT,
+            {
+                "id": new_id("ord"),
+                "session_id": world["session"],
+                "listing_id": listing_id,
+                "buyer_id": buyer,
+                "farmer_id": world["farmer"],
+                "charity_id": world["charity"],
+                "key": key,
+                "price": row.price,
+                "pledge": parts.pledge,
+                "fee": parts.fee,
+                "farmer": parts.farmer,
+                "expires_at": utcnow() + timedelta(minutes=10),
+                "payment_id": new_id("pay"),
+            },
+        )
+        return True
+
+
+async def run_stampede(
+    buyers: list[str], inflight: int, attempt: Any, tag: str
+) -> tuple[float, float, list[float], int]:
+    """Every buyer sends twice with one key. Returns (wall s, time to last accept s,
+    latencies ms, accepted keys)."""
+    gate = asyncio.Semaphore(inflight)
+    latencies: list[float] = []
+    accepted: set[int] = set()
+    last_accept = 0.0
+    t0 = time.perf_counter()
+
+    async def one(i: int) -> None:
+        nonlocal last_accept
+        async with gate:
+            t = time.perf_counter()
+            ok = await attempt(buyers[i], f"{tag}-{i}")
+            done = time.perf_counter()
+        latencies.append((done - t) * 1000)
+        if ok:
+            accepted.add(i)
+            last_accept = max(last_accept, done - t0)
+
+    await asyncio.gather(*(one(i) for i in range(len(buyers)) for _ in (0, 1)))
+    return time.perf_counter() - t0, last_accept, latencies, len(accepted)
+
+
+async def sold(db: Database, listing_id: str) -> int:
+    async with db.reader() as s:
+        n = await s.scalar(
+            text(
+                "SELECT coalesce(sum(quantity), 0) FROM orders WHERE listing_id = :l"
+                " AND status IN ('reserved','paid','settled')"
+            ),
+            {"l": listing_id},
+        )
+    return int(n or 0)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def bench(settings: Settings, sizes: list[int], inflight: int) -> None:
+    services = await Services.start(settings, pool_size=POOL, jobs=False)
+    db = services.db
+    world = await seed_session(db)
+    print(
+        f"{inflight} requests in flight; every buyer sends its order twice with one "
+        f"idempotency key; DB pool {POOL}\n"
+    )
+    print(
+        "| path | buyers | stock | accepted | oversold | accepted/s | answers/s | p50 ms | p99 ms |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    try:
+        for n in sizes:
+            stock = n // 2
+            buyers = await make_buyers(db, n)
+            for path in ("baseline", "redis"):
+                listing = await add_listing(db, world, stock)
+                if path == "redis":
+
+                    async def attempt(buyer: str, key: str, listing: str = listing) -> bool:
+                        try:
+                            await place(
+                                services, Principal(buyer, frozenset({"viewer"})), listing, 1, key
+                            )
+                            return True
+                        except ApiError as err:
+                            assert err.code == "sold_out", err
+                            return False
+
+                else:
+
+                    async def attempt(buyer: str, key: str, listing: str = listing) -> bool:
+                        return await baseline_place(
+                            db, world, listing, buyer, key, settings.platform_fee_bps
+                        )
+
+                wall, to_last, lat, accepted = await run_stampede(buyers, inflight, attempt, path)
+                in_db = await sold(db, listing)
+                oversold = max(0, in_db - stock)
+                print(
+                    f"| {path} | {n:,} | {stock:,} | {accepted:,} | {oversold} "
+                    f"| {accepted / to_last:,.0f} | {2 * n / wall:,.0f} "
+                    f"| {statistics.median(lat):.1f} | {pct(lat, 0.99):.1f} |"
+                )
+                sys.stdout.flush()
+                assert accepted == in_db == stock, (accepted, in_db, stock)
+    finally:
+        await services.close()
+
+
+def main(server: str, redis_url: str, sizes: list[int], inflight: int) -> None:
+    tag = secrets.token_hex(3)
+    name = f"panen_bench_flash_{tag}"
+    url = ensure_database(server, name, fresh=True)
+    settings = replace(
+        Settings(), database_url=url, redis_url=redis_url, redis_prefix=f"panen_bench_{tag}"
+    )
+    try:
+        upgrade(url)
+        asyncio.run(bench(settings, sizes, inflight))
+    finally:
+        drop_database(server, name)
+        asyncio.run(clear_redis(settings))
+
+
+async def clear_redis(settings: Settings) -> None:
+    from core.redis import create_redis
+
+    redis = create_redis(settings.redis_url)
+    keys = [k async for k in redis.scan_iter(f"{settings.redis_prefix}:*", count=1000)]
+    for i in range(0, len(keys), 500):
+        await redis.delete(*keys[i : i + 500])
+    await redis.aclose()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--buyers", default="1000,5000")
+    p.add_argument("--inflight", type=int, default=256)
+    a = p.parse_args()
+    main(a.server, a.redis, [int(x) for x in a.buyers.split(",")], a.inflight)
