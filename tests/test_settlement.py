@@ -1,0 +1,129 @@
+"""Settlement by real `panen worker` processes: exactly once, even when a worker is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from core.db import Database
+from core.services import Services
+from tests.conftest import process_env
+from tests.processes import Server, Worker, running
+from tests.test_ledger import assert_ledger_invariants
+from tests.test_orders import live_listing
+from tests.test_orders_stampede import make_buyers
+
+
+@pytest.fixture(scope="module")
+def env(settings):
+    return process_env(settings)
+
+
+async def counts(db: Database, listing_id: str) -> dict[str, int]:
+    async with db.reader() as s:
+        rows = await s.execute(
+            text("SELECT status, count(*) FROM orders WHERE listing_id = :l GROUP BY status"),
+            {"l": listing_id},
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+async def buy_and_pay(base: str, buyers: list[dict[str, str]], listing_id: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        gate = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with gate:
+                r = await http.post(
+                    "/api/orders",
+                    headers={**buyers[i], "Idempotency-Key": f"crash-{i}"},
+                    json={"listing_id": listing_id, "quantity": 1},
+                )
+                assert r.status_code == 201, r.text
+                pay = r.json()["order"]["payment"]["id"]
+                r = await http.post(f"/api/payments/{pay}/sandbox/approve", headers=buyers[i])
+                assert r.status_code == 200, r.text
+
+        await asyncio.gather(*(one(i) for i in range(len(buyers))))
+
+
+async def wait_for(predicate, limit_s: float = 60):
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_a_worker_killed_mid_settlement_settles_every_order_exactly_once_after_restart(
+    env, client, admin_token, db, settings
+):
+    n = 600
+    _, listing = await live_listing(client, admin_token, stock=n, pledge_bps=750)
+    buyers = await make_buyers(db, settings, n)
+    server = Server(env)
+    with running(server):
+        await buy_and_pay(server.base, buyers, listing["id"])
+    assert (await counts(db, listing["id"])) == {"paid": n}
+
+    first = Worker(env).start()
+    try:
+
+        async def some_settled() -> bool:
+            return (await counts(db, listing["id"])).get("settled", 0) > 0
+
+        await wait_for(some_settled)
+        first.kill()  # SIGKILL: no shutdown hook, a batch transaction may be half done
+    finally:
+        first.kill()
+    at_kill = await counts(db, listing["id"])
+    print("orders by status when the worker was killed:", at_kill)
+    assert sum(at_kill.values()) == n
+
+    with running(Worker(env)):
+
+        async def all_settled() -> bool:
+            return (await counts(db, listing["id"])) == {"settled": n}
+
+        await wait_for(all_settled)
+        # Asking again (a retried or duplicate job) moves no more money.
+        services = await Services.start(settings, pool_size=1)
+        try:
+            await services.enqueue("settle_orders")
+            await services.enqueue("settle_orders")
+            await asyncio.sleep(1.0)
+        finally:
+            await services.close()
+
+        async def outbox_drained() -> bool:
+            async with db.reader() as s:
+                left = await s.scalar(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+            return left == 0
+
+        await wait_for(outbox_drained)
+    async with db.reader() as s:
+        sales = (
+            await s.execute(
+                text(
+                    "SELECT t.order_id, count(*) FROM ledger_transactions t"
+                    " JOIN orders o ON o.id = t.order_id"
+                    " WHERE o.listing_id = :l AND t.kind = 'sale' GROUP BY t.order_id"
+                ),
+                {"l": listing["id"]},
+            )
+        ).all()
+        history = await s.scalar(
+            text(
+                "SELECT count(*) FROM order_status_history h JOIN orders o ON o.id = h.order_id"
+                " WHERE o.listing_id = :l AND h.status = 'settled'"
+            ),
+            {"l": listing["id"]},
+        )
+    assert len(sales) == n and all(c == 1 for _, c in sales), "each order settled once"
+    assert history == n
+    await assert_ledger_invariants(db)
