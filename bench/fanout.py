@@ -343,6 +343,8 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
         for viewers in args.viewers:
             # Panen
+            if "panen" not in args.systems:
+                continue
             ports = [free_port(), free_port()]
             servers = [
                 start_server([sys.executable, "-m", "panen", "serve", "--port", str(p)], env, p)
@@ -380,6 +382,8 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for s in servers:
                     s.stop()
             # baseline
+            if "socketio" not in args.systems:
+                continue
             ports = [free_port(), free_port()]
             uvicorn_cmd = [
                 sys.executable,
@@ -457,6 +461,7 @@ def main() -> None:
     p.add_argument("--viewers", default="1000,5000,10000")
     p.add_argument("--rates", default="50,500")
     p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--systems", default="panen,socketio")
     p.add_argument("--hz", type=float, default=4.0, help="PANEN_TICKER_HZ of the servers")
     p.add_argument(
         "--database-url",

@@ -27,46 +27,70 @@ TOO_SLOW = 1013  # "try again later": the client reconnects, with `since`
 
 
 def text(frame: bytes | str) -> Message:
-    """An ASGI send message, built once per frame and shared by every socket."""
-    return {"type": "websocket.send", "text": frame if isinstance(frame, str) else frame.decode()}
+    """An ASGI send message, built once per frame and shared by every socket (with the
+    frame's UTF-8 bytes for servers that take them directly)."""
+    if isinstance(frame, str):
+        return {"type": "websocket.send", "text": frame, RAW: frame.encode()}
+    return {"type": "websocket.send", "text": frame.decode(), RAW: frame}
+
+
+RAW = "panen.raw"  # ASGI servers ignore keys they do not know
 
 
 class Connection:
     __slots__ = (
         "abort",
         "closed",
+        "direct",
         "display_name",
         "frames",
         "likes",
         "principal",
         "queue",
         "send",
+        "sending",
         "topics",
-        "wake",
         "writer",
     )
 
-    def __init__(self, send: Send, abort: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        send: Send,
+        abort: Callable[[int], None],
+        direct: Callable[[bytes], bool] | None = None,
+    ) -> None:
         self.send = send
         self.abort = abort
+        # Writes a frame at once when the socket's buffer has room (True), sparing a task
+        # switch per socket per frame; anything else goes through the queue.
+        self.direct = direct
+        self.sending = False
         self.queue: deque[Message] = deque()
-        self.wake = asyncio.Event()
         self.closed = False
         self.principal: Principal | None = None
         self.display_name: str | None = None
         self.topics: dict[str, str] = {}  # the client's topic name -> the internal topic
         self.frames = limits.Bucket(limits.FRAMES_PER_SECOND, 2 * limits.FRAMES_PER_SECOND)
         self.likes = limits.Bucket(limits.LIKES_PER_SECOND, limits.LIKES_PER_SECOND)
-        self.writer: asyncio.Task[None] = asyncio.create_task(self._drain())
+        # Started only while frames wait: an idle socket costs no task.
+        self.writer: asyncio.Task[None] | None = None
 
     def push(self, message: Message) -> None:
         if self.closed:
             return
+        if not self.queue and not self.sending and self.direct is not None:
+            try:
+                if self.direct(message[RAW]):
+                    return
+            except Exception:  # the socket is closing under us
+                self.closed = True
+                return
         if len(self.queue) >= limits.SEND_QUEUE_FRAMES:
             self.drop(TOO_SLOW)
             return
         self.queue.append(message)
-        self.wake.set()
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._drain())
 
     def push_frame(self, frame: bytes | str) -> None:
         self.push(text(frame))
@@ -77,33 +101,38 @@ class Connection:
             return
         self.closed = True
         self.queue.clear()
-        self.writer.cancel()
+        if self.writer is not None:
+            self.writer.cancel()
         self.abort(code)
 
     async def _drain(self) -> None:
         queue = self.queue
         try:
-            while True:
-                await self.wake.wait()
-                self.wake.clear()
-                while queue:
-                    await self.send(queue.popleft())
+            while queue:
+                self.sending = True
+                await self.send(queue.popleft())
+                self.sending = False
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the client went away mid-send
             log.debug("socket send failed: %s", exc)
             self.closed = True
+        finally:
+            self.sending = False
+            self.writer = None
 
     async def flush(self, within_s: float) -> None:
         """Let queued frames (an error, a close reason) go out before the socket closes."""
         deadline = asyncio.get_running_loop().time() + within_s
-        while self.queue and not self.closed and not self.writer.done():
+        while self.queue and not self.closed and self.writer is not None:
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         self.closed = True
-        self.writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.writer
+        writer = self.writer
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer

@@ -28,6 +28,7 @@ from core.services import Services
 from live import history, rooms
 from live.connection import Connection, Message, text
 from live.history import Recovery, Snapshot, TopicKeys
+from live.once import Once
 from live.ticker import COLD, Ticker
 
 log = logging.getLogger("panen.live")
@@ -73,6 +74,7 @@ class Hub:
         self.control = services.keys.channel("_hub").encode()
         self.reconnects = 0
         self.background: set[asyncio.Task[None]] = set()
+        self.cold: Once[rooms.State] = Once(fresh_s=1.0)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -288,13 +290,17 @@ class Hub:
             self.tickers[topic.name] = ticker
         ticker.start()
 
+    async def _cold(self, name: str) -> rooms.State:
+        state = await rooms.cold_state(self.services, name)
+        rooms.finish(state)
+        return state
+
     async def _snapshot_frame(self, topic: Topic, found: Snapshot, recovered: bool) -> bytes:
         state: dict[str, Any] | None = None
         if found.state is not None and found.state != COLD:
             state = orjson.loads(found.state)
         if state is None:
-            state = await rooms.cold_state(self.services, topic.name)
-            rooms.finish(state)
+            state = await self.cold.get(topic.name, lambda: self._cold(topic.name))
         snapshot = b'{"totals":' + orjson.dumps(state["totals"])
         if rooms.kind_of(topic.name) == "session":
             snapshot += b',"chat":[' + b",".join(found.chat) + b"]"

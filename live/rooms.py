@@ -15,8 +15,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from commerce.deals import deal_json
 from commerce.models import Campaign, Farmer, Listing, LiveSession, Product
+from commerce.order_models import FlashDeal
 from commerce.sessions import listing_json
+from core.clock import utcnow
 from core.db import Database
 from core.services import Services
 
@@ -77,7 +80,16 @@ async def _session_state(services: Services, session_id: str) -> State:
             )
         ).all()
         campaign = await s.get(Campaign, live.campaign_id) if live and live.campaign_id else None
+        deal = (
+            await s.execute(
+                select(FlashDeal)
+                .where(FlashDeal.session_id == session_id, FlashDeal.ends_at > utcnow())
+                .order_by(FlashDeal.starts_at)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
     listings = {lst.id: listing_json(lst, prod) for lst, prod in rows}
+    remaining_of = _optional("commerce.inventory", "remaining")
     totals: dict[str, Any] = {
         "viewers": 0,
         "likes": 0,
@@ -90,6 +102,13 @@ async def _session_state(services: Services, session_id: str) -> State:
         "pinned": None,
         "flash_deal": None,
     }
+    if deal is not None:  # the current or next deal, with its countdown times
+        current = {k: v for k, v in deal_json(deal).items() if k != "session_id"}
+        if remaining_of is not None:
+            left = await remaining_of(services, session_id, deal.id)
+            if isinstance(left, int):
+                current["remaining"] = left
+        totals["flash_deal"] = current
     if campaign is not None:
         totals["goal"] = {
             "unit_name": campaign.unit_name,
@@ -109,10 +128,9 @@ async def _session_state(services: Services, session_id: str) -> State:
     donation_totals = _optional("donations.totals", "session_totals")
     if donation_totals is not None:
         _merge_db_totals(state, await donation_totals(db, session_id))
-    remaining = _optional("commerce.inventory", "remaining")
-    if remaining is not None:
+    if remaining_of is not None:
         for lid in listings:  # the live counters, where the flash sale really happens
-            left: Any = await remaining(services, session_id, lid)
+            left = await remaining_of(services, session_id, lid)
             if isinstance(left, int):
                 state["stock"][lid] = left
     if live is not None and live.pinned_listing_id in listings:

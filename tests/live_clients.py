@@ -42,7 +42,10 @@ class Viewer:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no matching frame; saw {self.seen[-5:]}")
-            frame = await self.recv(left)
+            try:
+                frame = await self.recv(left)
+            except TimeoutError:
+                raise AssertionError(f"no matching frame; saw {self.seen[-6:]}") from None
             if match(frame):
                 return frame
 

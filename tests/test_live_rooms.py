@@ -415,3 +415,28 @@ def orjson_str(frame: dict[str, Any]) -> str:
     import orjson
 
     return orjson.dumps(frame).decode()
+
+
+async def test_an_order_frame_places_an_order_and_bad_or_unfillable_ones_get_error_frames(
+    servers: tuple[Server, Server], room: Room
+) -> None:
+    buyer = await register(room.http, "buyer")
+    v = await Viewer.connect(servers[1].ws, buyer.token)
+    order = {
+        "type": "order",
+        "id": "c1",
+        "listing_id": room.listing["id"],
+        "quantity": 2,
+        "idempotency_key": "key-1",
+    }
+    await v.send(order)
+    first = await v.expect(lambda f: f.get("id") == "c1")
+    assert first["type"] == "ack", first
+    assert first["order"]["status"] == "reserved" and first["order"]["quantity"] == 2
+    await v.send({**order, "id": "c3", "quantity": 0})
+    bad = await v.expect(lambda f: f.get("id") == "c3")
+    assert bad["type"] == "error" and bad["field"] == "quantity"
+    await v.send({**order, "id": "c4", "quantity": 41, "idempotency_key": "key-2"})
+    gone = await v.expect(lambda f: f.get("id") == "c4")
+    assert gone["type"] == "error" and gone["code"] in ("sold_out", "limit_exceeded")
+    await v.close()
