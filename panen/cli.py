@@ -86,7 +86,7 @@ def _users_create(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from panen.demo import run_demo
 
-    return run_demo(port=args.port, home=args.home)
+    return run_demo(port=args.port, home=args.home, simulate=args.simulate)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -129,6 +129,13 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run everything on embedded servers under ./.panen/")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--home", default=".panen", help="where the embedded servers keep data")
+    demo.add_argument(
+        "--simulate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N simulated viewers who chat, like, buy and donate",
+    )
     demo.set_defaults(func=_demo)
 
     verify = sub.add_parser("verify", help="check a donation or pledge receipt offline")

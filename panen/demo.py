@@ -60,7 +60,7 @@ def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(*, port: int, home: str) -> int:
+def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
     servers = EmbeddedServers(Path(home))
     print("starting embedded PostgreSQL and Valkey under", Path(home).resolve())
     pg_server, redis_url = servers.start()
@@ -116,6 +116,12 @@ def run_demo(*, port: int, home: str) -> int:
         print(f"  {base}/api/sessions?status=live   the API")
         print(f"Demo users (password {DEMO_PASSWORD!r}): admin, host_rina, pak_budi, ibu_siti,")
         print("  yayasan_pelita (charity admin), viewer_andi. Ctrl-C stops everything.")
+        if simulate:
+            # Its own process, so the simulated load does not share the server's event loop.
+            procs.append(
+                subprocess.Popen([python, "-m", "panen.simulate", base, str(simulate)], env=env)
+            )
+            print(f"{simulate} simulated viewers are watching, chatting, buying and donating.")
         sys.stdout.flush()
         signal.signal(signal.SIGTERM, _interrupt)
         while all(p.poll() is None for p in procs):
