@@ -202,7 +202,24 @@ async def remaining(services: Services, session_id: str, inventory_id: str) -> i
 REBUILD_LOCK_MS = 15_000
 
 
+_rebuilding: dict[tuple[int, str], asyncio.Task[None]] = {}
+
+
 async def rebuild(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
+    """Rebuild a missing counter; the requests of one process that find it missing at the
+    same moment share one rebuild (other processes wait on the Redis lock)."""
+    key = (id(services), inventory_id)
+    task = _rebuilding.get(key)
+    if task is None:
+        task = asyncio.create_task(
+            _rebuild(services, session_id=session_id, inventory_id=inventory_id, stock=stock)
+        )
+        _rebuilding[key] = task
+        task.add_done_callback(lambda _: _rebuilding.pop(key, None))
+    await asyncio.shield(task)
+
+
+async def _rebuild(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
     """Rebuild one counter from the orders in PostgreSQL, under a new generation.
 
     Taking the generation row FOR UPDATE waits for every order insert still in flight

@@ -15,11 +15,11 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import Field, StringConstraints
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from commerce import hooks, inventory, ledger, offers, outbox
+from commerce import hooks, inventory, ledger, offers, order_writer, outbox
 from commerce.order_models import Order, OrderStatusChange, Payment
 from commerce.payments import DEFAULT_PROVIDER, provider_for
 from core.auth import Principal
@@ -42,35 +42,6 @@ MAX_QUANTITY = 1000
 class PlaceOrder(Body):
     listing_id: Id
     quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
-
-
-# One round trip: the generation row is key-share locked (a rebuild waits for this insert,
-# and this insert fails if a rebuild got there first), then order, payment and history.
-INSERT_ORDER = text(
-    """
-WITH g AS (
-  SELECT 1 FROM inventory_generations
-   WHERE inventory_id = :inventory_id AND generation = :generation FOR KEY SHARE
-), o AS (
-  INSERT INTO orders (id, session_id, listing_id, deal_id, inventory_id, buyer_id, farmer_id,
-                      charity_id, idempotency_key, quantity, unit_price, total, pledge_amount,
-                      fee_amount, farmer_amount, currency, status, expires_at)
-  SELECT :id, :session_id, :listing_id, :deal_id, :inventory_id, :buyer_id, :farmer_id,
-         :charity_id, :idempotency_key, :quantity, :unit_price, :total, :pledge_amount,
-         :fee_amount, :farmer_amount, :currency, 'reserved', :expires_at
-    FROM g
-  ON CONFLICT DO NOTHING
-  RETURNING id, created_at
-), p AS (
-  INSERT INTO payments (id, order_id, payer_id, provider, provider_ref, status, amount, currency)
-  SELECT :payment_id, o.id, :buyer_id, :provider, :provider_ref, 'pending', :total, :currency
-    FROM o
-), h AS (
-  INSERT INTO order_status_history (order_id, status) SELECT o.id, 'reserved' FROM o
-)
-SELECT (SELECT count(*) FROM g) AS generation_ok, (SELECT created_at FROM o) AS created_at
-"""
-)
 
 
 def fingerprint(listing_id: str, quantity: int) -> str:
@@ -172,11 +143,51 @@ async def _await_prior(
     return await _existing(services, buyer_id, key, "")
 
 
+# (buyer, key) -> the answer of the send this process is handling now.
+_placing: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+
+
 async def place(
     services: Services, principal: Principal, listing_id: str, quantity: int, key: str
 ) -> tuple[dict[str, Any], bool]:
     """Reserve and record an order; returns (order, created). Raises ApiError (409
     sold_out / limit_exceeded / session_not_live / idempotency_key_reused, 404 listing)."""
+    ident = (principal.user_id, key)
+    first = _placing.get(ident)
+    if first is not None:
+        # The first send with this key is being handled by this very process: its answer
+        # is ours (or, if it failed, we try on our own).
+        try:
+            order = await asyncio.shield(first)
+        except Exception:
+            order = None
+        if order is not None:
+            if order["listing_id"] != listing_id or order["quantity"] != quantity:
+                raise conflict(
+                    "idempotency_key_reused", "this idempotency key was used for a different order"
+                )
+            return order, False
+        return await _place(services, principal, listing_id, quantity, key)
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    _placing[ident] = future
+    try:
+        order, created = await _place(services, principal, listing_id, quantity, key)
+        if created:
+            future.set_result(order)
+        else:
+            future.set_exception(ApiError(409, "not_first", "answered elsewhere"))
+        return order, created
+    except BaseException as exc:
+        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+        raise
+    finally:
+        future.exception() if future.done() else future.cancel()  # mark retrieved
+        del _placing[ident]
+
+
+async def _place(
+    services: Services, principal: Principal, listing_id: str, quantity: int, key: str
+) -> tuple[dict[str, Any], bool]:
     if not 0 < quantity <= MAX_QUANTITY:
         raise bad_request("invalid_field", f"quantity must be 1..{MAX_QUANTITY}", "quantity")
     buyer = principal.user_id
@@ -267,8 +278,7 @@ async def place(
                 "provider": provider.name,
                 "provider_ref": provider_ref,
             }
-            async with services.db.engine.begin() as conn:
-                row = (await conn.execute(INSERT_ORDER, params)).one()
+            row = await order_writer.writer(services).write(params)
         except BaseException:
             await inventory.release(
                 services,
@@ -315,6 +325,29 @@ async def place(
     raise ApiError(503, "busy", "stock is being recounted; retry in a moment")
 
 
+STOCK_EVERY_S = 0.1
+
+# Per process: the latest stock left per (session, listing, deal) not yet announced.
+_stock_pending: dict[tuple[str, str, str | None], int] = {}
+_stock_flush: dict[int, asyncio.Task[None]] = {}
+
+
+async def _flush_stock(services: Services) -> None:
+    """Announce the stock left at most every STOCK_EVERY_S per process: a room's ticker
+    coalesces anyway, and a stampede would otherwise publish once per order."""
+    try:
+        await asyncio.sleep(STOCK_EVERY_S)
+        pending = dict(_stock_pending)
+        _stock_pending.clear()
+        for (session_id, listing_id, deal_id), left in pending.items():
+            event: dict[str, Any] = {"type": "stock", "listing_id": listing_id, "remaining": left}
+            if deal_id is not None:
+                event["deal_id"] = deal_id
+            await publish(services, f"session:{session_id}", event)
+    finally:
+        _stock_flush.pop(id(services), None)
+
+
 async def _announce(
     services: Services,
     session_id: str,
@@ -324,22 +357,22 @@ async def _announce(
     key: str,
     answer: dict[str, Any],
 ) -> None:
-    """Keep the answer for duplicate sends; tell the room the stock left."""
+    """Keep the answer for duplicate sends (in other processes); tell the room the stock."""
     await services.redis.set(
         services.keys.session(session_id, "resp", inventory.idem_field(buyer_id, key)),
         orjson.dumps(answer),
         ex=services.settings.reservation_ttl_s,
     )
-    topic = f"session:{session_id}"
-    extra = {} if offer.deal_id is None else {"deal_id": offer.deal_id}
-    await publish(
-        services,
-        topic,
-        {"type": "stock", "listing_id": offer.listing_id, "remaining": left, **extra},
-    )
+    slot = (session_id, offer.listing_id, offer.deal_id)
+    _stock_pending[slot] = min(left, _stock_pending.get(slot, left))
+    if id(services) not in _stock_flush:
+        _stock_flush[id(services)] = asyncio.create_task(_flush_stock(services))
     if left == 0:
+        extra = {} if offer.deal_id is None else {"deal_id": offer.deal_id}
         await publish(
-            services, topic, {"type": "sold_out", "listing_id": offer.listing_id, **extra}
+            services,
+            f"session:{session_id}",
+            {"type": "sold_out", "listing_id": offer.listing_id, **extra},
         )
 
 
