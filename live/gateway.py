@@ -400,9 +400,21 @@ async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
 
 async def _donate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     _login(conn, frame)
-    raise FrameError(
-        "not_available", "donating over the socket is not open yet; use POST /api/donations"
-    )
+    assert conn.principal is not None
+    try:
+        donate = importlib.import_module("donations.donate")
+        make_donation = donate.make_donation
+    except (ImportError, AttributeError):
+        raise FrameError("not_available", "donating over the socket is not open yet") from None
+    key = frame.str_field("idempotency_key", 100)
+    try:
+        async with asyncio.timeout(ORDER_TIMEOUT_S):
+            out = await make_donation(gateway.services, conn.principal, frame.data, key)
+    except ApiError as err:
+        raise FrameError(err.code, err.message, err.details.get("field")) from None
+    except TimeoutError:
+        raise FrameError("timeout", "the donation took too long; retry with the same key") from None
+    conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id, **out}))
 
 
 async def _ping(gateway: Gateway, conn: Connection, frame: Frame) -> None:

@@ -294,7 +294,7 @@ async def test_garbage_oversized_and_unauthorised_frames_get_the_right_answers(
         "anon_chat": orjson_str({"type": "chat", "topic": room.topic, "text": "hi"}),
         "anon_me": orjson_str({"type": "subscribe", "topic": "me"}),
         "bad_token": orjson_str({"type": "hello", "token": "abc"}),
-        "donate": orjson_str({"type": "donate", "id": "d1"}),
+        "donate": orjson_str({"type": "donate", "id": "d1", "amount": 5000}),
     }.items():
         await v.ws.send(raw)
         answers[name] = await v.expect(lambda f: f["type"] == "error")
@@ -439,4 +439,29 @@ async def test_an_order_frame_places_an_order_and_bad_or_unfillable_ones_get_err
     await v.send({**order, "id": "c4", "quantity": 41, "idempotency_key": "key-2"})
     gone = await v.expect(lambda f: f.get("id") == "c4")
     assert gone["type"] == "error" and gone["code"] in ("sold_out", "limit_exceeded")
+    await v.close()
+
+
+async def test_a_donate_frame_records_a_donation_and_answers_with_its_payment(
+    servers: tuple[Server, Server], room: Room
+) -> None:
+    donor = await register(room.http, "donor")
+    v = await Viewer.connect(servers[0].ws, donor.token)
+    frame = {
+        "type": "donate",
+        "id": "d1",
+        "charity_id": room.world.charity["id"],
+        "session_id": room.world.session["id"],
+        "amount": 50_000,
+        "message": "Semangat!",
+        "visibility": "first_name",
+        "idempotency_key": "don-1",
+    }
+    await v.send(frame)
+    ack = await v.expect(lambda f: f.get("id") == "d1")
+    assert ack["type"] == "ack", ack
+    assert ack["donation"]["amount"] == 50_000 and "payment" in ack
+    await v.send({**frame, "id": "d2", "amount": -1, "idempotency_key": "don-2"})
+    bad = await v.expect(lambda f: f.get("id") == "d2")
+    assert bad["type"] == "error" and bad["field"] == "amount"
     await v.close()
