@@ -8,6 +8,8 @@ registers here at import time, and commerce calls whatever is registered:
 - `on_pledges(listener)`: called inside the settlement (or refund) transaction with the
   pledges that moved; returns outbox rows to add in that same transaction. It may raise
   ApiError to refuse a reversal (the refund then changes nothing).
+- `on_orders(listener)`: called inside the settlement (or refund) transaction with every
+  order settled (or a settled order refunded), pledge or not; returns outbox rows.
 - `own_payments(prefix, owner)`: payments whose id starts with `prefix_` belong to `owner`,
   which applies their webhooks and sandbox decisions itself.
 """
@@ -54,6 +56,35 @@ async def pledges_moved(s: AsyncSession, movements: Sequence[PledgeMovement]) ->
     rows: OutboxRows = []
     if movements:
         for listener in _pledge_listeners:
+            rows += await listener(s, movements)
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class OrderMovement:
+    kind: str  # "settled" or "refunded" (a settled order's refund)
+    order_id: str
+    session_id: str
+    buyer_id: str
+    total: int
+    currency: str
+    at: datetime
+
+
+OrderListener = Callable[[AsyncSession, Sequence[OrderMovement]], Awaitable[OutboxRows]]
+
+_order_listeners: list[OrderListener] = []
+
+
+def on_orders(listener: OrderListener) -> None:
+    if listener not in _order_listeners:
+        _order_listeners.append(listener)
+
+
+async def orders_moved(s: AsyncSession, movements: Sequence[OrderMovement]) -> OutboxRows:
+    rows: OutboxRows = []
+    if movements:
+        for listener in _order_listeners:
             rows += await listener(s, movements)
     return rows
 

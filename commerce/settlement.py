@@ -88,6 +88,16 @@ async def settle_batch(services: Services, limit: int = BATCH) -> int:
                 if o.pledge_amount > 0
             ],
         )
+        # Whoever rewards a purchase (energy points) does so in this transaction too.
+        events += await hooks.orders_moved(
+            s,
+            [
+                hooks.OrderMovement(
+                    "settled", o.id, o.session_id, o.buyer_id, o.total, o.currency, now
+                )
+                for o, _, _ in rows
+            ],
+        )
         ids = [order.id for order, _, _ in rows]
         await s.execute(
             update(Order)

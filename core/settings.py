@@ -59,6 +59,8 @@ class Settings:
     reservation_ttl_s: int = 600
     ticker_hz: float = 4.0
     environment: str = "development"
+    # Energy points rules as JSON (parsed and checked by donations.energy_rules).
+    energy_rules: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -87,6 +89,7 @@ class Settings:
             reservation_ttl_s=_int(e, "PANEN_RESERVATION_TTL_S", 600, 5, 24 * 3600),
             ticker_hz=_float(e, "PANEN_TICKER_HZ", 4.0, 0.5, 50.0),
             environment=environment,
+            energy_rules=e.get("PANEN_ENERGY_RULES", ""),
         )
 
 

@@ -9,16 +9,19 @@ from __future__ import annotations
 from donations import (
     disbursements,
     donate,
+    energy,
     matches,
     pledges,
+    points_api,
     receipts,
     reports,
 )
 from donations.routes import api
 
-_MODULES = (disbursements, donate, matches, receipts, reports)
+_MODULES = (disbursements, donate, matches, points_api, receipts, reports)
 
 pledges.register()
 donate.register()
+energy.register()
 
 __all__ = ["api"]

@@ -34,7 +34,7 @@ from core.http import LOGGED_IN, Body, Ctx, json
 from core.ids import new_id
 from core.models import User
 from core.services import Services
-from donations import funds
+from donations import energy, funds
 from donations.models import Donation
 from donations.routes import api
 
@@ -258,6 +258,8 @@ async def settle(s: AsyncSession, d: Donation, at: Any) -> funds.OutboxRows:
             await funds.bump_session(s, d.session_id, matched=matched)
         events += match_events
         events += await funds.milestone(s, d.session_id, before, before + d.amount + matched, at)
+    # Giving earns energy points, in this same transaction.
+    events += await energy.for_donation(s, d.donor_id, d.id, d.session_id, d.amount, d.currency, at)
     return events
 
 

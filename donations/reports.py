@@ -23,6 +23,7 @@ KINDS = {
     "match": "matches",
     "refund": "reversals",
     "match_reversal": "reversals",
+    "energy": "matches",  # a sponsor's money, paid as viewers redeem energy points
     "disbursement": "disbursed",
 }
 

@@ -41,6 +41,7 @@ class Connection:
     __slots__ = (
         "abort",
         "closed",
+        "device",
         "direct",
         "display_name",
         "frames",
@@ -69,6 +70,8 @@ class Connection:
         self.closed = False
         self.principal: Principal | None = None
         self.display_name: str | None = None
+        # The device watch minutes are capped by: hello's device id, else the address.
+        self.device: str | None = None
         self.topics: dict[str, str] = {}  # the client's topic name -> the internal topic
         self.frames = limits.Bucket(limits.FRAMES_PER_SECOND, 2 * limits.FRAMES_PER_SECOND)
         self.likes = limits.Bucket(limits.LIKES_PER_SECOND, limits.LIKES_PER_SECOND)

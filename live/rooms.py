@@ -101,6 +101,8 @@ async def _session_state(services: Services, session_id: str) -> State:
         "top_donors": [],
         "pinned": None,
         "flash_deal": None,
+        # Energy points viewers redeemed into sponsor pools for this room's charity.
+        "energy": {"points": 0, "amount": 0, "redemptions": 0},
     }
     if deal is not None:  # the current or next deal, with its countdown times
         current = {k: v for k, v in deal_json(deal).items() if k != "session_id"}
@@ -128,6 +130,9 @@ async def _session_state(services: Services, session_id: str) -> State:
     donation_totals = _optional("donations.totals", "session_totals")
     if donation_totals is not None:
         _merge_db_totals(state, await donation_totals(db, session_id))
+    energy_of = _optional("donations.pools", "session_energy")
+    if energy_of is not None:
+        totals["energy"].update(await energy_of(db, session_id))
     if remaining_of is not None:
         for lid in listings:  # the live counters, where the flash sale really happens
             left = await remaining_of(services, session_id, lid)
@@ -220,6 +225,11 @@ def _fold_session(state: State, event: dict[str, Any], counted: bool) -> None:
             donors[name] = donors.get(name, 0) + amount
     elif kind == "match" and counted:
         charity["matched"] += _int(event.get("amount"))
+    elif kind == "energy" and counted:
+        energy = totals.setdefault("energy", {"points": 0, "amount": 0, "redemptions": 0})
+        energy["points"] += _int(event.get("points"))
+        energy["amount"] += _int(event.get("amount"))
+        energy["redemptions"] += 1
     elif kind in ("sold_out", "stock"):
         left = 0 if kind == "sold_out" else _int(event.get("remaining"))
         current = totals.get("flash_deal")
@@ -268,6 +278,11 @@ def finish(state: State) -> None:
     goal = totals.get("goal")
     if goal is not None and goal["unit_cost"] > 0:
         goal["funded_units"] = max(goal["funded_units"], charity["total"] // goal["unit_cost"])
+    energy = totals.get("energy")
+    if isinstance(energy, dict) and goal is not None and goal["unit_cost"] > 0:
+        # "energy turned into N Love Packages"
+        energy["units"] = _int(energy.get("amount")) // goal["unit_cost"]
+        energy["unit_name"] = goal["unit_name"]
     donors: dict[str, int] = state.get("donors", {})
     if len(donors) > DONORS_KEPT:
         keep = sorted(donors.items(), key=lambda kv: -kv[1])[:DONORS_KEPT]

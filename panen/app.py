@@ -27,6 +27,7 @@ from donations import api as donations_api
 from donations import transparency
 from live import gateway
 from live.hub import Hub
+from live.watch import Watch
 
 log = logging.getLogger("panen.app")
 
@@ -100,9 +101,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         hub = Hub(services)
         await hub.start()
         app.state.live = gateway.Gateway(services, hub)
+        watch = app.state.watch = Watch(services, hub.owner, hub.connections)
+        watch.start()
         try:
             yield
         finally:
+            await watch.stop()
             await hub.stop()
             await services.close()
 

@@ -17,6 +17,7 @@ from core.clock import utcnow
 from core.logging import configure_logging
 from core.services import Services, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
+from donations.energy_jobs import award_activity, expire_points
 from donations.jobs import publish_checkpoint
 
 log = logging.getLogger("panen.worker")
@@ -58,7 +59,7 @@ async def canary(ctx: dict[str, Any]) -> dict[str, str]:
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = [canary, settle_orders]
+    functions: ClassVar[list[Any]] = [canary, settle_orders, award_activity]
     cron_jobs: ClassVar[list[Any]] = [
         # The transparency log's cadence: a signed checkpoint every 15 s when it grew
         # (and at start, which also creates the signing key on a fresh machine).
@@ -68,6 +69,8 @@ class WorkerSettings:
         cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
         cron(relay_job, second=set(range(60)), timeout=50),
         cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
+        # Energy points past their expiry (Ant Forest's uncollected energy), every minute.
+        cron(expire_points, second={30}, timeout=50),
     ]
     on_startup = startup
     on_shutdown = shutdown

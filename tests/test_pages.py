@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from donations import merkle, signing
-from tests.api import PASSWORD, Actor, World, build_world, handle, register
+from tests.api import PASSWORD, Actor, World, build_world, handle, register, user_with_roles
 from tests.conftest import process_env
 from tests.pages import DESKTOP, PHONE, Tab, chromium, tab
 from tests.processes import Server, Worker, running
@@ -663,3 +663,40 @@ async def test_the_browser_verifier_agrees_with_rfc_9162_and_c2sp_notes_on_every
     assert out["wrong"] == []
     assert out["accepted"] == len(inclusion) + len(consistency) + len(checkpoints)
     assert out["rejected"] > len(inclusion)
+
+
+async def test_a_viewer_sees_points_earned_live_and_redeems_them_into_love_packages(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        viewer = await register(c, "energetic")
+        sponsor = await user_with_roles(c, admin_token, "sponsor")
+        # 100 points = one Love Package (the campaign's unit cost).
+        r = await c.post(
+            "/api/pools",
+            headers=sponsor.headers,
+            json={
+                "sponsor_name": "Bank Tani",
+                "campaign_id": w.campaign["id"],
+                "rate_points": 100,
+                "cap": 1_500_000,
+            },
+        )
+        assert r.status_code == 201, r.text
+    async with tab(browser, server.base, viewer.token, viewer.user) as t:
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        await expect(t.page.locator("#points-balance")).to_have_text("0")
+        await expect(t.page.locator("#redeem-btn")).to_be_disabled()
+        await donate_in_page(t, "300.000", "Energi!")
+        # Rp 300,000 earns 300 points, shown live from the `me` topic.
+        await expect(t.page.locator("#points-balance")).to_have_text("300", timeout=15_000)
+        await expect(t.page.locator("#redeem-btn")).to_be_enabled()
+        await t.page.locator("#redeem-btn").click()
+        await expect(t.page.locator("#energy")).to_contain_text(
+            "Energy turned into 3 Love Package", timeout=15_000
+        )
+        await expect(t.page.locator("#points-balance")).to_have_text("0")
+        await expect(t.page.locator("#ticker")).to_contain_text("turned 300 energy points into")
+        assert t.errors == []

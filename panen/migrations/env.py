@@ -11,10 +11,17 @@ import commerce.models
 import commerce.order_models
 import core.models
 import donations.models
+import donations.points_models
 from core.db import Base, create_engine
 
 # The imports register each package's tables on Base.metadata.
-_MODELS = (core.models, commerce.models, commerce.order_models, donations.models)
+_MODELS = (
+    core.models,
+    commerce.models,
+    commerce.order_models,
+    donations.models,
+    donations.points_models,
+)
 
 target_metadata = Base.metadata
 

@@ -30,6 +30,8 @@ export function describe(ev, ctx) {
       return t("ev_sold_out", { product });
     case "refund":
       return t("ev_refund", { amount: money(ev.amount, cur) });
+    case "energy":
+      return t("ev_energy", { who: who(ev), points: num(ev.points), amount: money(ev.amount, cur) });
     default:
       return null;  // events this page does not show (presence, likes …)
   }

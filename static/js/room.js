@@ -92,6 +92,10 @@ function renderTotals() {
     ? { ...state.session.campaign, funded_units: 0 } : null);
   $("#goal").replaceChildren(...(goal ? [goalBar(goal)] : []));
   $("#matched").textContent = charity.matched ? `${t("matched")}: ${money(charity.matched, currency())}` : "";
+  const energy = tot.energy || {};
+  $("#energy").textContent = !energy.amount ? ""
+    : energy.units ? `⚡ ${t("energy_units", { n: num(energy.units), unit: energy.unit_name || "" })}`
+      : `⚡ ${t("energy_amount", { amount: money(energy.amount, currency()) })}`;
   $("#viewers").textContent = num(tot.viewers || 0);
   $("#like-count").textContent = num((tot.likes || 0) + state.likesPending);
   const donors = Array.isArray(tot.top_donors) ? tot.top_donors : [];
@@ -307,6 +311,64 @@ async function sendChat(e) {
   }
 }
 
+// --- energy points: earned live on the `me` topic, redeemed into a sponsor pool --------------
+
+const points = { balance: 0, redeemable: 0, lots: [], pools: [] };
+
+function renderPoints() {
+  $("#points-card").classList.toggle("hidden", !auth.token);
+  $("#points-balance").textContent = num(points.balance);
+  const next = points.lots.find((l) => !l.expired);
+  $("#points-expiry").textContent = next
+    ? t("points_expire", { n: num(next.remaining), when: new Date(next.expires_at).toLocaleDateString() }) : "";
+  const select = $("#pool-select");
+  const chosen = select.value;
+  select.replaceChildren(...(points.pools.length ? points.pools.map((p) => el("option", { value: p.id,
+    text: `${p.sponsor_name} · ${num(p.rate.points)} = ${money(p.rate.amount, p.currency)}` }))
+    : [el("option", { value: "", text: t("no_pool") })]));
+  if (chosen) select.value = chosen;
+  $("#redeem-btn").disabled = !(points.redeemable > 0 && points.pools.length);
+}
+
+async function loadPoints() {
+  if (!auth.token) { renderPoints(); return; }
+  try {
+    const [mine, pools] = await Promise.all([
+      api("GET", "/api/me/points"),
+      api("GET", `/api/pools?session_id=${encodeURIComponent(sessionId)}`),
+    ]);
+    Object.assign(points, { balance: mine.balance, redeemable: mine.redeemable, lots: mine.lots });
+    points.pools = pools.pools.filter((p) => p.remaining > 0);
+  } catch (err) { /* the room works without points */ }
+  renderPoints();
+}
+
+function onMe(frame) {
+  if (frame.type !== "ticker") return;
+  const changed = (frame.events || []).filter((e) => e.type === "points");
+  if (!changed.length) return;
+  const last = changed[changed.length - 1];
+  points.balance = last.balance; points.redeemable = Math.max(0, last.redeemable);
+  renderPoints();
+}
+
+async function redeemPoints() {
+  const pool = points.pools.find((p) => p.id === $("#pool-select").value) || points.pools[0];
+  if (!pool || points.redeemable <= 0) return;
+  // As many points as the pool still takes, in whole steps of its rate.
+  const most = Math.floor(pool.remaining * pool.rate.points / pool.rate.amount);
+  const want = Math.min(points.redeemable, most);
+  $("#redeem-btn").disabled = true;
+  try {
+    const res = await api("POST", "/api/points/redeem", { pool_id: pool.id, points: want, session_id: sessionId },
+      { idempotencyKey: newKey() });
+    toast(t("redeemed", { points: num(res.redemption.points), amount: money(res.redemption.amount, res.redemption.currency) }));
+  } catch (err) {
+    toast(errorText(err), "error");
+  }
+  await loadPoints();
+}
+
 // --- start ------------------------------------------------------------------------------
 
 async function load() {
@@ -335,13 +397,14 @@ function renderStatic() {
   $("#status").textContent = s.status === "live" ? "● LIVE" : s.status;
   $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",
     el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []));
-  renderTotals(); renderFeed(); renderChat(); renderDeal();
+  renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints();
 }
 
 $("#donate-btn").addEventListener("click", openDonate);
 $("#donate-cancel").addEventListener("click", () => $("#donate-dialog").close());
 $("#donate-form").addEventListener("submit", submitDonation);
 $("#like-btn").addEventListener("click", like);
+$("#redeem-btn").addEventListener("click", redeemPoints);
 $("#chat-form").addEventListener("submit", sendChat);
 onLangChange(renderStatic);
 setInterval(renderDeal, 250);
@@ -351,4 +414,6 @@ boot("room").then(load).then((ok) => {
   live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(`${f.message} (${f.code})`, "error") });
   window.panenLive = live;  // for the curious, and for tests that cut the connection
   live.subscribe(topic, onFrame);
+  if (auth.token) live.subscribe("me", onMe);
+  loadPoints();
 });
