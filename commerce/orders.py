@@ -450,6 +450,21 @@ async def cancel_order(services: Services, principal: Principal, order_id: str) 
                             )
                         ],
                     )
+                # What the purchase earned (energy points) is taken back here too.
+                events += await hooks.orders_moved(
+                    s,
+                    [
+                        hooks.OrderMovement(
+                            "refunded",
+                            order.id,
+                            order.session_id,
+                            order.buyer_id,
+                            order.total,
+                            order.currency,
+                            now,
+                        )
+                    ],
+                )
             if payment is not None:
                 await provider_for(services, payment.provider).refund(payment.id, payment.amount)
                 payment.status, payment.updated_at = "refunded", now
