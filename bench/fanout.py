@@ -343,98 +343,96 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
         for viewers in args.viewers:
             # Panen
-            if "panen" not in args.systems:
-                continue
-            ports = [free_port(), free_port()]
-            servers = [
-                start_server([sys.executable, "-m", "panen", "serve", "--port", str(p)], env, p)
-                for p in ports
-            ]
-            try:
-                async with httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{ports[0]}", timeout=30
-                ) as http:
-                    admin = await login(http, f"admin_{tag}")
-                    world = await build_world(http, admin.token)
-                topic = f"session:{world.session['id']}"
-                subscribe = orjson.dumps({"type": "subscribe", "topic": topic}).decode()
-                system = System(
-                    "panen",
-                    servers,
-                    "/ws",
-                    on_panen,
-                    lambda c, s=subscribe: c.send_text(s),  # type: ignore[misc]
-                    lambda e, t=topic: publish(services, t, e),  # type: ignore[misc]
-                )
-                rss0 = sum(s.rss_kb() for s in servers)
-                await connect(system, viewers)
-                await asyncio.sleep(1.0)
-                kb = (sum(s.rss_kb() for s in servers) - rss0) / viewers
-                for rate in args.rates:
-                    row = await run_rate(system, rate, args.seconds)
-                    row["kb_conn"] = kb
-                    rows.append(row)
-                    print_row(row)
-                for c in system.clients:
-                    if c.transport is not None:
-                        c.transport.close()
-            finally:
-                for s in servers:
-                    s.stop()
+            if "panen" in args.systems:
+                ports = [free_port(), free_port()]
+                servers = [
+                    start_server([sys.executable, "-m", "panen", "serve", "--port", str(p)], env, p)
+                    for p in ports
+                ]
+                try:
+                    async with httpx.AsyncClient(
+                        base_url=f"http://127.0.0.1:{ports[0]}", timeout=30
+                    ) as http:
+                        admin = await login(http, f"admin_{tag}")
+                        world = await build_world(http, admin.token)
+                    topic = f"session:{world.session['id']}"
+                    subscribe = orjson.dumps({"type": "subscribe", "topic": topic}).decode()
+                    system = System(
+                        "panen",
+                        servers,
+                        "/ws",
+                        on_panen,
+                        lambda c, s=subscribe: c.send_text(s),  # type: ignore[misc]
+                        lambda e, t=topic: publish(services, t, e),  # type: ignore[misc]
+                    )
+                    rss0 = sum(s.rss_kb() for s in servers)
+                    await connect(system, viewers)
+                    await asyncio.sleep(1.0)
+                    kb = (sum(s.rss_kb() for s in servers) - rss0) / viewers
+                    for rate in args.rates:
+                        row = await run_rate(system, rate, args.seconds)
+                        row["kb_conn"] = kb
+                        rows.append(row)
+                        print_row(row)
+                    for c in system.clients:
+                        if c.transport is not None:
+                            c.transport.close()
+                finally:
+                    for s in servers:
+                        s.stop()
             # baseline
-            if "socketio" not in args.systems:
-                continue
-            ports = [free_port(), free_port()]
-            uvicorn_cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.fanout_socketio:app",
-                "--log-level",
-                "warning",
-                "--ws",
-                "websockets-sansio",
-                "--ws-per-message-deflate",
-                "false",
-                "--port",
-            ]
-            servers = [
-                start_server([*uvicorn_cmd, str(p)], {**env, "PYTHONPATH": str(ROOT)}, p)
-                for p in ports
-            ]
-            try:
-                room = f"room_{tag}"
-                join = '42["join",' + orjson.dumps(room).decode() + "]"
+            if "socketio" in args.systems:
+                ports = [free_port(), free_port()]
+                uvicorn_cmd = [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bench.fanout_socketio:app",
+                    "--log-level",
+                    "warning",
+                    "--ws",
+                    "websockets-sansio",
+                    "--ws-per-message-deflate",
+                    "false",
+                    "--port",
+                ]
+                servers = [
+                    start_server([*uvicorn_cmd, str(p)], {**env, "PYTHONPATH": str(ROOT)}, p)
+                    for p in ports
+                ]
+                try:
+                    room = f"room_{tag}"
+                    join = '42["join",' + orjson.dumps(room).decode() + "]"
 
-                def sio_join(c: WsClient, j: str = join) -> None:
-                    c.join_text = j  # sent once the namespace connect is acknowledged
+                    def sio_join(c: WsClient, j: str = join) -> None:
+                        c.join_text = j  # sent once the namespace connect is acknowledged
 
-                async def sio_publish(e: dict[str, Any], r: str = room) -> None:
-                    await sio_manager.emit("ev", e, room=r, namespace="/")
+                    async def sio_publish(e: dict[str, Any], r: str = room) -> None:
+                        await sio_manager.emit("ev", e, room=r, namespace="/")
 
-                system = System(
-                    "python-socketio",
-                    servers,
-                    "/socket.io/?EIO=4&transport=websocket",
-                    on_socketio,
-                    sio_join,
-                    sio_publish,
-                )
-                rss0 = sum(s.rss_kb() for s in servers)
-                await connect(system, viewers)
-                await asyncio.sleep(1.0)
-                kb = (sum(s.rss_kb() for s in servers) - rss0) / viewers
-                for rate in args.rates:
-                    row = await run_rate(system, rate, args.seconds)
-                    row["kb_conn"] = kb
-                    rows.append(row)
-                    print_row(row)
-                for c in system.clients:
-                    if c.transport is not None:
-                        c.transport.close()
-            finally:
-                for s in servers:
-                    s.stop()
+                    system = System(
+                        "python-socketio",
+                        servers,
+                        "/socket.io/?EIO=4&transport=websocket",
+                        on_socketio,
+                        sio_join,
+                        sio_publish,
+                    )
+                    rss0 = sum(s.rss_kb() for s in servers)
+                    await connect(system, viewers)
+                    await asyncio.sleep(1.0)
+                    kb = (sum(s.rss_kb() for s in servers) - rss0) / viewers
+                    for rate in args.rates:
+                        row = await run_rate(system, rate, args.seconds)
+                        row["kb_conn"] = kb
+                        rows.append(row)
+                        print_row(row)
+                    for c in system.clients:
+                        if c.transport is not None:
+                            c.transport.close()
+                finally:
+                    for s in servers:
+                        s.stop()
     finally:
         await services.close()
     return rows
