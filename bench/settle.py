@@ -1,0 +1,187 @@
+"""Settlement throughput: orders settled per second, batched vs one order per transaction,
+and by real `panen worker` processes (1 and 2).
+
+Orders are placed through the real `commerce.orders.place` and then marked paid as the
+payment webhook leaves them; settlement then runs the real code: ledger postings,
+status history, the outbox, and the donations side (pledge log, matches) through its
+hooks. The baseline settles the same way but one order per transaction.
+
+    .venv/bin/python bench/settle.py [--orders 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+from flash_sale import add_listing, clear_redis, make_buyers, seed_session
+from sqlalchemy import text
+
+import panen.app  # noqa: F401  (registers the donations hooks, as in the real processes)
+from commerce import hooks
+from commerce.orders import place
+from commerce.settlement import settle_all, settle_batch
+from core.auth import Principal
+from core.services import Services
+from core.settings import Settings
+from panen.embedded import drop_database, ensure_database
+from panen.migrate import upgrade
+
+
+async def paid_orders(services: Services, world: dict[str, str], n: int) -> list[str]:
+    listing = await add_listing(services.db, world, n)
+    buyers = await make_buyers(services.db, n)
+    gate = asyncio.Semaphore(128)
+
+    async def one(i: int) -> str:
+        async with gate:
+            order, _ = await place(
+                services, Principal(buyers[i], frozenset({"viewer"})), listing, 1, f"s{i}"
+            )
+            return str(order["id"])
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def mark_paid(services: Services, ids: list[str]) -> None:
+    async with services.db.transaction() as s:
+        await s.execute(
+            text("UPDATE payments SET status = 'succeeded' WHERE order_id = ANY(:ids)"),
+            {"ids": ids},
+        )
+        await s.execute(
+            text("UPDATE orders SET status = 'paid', paid_at = now() WHERE id = ANY(:ids)"),
+            {"ids": ids},
+        )
+
+
+async def unsettled(services: Services, ids: list[str]) -> int:
+    async with services.db.reader() as s:
+        n = await s.scalar(
+            text("SELECT count(*) FROM orders WHERE id = ANY(:ids) AND status <> 'settled'"),
+            {"ids": ids},
+        )
+    return int(n or 0)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+        "PANEN_LOG_LEVEL": "WARNING",
+    }
+
+
+async def with_workers(services: Services, settings: Settings, ids: list[str], k: int) -> float:
+    procs = [
+        subprocess.Popen(  # noqa: ASYNC220 (started once, before the clock runs)
+            [sys.executable, "-m", "panen", "worker"], env=worker_env(settings)
+        )
+        for _ in range(k)
+    ]
+    try:
+        await asyncio.sleep(4)  # let them start; the clock starts when the orders are paid
+        t0 = time.perf_counter()
+        await mark_paid(services, ids)
+        await services.enqueue("settle_orders")
+        while await unsettled(services, ids):  # noqa: ASYNC110 (polling the database)
+            await asyncio.sleep(0.02)
+        return time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(15)
+
+
+async def bench(settings: Settings, n: int) -> None:
+    services = await Services.start(settings, pool_size=20)
+    world = await seed_session(services.db)
+    print(f"{n:,} paid orders per row; the same machine runs PostgreSQL and Redis\n")
+    print("| how | orders | seconds | orders/s |")
+    print("|---|---:|---:|---:|")
+    try:
+        base_n = max(200, n // 4)  # one transaction per order is slow; a quarter suffices
+        ids = await paid_orders(services, world, base_n)
+        await mark_paid(services, ids)
+        t0 = time.perf_counter()
+        while await settle_batch(services, limit=1):
+            pass
+        dt = time.perf_counter() - t0
+        print(
+            f"| baseline: one order per transaction | {base_n:,} | {dt:.2f} | {base_n / dt:,.0f} |"
+        )
+        ids = await paid_orders(services, world, n)
+        await mark_paid(services, ids)
+        t0 = time.perf_counter()
+        await settle_all(services)
+        dt = time.perf_counter() - t0
+        print(f"| batched, in process | {n:,} | {dt:.2f} | {n / dt:,.0f} |")
+        # The same without the donations side (transparency log, energy points), to show
+        # what commerce's own part (ledger, history, outbox) costs.
+        saved = (list(hooks._pledge_listeners), list(hooks._order_listeners))
+        hooks._pledge_listeners.clear()
+        hooks._order_listeners.clear()
+        ids = await paid_orders(services, world, n)
+        await mark_paid(services, ids)
+        t0 = time.perf_counter()
+        await settle_all(services)
+        dt = time.perf_counter() - t0
+        print(f"| batched, in process, donations hooks off | {n:,} | {dt:.2f} | {n / dt:,.0f} |")
+        hooks._pledge_listeners[:], hooks._order_listeners[:] = saved
+        for k in (1, 2):
+            ids = await paid_orders(services, world, n)
+            dt = await with_workers(services, settings, ids, k)
+            print(
+                f"| `panen worker` x{k} | {n:,} | {dt:.2f} "
+                f"| {n / dt:,.0f} ({n / dt / k:,.0f} each) |"
+            )
+            sys.stdout.flush()
+        async with services.db.reader() as s:
+            bad = await s.scalar(
+                text(
+                    "SELECT count(*) FROM (SELECT transaction_id FROM ledger_postings"
+                    " GROUP BY transaction_id HAVING sum(amount) <> 0) t"
+                )
+            )
+            twice = await s.scalar(
+                text(
+                    "SELECT count(*) FROM (SELECT order_id FROM ledger_transactions"
+                    " WHERE kind = 'sale' GROUP BY order_id HAVING count(*) > 1) t"
+                )
+            )
+        print(f"\nunbalanced ledger transactions: {bad}; orders settled twice: {twice}")
+    finally:
+        await services.close()
+
+
+def main(server: str, redis_url: str, n: int) -> None:
+    tag = secrets.token_hex(3)
+    name = f"panen_bench_settle_{tag}"
+    url = ensure_database(server, name, fresh=True)
+    settings = replace(
+        Settings(), database_url=url, redis_url=redis_url, redis_prefix=f"panen_bench_{tag}"
+    )
+    try:
+        upgrade(url)
+        asyncio.run(bench(settings, n))
+    finally:
+        drop_database(server, name)
+        asyncio.run(clear_redis(settings))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--orders", type=int, default=2000)
+    a = p.parse_args()
+    main(a.server, a.redis, a.orders)
