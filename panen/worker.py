@@ -12,7 +12,13 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import cron
 
-from commerce.settlement import expire_job, relay_job, settle_orders, settle_sweep
+from commerce.settlement import (
+    expire_job,
+    relay_job,
+    settle_orders,
+    settle_sweep,
+    warm_counters,
+)
 from core.clock import utcnow
 from core.logging import configure_logging
 from core.services import Services, arq_queue_name, arq_redis_settings
@@ -67,6 +73,7 @@ class WorkerSettings:
         # Money path: settle what no job picked up (crash, lost enqueue), deliver the
         # outbox, and return the stock of reservations nobody paid for.
         cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
+        cron(warm_counters, second={30}, run_at_startup=True, timeout=50),
         cron(relay_job, second=set(range(60)), timeout=50),
         cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
         # Energy points past their expiry (Ant Forest's uncollected energy), every minute.

@@ -253,3 +253,21 @@ async def test_pinning_and_a_flash_deal_with_its_own_price_stock_and_countdown(c
     assert got["unit_price"] == 50_000 and got["deal_id"] == r.json()["error"]["details"]["deal_id"]
     r = await order(client, a, listing["id"])
     assert r.json()["error"]["code"] == "limit_exceeded"
+
+
+async def test_counters_of_live_sessions_are_rebuilt_at_start_from_the_orders(
+    app, client, admin_token
+):
+    from commerce import inventory
+    from commerce.settlement import warm_counters
+
+    world, listing = await live_listing(client, admin_token, stock=7)
+    buyer = await register(client)
+    assert (await order(client, buyer, listing["id"], 2)).status_code == 201
+    services = app.state.services
+    sid = world.session["id"]
+    keys = [k async for k in services.redis.scan_iter(services.keys.session(sid, "*"))]
+    await services.redis.delete(*keys)  # as after a Redis restart
+    assert await inventory.remaining(services, sid, listing["id"]) is None
+    assert await warm_counters({"services": services}) >= 1
+    assert await inventory.remaining(services, sid, listing["id"]) == 5
