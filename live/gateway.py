@@ -45,6 +45,8 @@ class Gateway:
         self.hub = hub
         # topic -> (exists, its host's or farmer's user id); neither ever changes
         self.owners: Once[tuple[bool, str | None]] = Once(fresh_s=24 * 3600)
+        # Told of every like accepted (energy points count them: live.watch).
+        self.on_like: Callable[[Connection, str, int], None] | None = None
 
     async def owner_of(self, topic: str) -> str | None:
         exists, owner = await self.owners.get(
@@ -109,6 +111,8 @@ async def endpoint(websocket: WebSocket) -> None:
     proto = _transport_of(websocket)
     send: Send = proto.send if proto is not None else websocket.send
     conn = Connection(send, _closer(websocket, proto), _direct(proto) if proto else None)
+    if websocket.client is not None:  # until hello names the device
+        conn.device = "addr:" + websocket.client.host
     gateway.hub.connections.add(conn)
     close_code: int | None = None
     try:
@@ -191,6 +195,7 @@ def _login(conn: Connection, frame: Frame) -> str:
 async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     token = frame.str_field("token", 4096)
     assert token is not None
+    device = frame.str_field("device_id", 64, required=False)
     try:
         principal = gateway.services.tokens.verify(token)
     except ApiError as err:
@@ -221,6 +226,8 @@ async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
             raise FrameError("invalid_token", "the token's user does not exist", "token") from None
         conn.display_name = user.display_name
     conn.principal = principal
+    if device is not None:
+        conn.device = "id:" + device
     out: dict[str, Any] = {
         "type": "welcome",
         "user": {
@@ -347,6 +354,8 @@ async def _like(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         pipe.incrby(key, count)
         pipe.pexpire(key, 24 * 3600 * 1000)
         await pipe.execute()
+    if gateway.on_like is not None:
+        gateway.on_like(conn, topic, count)
     if frame.id is not None:
         conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id}))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from typing import Any
@@ -27,6 +28,13 @@ from live.connection import Connection
 log = logging.getLogger("panen.live")
 
 LIKES_KEPT = 100_000  # (user, room) pairs a minute; beyond, a flood is not worth counting
+
+
+def device_key(device: str | None) -> str | None:
+    """What the points book stores of a device: a digest, never an address."""
+    if device is None:
+        return None
+    return hashlib.sha256(device.encode()).hexdigest()[:32]
 
 
 class Watch:
@@ -73,7 +81,7 @@ class Watch:
                 seen[key] = first
                 user = conn.principal.user_id
                 if first < slot and user not in claims:
-                    claims[user] = [user, topic.partition(":")[2], conn.device]
+                    claims[user] = [user, topic.partition(":")[2], device_key(conn.device)]
         self.seen = seen
         return list(claims.values())
 

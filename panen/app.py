@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await hub.start()
         app.state.live = gateway.Gateway(services, hub)
         watch = app.state.watch = Watch(services, hub.owner, hub.connections)
+        app.state.live.on_like = watch.note_like
         watch.start()
         try:
             yield

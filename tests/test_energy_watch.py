@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
 
 from tests.api import Actor, build_world, register, user_with_roles
 from tests.conftest import process_env
@@ -23,7 +24,14 @@ from tests.live_clients import Viewer
 from tests.processes import Server, Worker
 
 CAP = 3
-RULES = {"watch_minute_s": 1, "watch_max_minutes_per_session": CAP, "points_ttl_s": 3600}
+RULES = {
+    "watch_minute_s": 1,
+    "watch_max_minutes_per_session": CAP,
+    "points_ttl_s": 3600,
+    "device_accounts_per_minute": 1,
+    "likes_per_point": 10,
+    "like_max_points_per_session": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -115,4 +123,61 @@ async def test_a_viewer_earns_exactly_the_capped_watch_points_however_many_socke
         assert room["totals"]["energy"]["unit_name"] == "Love Package"
         assert (await balance(http, viewer))["balance"] == 0
         for v in [*sockets, idle]:
+            await v.close()
+
+
+async def test_accounts_sharing_a_device_earn_one_minute_at_a_time_and_like_floods_stop_at_the_cap(
+    cluster: tuple[Server, Server], admin_token: str, db: Any
+) -> None:
+    a, b = cluster
+    async with httpx.AsyncClient(base_url=a.base, timeout=20) as http:
+        world = await build_world(http, admin_token)
+        sid = world.session["id"]
+        r = await http.post(f"/api/sessions/{sid}/start", headers=world.host.headers)
+        assert r.status_code == 200, r.text
+        topic = f"session:{sid}"
+        twins = [await register(http, "twin") for _ in range(2)]
+        phone = f"phone-{secrets.token_hex(4)}"
+        sockets = []
+        for user, server in zip(twins, (a, b), strict=True):
+            v = await Viewer.connect(server.ws)
+            await v.send({"type": "hello", "token": user.token, "device_id": phone})
+            assert (await v.expect(lambda f: f["type"] in ("welcome", "error")))[
+                "type"
+            ] == "welcome"
+            assert (await v.subscribe(topic))["type"] == "subscribed"
+            sockets.append(v)
+        # A scripted like flood from one twin: far more likes than the cap pays for.
+        for _ in range(20):
+            await sockets[0].send({"type": "like", "topic": topic, "count": 50})
+            await asyncio.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while True:
+            got = [await balance(http, u) for u in twins]
+            if sum(g["balance"] for g in got) >= 2 * CAP + 5:
+                break
+            assert time.monotonic() < deadline, f"points stalled at {got}"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
+        async with db.reader() as s:
+            per_minute = (
+                await s.execute(
+                    text(
+                        "SELECT slot, count(*) FROM points_transactions"
+                        " WHERE kind = 'watch' AND user_id = ANY(:u) GROUP BY slot"
+                    ),
+                    {"u": [u.id for u in twins]},
+                )
+            ).all()
+            likes = await s.scalar(
+                text(
+                    "SELECT sum(points) FROM points_transactions"
+                    " WHERE kind = 'like' AND user_id = :u"
+                ),
+                {"u": twins[0].id},
+            )
+        assert len(per_minute) == 2 * CAP and all(n == 1 for _, n in per_minute)
+        assert likes == 5
+        assert [(await balance(http, u))["balance"] for u in twins] == [CAP + 5, CAP]
+        for v in sockets:
             await v.close()
