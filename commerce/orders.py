@@ -143,6 +143,32 @@ async def _await_prior(
     return await _existing(services, buyer_id, key, "")
 
 
+_abandoned: set[asyncio.Task[None]] = set()
+
+
+async def _release_unless_written(
+    services: Services,
+    writing: asyncio.Future[order_writer.Written],
+    session_id: str,
+    inventory_id: str,
+    order_id: str,
+    forget: str,
+) -> None:
+    try:
+        row = await writing
+        landed = row.generation_ok and row.created_at is not None
+    except Exception:
+        landed = False
+    if not landed:
+        await inventory.release(
+            services,
+            session_id=session_id,
+            inventory_id=inventory_id,
+            order_id=order_id,
+            forget_idempotency=forget,
+        )
+
+
 # (buyer, key) -> the answer of the send this process is handling now.
 _placing: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
 
@@ -252,6 +278,7 @@ async def _place(
         )
         payment_id = new_id("pay")
         forget = inventory.idem_field(buyer, key)
+        writing: asyncio.Future[order_writer.Written] | None = None
         try:
             provider = provider_for(services, DEFAULT_PROVIDER)
             provider_ref = await provider.create_intent(payment_id, total, session_offers.currency)
@@ -278,7 +305,28 @@ async def _place(
                 "provider": provider.name,
                 "provider_ref": provider_ref,
             }
-            row = await order_writer.writer(services).write(params)
+            writing = asyncio.ensure_future(order_writer.writer(services).write(params))
+            row = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            # The client went away, but its order may still be in a batch being written:
+            # give the hold back only once we know the row did not land.
+            if writing is not None:
+                task = asyncio.create_task(
+                    _release_unless_written(
+                        services, writing, sid, offer.inventory_id, order_id, forget
+                    )
+                )
+                _abandoned.add(task)
+                task.add_done_callback(_abandoned.discard)
+            else:
+                await inventory.release(
+                    services,
+                    session_id=sid,
+                    inventory_id=offer.inventory_id,
+                    order_id=order_id,
+                    forget_idempotency=forget,
+                )
+            raise
         except BaseException:
             await inventory.release(
                 services,
