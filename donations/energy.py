@@ -29,11 +29,11 @@ async def _publish_changes(
     s: AsyncSession, changes: dict[str, tuple[str, int]], now: datetime
 ) -> OutboxRows:
     """A `points` event per user changed: (kind, delta) -> the new balance on `me`."""
-    rows: OutboxRows = []
-    for user_id, (kind, delta) in sorted(changes.items()):
-        st = await points.standing(s, user_id, now)
-        rows.append(points.points_event(user_id, kind, delta, st, now))
-    return rows
+    standing = await points.standings(s, sorted(changes), now)
+    return [
+        points.points_event(user_id, kind, delta, standing[user_id], now)
+        for user_id, (kind, delta) in sorted(changes.items())
+    ]
 
 
 def _capped(want: int, *caps: tuple[int, int]) -> int:

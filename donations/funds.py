@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,8 +65,7 @@ class Movement:
     source_ref: str | None = None
 
 
-async def receive(s: AsyncSession, m: Movement) -> tuple[CharityFund, log.Appended]:
-    """Log an inflow and open its fund; the ledger posting is the caller's."""
+def _entry(m: Movement) -> dict[str, Any]:
     entry: dict[str, Any] = {
         **m.data,
         "charity_id": m.charity_id,
@@ -76,24 +76,51 @@ async def receive(s: AsyncSession, m: Movement) -> tuple[CharityFund, log.Append
     }
     if m.donor_id is not None and m.donor_salt is not None:
         entry["donor"] = commitment(m.donor_salt, m.donor_id)
-    appended = await log.append(s, m.kind, m.ref, entry)
-    fund = CharityFund(
-        charity_id=m.charity_id,
-        kind=m.kind,
-        ref=m.ref,
-        entry_index=appended.index,
-        session_id=m.session_id,
-        source_ref=m.source_ref,
-        donor_id=m.donor_id,
-        donor_salt=m.donor_salt,
-        amount=m.amount,
-        allocated=0,
-        currency=m.currency,
-        received_at=m.at,
-    )
-    s.add(fund)
+    return entry
+
+
+async def receive(s: AsyncSession, m: Movement) -> tuple[CharityFund, log.Appended]:
+    """Log an inflow and open its fund; the ledger posting is the caller's."""
+    return (await receive_many(s, [m]))[0]
+
+
+async def receive_many(
+    s: AsyncSession, movements: Sequence[Movement]
+) -> list[tuple[CharityFund, log.Appended]]:
+    """Log several inflows under one lock of the log and open their funds in one insert, so
+    a settlement batch costs a few statements rather than a few per order."""
+    appended = await log.append_many(s, [log.NewEntry(m.kind, m.ref, _entry(m)) for m in movements])
+    opened = [
+        CharityFund(
+            charity_id=m.charity_id,
+            kind=m.kind,
+            ref=m.ref,
+            entry_index=a.index,
+            session_id=m.session_id,
+            source_ref=m.source_ref,
+            donor_id=m.donor_id,
+            donor_salt=m.donor_salt,
+            amount=m.amount,
+            allocated=0,
+            currency=m.currency,
+            received_at=m.at,
+        )
+        for m, a in zip(movements, appended, strict=True)
+    ]
+    s.add_all(opened)
     await s.flush()
-    return fund, appended
+    return list(zip(opened, appended, strict=True))
+
+
+async def has_active_matches(s: AsyncSession, session_id: str, currency: str) -> bool:
+    found = await s.scalar(
+        select(Match.id)
+        .where(
+            Match.session_id == session_id, Match.currency == currency, Match.matched < Match.cap
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def reverse(

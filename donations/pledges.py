@@ -7,52 +7,71 @@ commit (or roll back) with the order's ledger postings.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import hooks
-from donations import funds
+from donations import funds, log
 from donations.models import CharityFund
 
 
 async def on_pledges(
     s: AsyncSession, movements: Sequence[hooks.PledgeMovement]
 ) -> funds.OutboxRows:
-    events: funds.OutboxRows = []
+    events = await _received(s, [m for m in movements if m.kind == "pledge"])
     for m in movements:
-        if m.kind == "pledge":
-            events += await _received(s, m)
-        elif m.kind == "pledge_reversal":
+        if m.kind == "pledge_reversal":
             events += await _reversed(s, m)
     return events
 
 
-async def _received(s: AsyncSession, m: hooks.PledgeMovement) -> funds.OutboxRows:
-    ref = f"pledge:{m.order_id}"
-    if await s.scalar(select(CharityFund.id).where(CharityFund.ref == ref)) is not None:
+async def _received(s: AsyncSession, movements: list[hooks.PledgeMovement]) -> funds.OutboxRows:
+    """A settlement batch's pledges: logged under one lock, funds opened in one insert, and
+    each room's sums, matches and milestone handled once per room."""
+    if not movements:
+        return []
+    refs = [f"pledge:{m.order_id}" for m in movements]
+    done = set((await s.scalars(select(CharityFund.ref).where(CharityFund.ref.in_(refs)))).all())
+    fresh = [m for m, ref in zip(movements, refs, strict=True) if ref not in done]
+    if not fresh:
         return []  # settled once already
-    fund, appended = await funds.receive(
+    opened = await funds.receive_many(
         s,
-        funds.Movement(
-            kind="pledge",
-            ref=ref,
-            charity_id=m.charity_id,
-            session_id=m.session_id,
-            amount=m.amount,
-            currency=m.currency,
-            at=m.at,
-            data={"order_id": m.order_id},
-            donor_id=m.buyer_id,
-            donor_salt=funds.new_salt(),
-        ),
+        [
+            funds.Movement(
+                kind="pledge",
+                ref=f"pledge:{m.order_id}",
+                charity_id=m.charity_id,
+                session_id=m.session_id,
+                amount=m.amount,
+                currency=m.currency,
+                at=m.at,
+                data={"order_id": m.order_id},
+                donor_id=m.buyer_id,
+                donor_salt=funds.new_salt(),
+            )
+            for m in fresh
+        ],
     )
-    before, _ = await funds.bump_session(s, m.session_id, pledged=m.amount)
-    matched, events = await funds.apply_matches(s, fund, appended.index, m.at)
-    if matched:
-        await funds.bump_session(s, m.session_id, matched=matched)
-    events += await funds.milestone(s, m.session_id, before, before + m.amount + matched, m.at)
+    Opened = tuple[hooks.PledgeMovement, CharityFund, log.Appended]
+    by_room: dict[tuple[str, str], list[Opened]] = defaultdict(list)
+    for m, (fund, appended) in zip(fresh, opened, strict=True):
+        by_room[(m.session_id, m.currency)].append((m, fund, appended))
+    events: funds.OutboxRows = []
+    for (session_id, currency), room in by_room.items():
+        pledged = sum(m.amount for m, _, _ in room)
+        matched = 0
+        if await funds.has_active_matches(s, session_id, currency):
+            for m, fund, appended in room:
+                added, match_events = await funds.apply_matches(s, fund, appended.index, m.at)
+                matched += added
+                events += match_events
+        before, _ = await funds.bump_session(s, session_id, pledged=pledged, matched=matched)
+        last = max(m.at for m, _, _ in room)
+        events += await funds.milestone(s, session_id, before, before + pledged + matched, last)
     return events
 
 

@@ -158,39 +158,58 @@ class Standing:
 
 
 async def standing(s: AsyncSession, user_id: str, now: datetime) -> Standing:
+    return (await standings(s, [user_id], now))[user_id]
+
+
+async def standings(s: AsyncSession, user_ids: Sequence[str], now: datetime) -> dict[str, Standing]:
+    """Several users' points in two queries (a settlement batch announces many at once)."""
+    accounts = {user_account(u): u for u in user_ids}
     rows = (
         await s.execute(
             text(
-                "SELECT l.id, l.source, l.points, l.earned_at, l.expires_at, sum(p.amount) AS left"
+                "SELECT p.account, l.id, l.source, l.points, l.earned_at, l.expires_at,"
+                " sum(p.amount) AS left"
                 " FROM points_postings p JOIN points_lots l ON l.id = p.lot_id"
-                " WHERE p.account = :a GROUP BY l.id HAVING sum(p.amount) > 0"
+                " WHERE p.account = ANY(:a) GROUP BY p.account, l.id HAVING sum(p.amount) > 0"
                 " ORDER BY l.expires_at, l.id"
             ),
-            {"a": user_account(user_id)},
+            {"a": list(accounts)},
         )
     ).all()
-    debt = await s.scalar(
-        text(
-            "SELECT coalesce(sum(amount), 0) FROM points_postings"
-            " WHERE account = :a AND lot_id IS NULL"
-        ),
-        {"a": user_account(user_id)},
+    debts: dict[str, int] = dict(
+        (
+            await s.execute(
+                text(
+                    "SELECT account, sum(amount) FROM points_postings"
+                    " WHERE account = ANY(:a) AND lot_id IS NULL GROUP BY account"
+                ),
+                {"a": list(accounts)},
+            )
+        )
+        .tuples()
+        .all()
     )
-    lots = [
-        {
-            "id": r.id,
-            "source": r.source,
-            "points": int(r.points),
-            "remaining": int(r.left),
-            "earned_at": rfc3339(r.earned_at),
-            "expires_at": rfc3339(r.expires_at),
-            "expired": r.expires_at <= now,
-        }
-        for r in rows
-    ]
-    live = sum(lot["remaining"] for lot in lots if not lot["expired"])
-    total = sum(lot["remaining"] for lot in lots) + int(debt or 0)
-    return Standing(balance=total, redeemable=live + int(debt or 0), lots=lots)
+    lots: dict[str, list[dict[str, Any]]] = {a: [] for a in accounts}
+    for r in rows:
+        lots[r.account].append(
+            {
+                "id": r.id,
+                "source": r.source,
+                "points": int(r.points),
+                "remaining": int(r.left),
+                "earned_at": rfc3339(r.earned_at),
+                "expires_at": rfc3339(r.expires_at),
+                "expired": r.expires_at <= now,
+            }
+        )
+    out: dict[str, Standing] = {}
+    for account, user_id in accounts.items():
+        debt = int(debts.get(account) or 0)
+        held = lots[account]
+        live = sum(lot["remaining"] for lot in held if not lot["expired"])
+        total = sum(lot["remaining"] for lot in held) + debt
+        out[user_id] = Standing(balance=total, redeemable=live + debt, lots=held)
+    return out
 
 
 async def spend(
