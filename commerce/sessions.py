@@ -161,10 +161,7 @@ async def list_sessions(ctx: Ctx) -> Response:
     return json({"sessions": [session_json(r) for r in rows]})
 
 
-@api.get("/api/sessions/{session_id}", ANYONE)
-async def get_session(ctx: Ctx) -> Response:
-    live = await load_session(ctx.services.db, ctx.path("session_id"))
-    return json(await session_detail(ctx.services.db, live))
+# GET /api/sessions/{id} is served by live.sessions_api: its totals snapshot is the room's.
 
 
 @api.post("/api/sessions/{session_id}/listings", roles(Role.HOST, Role.ADMIN))

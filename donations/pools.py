@@ -21,6 +21,7 @@ from commerce import ledger, outbox
 from commerce.models import Campaign, LiveSession
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
+from core.db import Database
 from core.errors import bad_request, conflict, not_found
 from core.ids import new_id
 from core.models import User
@@ -241,7 +242,7 @@ async def redeem(
     return out, True
 
 
-async def session_energy(db: Any, session_id: str) -> dict[str, Any]:
+async def session_energy(db: Database, session_id: str) -> dict[str, Any]:
     """A room's energy so far (for a cold rebuild of its ticker): points and money."""
     async with db.reader() as s:
         row = (

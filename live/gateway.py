@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -20,9 +19,11 @@ from redis.exceptions import RedisError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from commerce.orders import place_order
 from core.accounts import get_user
 from core.errors import ApiError
 from core.services import Services
+from donations.donate import make_donation
 from live import chat, limits, presence, rooms
 from live.connection import Connection, Send
 from live.history import TopicKeys
@@ -194,8 +195,7 @@ def _login(conn: Connection, frame: Frame) -> str:
 
 async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     token = frame.str_field("token", 4096)
-    assert token is not None
-    device = frame.str_field("device_id", 64, required=False)
+    device = frame.opt_str("device_id", 64)
     try:
         principal = gateway.services.tokens.verify(token)
     except ApiError as err:
@@ -263,7 +263,7 @@ async def _resolve(gateway: Gateway, conn: Connection, frame: Frame) -> tuple[st
 
 
 async def _subscribe(gateway: Gateway, conn: Connection, frame: Frame) -> None:
-    since = frame.int_field("since", 0, 2**62, required=False)
+    since = frame.opt_int("since", 0, 2**62)
     topic, client_topic = await _resolve(gateway, conn, frame)
     if client_topic in conn.topics:
         gateway.hub.leave(conn, topic)  # a resubscribe with `since` starts over
@@ -343,7 +343,6 @@ async def _like(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     _login(conn, frame)
     topic = _room(conn, frame)
     count = frame.int_field("count", 1, limits.LIKES_PER_FRAME, default=1)
-    assert count is not None
     if not conn.likes.take(count):
         raise FrameError(
             "rate_limited", f"at most {limits.LIKES_PER_SECOND} likes a second", "count"
@@ -371,7 +370,6 @@ async def _moderate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         raise FrameError("forbidden", "only this session's host or an admin may moderate")
     action = frame.data.get("action")
     target = frame.str_field("target", 64)
-    assert target is not None
     tk = TopicKeys.of(gateway.services.keys, topic)
     if action == "delete":
         if await chat.delete(gateway.services.redis, tk, topic, target) < 0:
@@ -388,11 +386,6 @@ async def _moderate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
 
 async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     _login(conn, frame)
-    try:
-        orders = importlib.import_module("commerce.orders")
-        place_order = orders.place_order
-    except (ImportError, AttributeError):
-        raise FrameError("not_available", "ordering over the socket is not open yet") from None
     assert conn.principal is not None
     listing_id = frame.str_field("listing_id", 40)
     quantity = frame.int_field("quantity", 1, 10_000)
@@ -410,11 +403,6 @@ async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
 async def _donate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     _login(conn, frame)
     assert conn.principal is not None
-    try:
-        donate = importlib.import_module("donations.donate")
-        make_donation = donate.make_donation
-    except (ImportError, AttributeError):
-        raise FrameError("not_available", "donating over the socket is not open yet") from None
     key = frame.str_field("idempotency_key", 100)
     try:
         async with asyncio.timeout(ORDER_TIMEOUT_S):

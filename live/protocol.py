@@ -52,10 +52,14 @@ class Frame:
     id: Any
     data: dict[str, Any]
 
-    def str_field(self, name: str, max_len: int = 200, required: bool = True) -> str | None:
+    def opt_str(self, name: str, max_len: int = 200) -> str | None:
+        """An optional string field: None when absent, else checked like `str_field`."""
+        return None if self.data.get(name) is None else self.str_field(name, max_len)
+
+    def str_field(self, name: str, max_len: int = 200) -> str:
         value = self.data.get(name)
-        if value is None and not required:
-            return None
+        if value is None:
+            raise FrameError("missing_field", f"{name} is required", name, self.id)
         if not isinstance(value, str) or not value:
             raise FrameError("invalid_field", f"{name} must be a non-empty string", name, self.id)
         if len(value) > max_len:
@@ -64,14 +68,14 @@ class Frame:
             )
         return value
 
-    def int_field(
-        self, name: str, lo: int, hi: int, default: int | None = None, required: bool = True
-    ) -> int | None:
+    def opt_int(self, name: str, lo: int, hi: int) -> int | None:
+        """An optional integer field: None when absent, else checked like `int_field`."""
+        return None if self.data.get(name) is None else self.int_field(name, lo, hi)
+
+    def int_field(self, name: str, lo: int, hi: int, default: int | None = None) -> int:
         value = self.data.get(name, default)
         if value is None:
-            if required:
-                raise FrameError("missing_field", f"{name} is required", name, self.id)
-            return None
+            raise FrameError("missing_field", f"{name} is required", name, self.id)
         # bool is an int in Python; a JSON `true` is not a count.
         if not isinstance(value, int) or isinstance(value, bool):
             raise FrameError("invalid_field", f"{name} must be an integer", name, self.id)
@@ -82,9 +86,7 @@ class Frame:
         return value
 
     def topic(self) -> str:
-        topic = self.str_field("topic", limits.MAX_TOPIC_CHARS)
-        assert topic is not None
-        return topic
+        return self.str_field("topic", limits.MAX_TOPIC_CHARS)
 
 
 def parse(text: str | bytes) -> Frame:

@@ -7,14 +7,14 @@ The folded state is a JSON object kept in Redis by the topic's ticker:
 
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from commerce import inventory
+from commerce import totals as commerce_totals
 from commerce.deals import deal_json
 from commerce.models import Campaign, Farmer, Listing, LiveSession, Product
 from commerce.order_models import FlashDeal
@@ -22,6 +22,8 @@ from commerce.sessions import listing_json
 from core.clock import utcnow
 from core.db import Database
 from core.services import Services
+from donations import pools
+from donations import totals as donation_totals
 
 log = logging.getLogger("panen.live")
 
@@ -33,16 +35,6 @@ State = dict[str, Any]
 
 def kind_of(topic: str) -> str:
     return topic.partition(":")[0]
-
-
-def _optional(module: str, name: str) -> Callable[..., Awaitable[dict[str, Any]]] | None:
-    """A totals function of a lower package that may not exist yet (it is another
-    engineer's); the room works without it and uses it as soon as it is there."""
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-    return fn  # type: ignore[no-any-return]
 
 
 def _int(value: Any) -> int:
@@ -89,7 +81,6 @@ async def _session_state(services: Services, session_id: str) -> State:
             )
         ).scalar_one_or_none()
     listings = {lst.id: listing_json(lst, prod) for lst, prod in rows}
-    remaining_of = _optional("commerce.inventory", "remaining")
     totals: dict[str, Any] = {
         "viewers": 0,
         "likes": 0,
@@ -106,10 +97,9 @@ async def _session_state(services: Services, session_id: str) -> State:
     }
     if deal is not None:  # the current or next deal, with its countdown times
         current = {k: v for k, v in deal_json(deal).items() if k != "session_id"}
-        if remaining_of is not None:
-            left = await remaining_of(services, session_id, deal.id)
-            if isinstance(left, int):
-                current["remaining"] = left
+        left = await inventory.remaining(services, session_id, deal.id)
+        if isinstance(left, int):
+            current["remaining"] = left
         totals["flash_deal"] = current
     if campaign is not None:
         totals["goal"] = {
@@ -124,20 +114,13 @@ async def _session_state(services: Services, session_id: str) -> State:
         "stock": {lid: lst["stock"] for lid, lst in listings.items()},
         "listings": listings,
     }
-    session_totals = _optional("commerce.totals", "session_totals")
-    if session_totals is not None:
-        _merge_db_totals(state, await session_totals(db, session_id))
-    donation_totals = _optional("donations.totals", "session_totals")
-    if donation_totals is not None:
-        _merge_db_totals(state, await donation_totals(db, session_id))
-    energy_of = _optional("donations.pools", "session_energy")
-    if energy_of is not None:
-        totals["energy"].update(await energy_of(db, session_id))
-    if remaining_of is not None:
-        for lid in listings:  # the live counters, where the flash sale really happens
-            left = await remaining_of(services, session_id, lid)
-            if isinstance(left, int):
-                state["stock"][lid] = left
+    _merge_db_totals(state, await commerce_totals.session_totals(db, session_id))
+    _merge_db_totals(state, await donation_totals.session_totals(db, session_id))
+    totals["energy"].update(await pools.session_energy(db, session_id))
+    for lid in listings:  # the live counters, where the flash sale really happens
+        left = await inventory.remaining(services, session_id, lid)
+        if isinstance(left, int):
+            state["stock"][lid] = left
     if live is not None and live.pinned_listing_id in listings:
         totals["pinned"] = dict(listings[live.pinned_listing_id])
     finish(state)
@@ -167,9 +150,7 @@ def _merge_db_totals(state: State, db_totals: dict[str, Any]) -> None:
 
 async def _farmer_state(db: Database, farmer_id: str) -> State:
     totals: dict[str, Any] = {"units_sold": 0, "gross": 0, "pledged": 0}
-    farmer_totals = _optional("commerce.totals", "farmer_totals")
-    if farmer_totals is not None:
-        totals.update(await farmer_totals(db, farmer_id))
+    totals.update(await commerce_totals.farmer_totals(db, farmer_id))
     return {"totals": totals}
 
 

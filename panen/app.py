@@ -25,7 +25,7 @@ from core.services import Services
 from core.settings import Settings, get_settings
 from donations import api as donations_api
 from donations import transparency
-from live import gateway
+from live import gateway, sessions_api
 from live.hub import Hub
 from live.watch import Watch
 
@@ -45,6 +45,7 @@ API_MODULES = (
     payments,
     totals,
     deals,
+    sessions_api,
 )
 
 # Page paths of API.md and the file in static/ that serves each.

@@ -433,6 +433,13 @@ async def test_an_order_frame_places_an_order_and_bad_or_unfillable_ones_get_err
     first = await v.expect(lambda f: f.get("id") == "c1")
     assert first["type"] == "ack", first
     assert first["order"]["status"] == "reserved" and first["order"]["quantity"] == 2
+    await v.send({**order, "id": "c2"})  # a retry with the same key: the same order
+    again = await v.expect(lambda f: f.get("id") == "c2")
+    assert again["type"] == "ack", again
+    assert again["order"]["id"] == first["order"]["id"]
+    await v.send({**order, "id": "c5", "quantity": 1})  # same key, another body
+    reused = await v.expect(lambda f: f.get("id") == "c5")
+    assert (reused["type"], reused["code"]) == ("error", "idempotency_key_reused")
     await v.send({**order, "id": "c3", "quantity": 0})
     bad = await v.expect(lambda f: f.get("id") == "c3")
     assert bad["type"] == "error" and bad["field"] == "quantity"
@@ -465,3 +472,21 @@ async def test_a_donate_frame_records_a_donation_and_answers_with_its_payment(
     bad = await v.expect(lambda f: f.get("id") == "d2")
     assert bad["type"] == "error" and bad["field"] == "amount"
     await v.close()
+
+
+async def test_get_session_carries_the_rooms_totals_snapshot(client, admin_token):
+    world = await build_world(client, admin_token)
+    sid = world.session["id"]
+    r = await client.post(
+        f"/api/sessions/{sid}/listings",
+        headers=world.host.headers,
+        json={"product_id": world.product["id"], "price": 90_000, "stock": 7},
+    )
+    listing = r.json()
+    detail = (await client.get(f"/api/sessions/{sid}")).json()
+    totals = detail["totals"]
+    assert totals["orders"] == 0 and totals["gross"] == 0
+    assert totals["charity"] == {"pledged": 0, "donated": 0, "matched": 0, "total": 0}
+    assert totals["goal"]["unit_name"] == "Love Package"
+    assert totals["goal"]["goal_units"] == 500
+    assert detail["listings"][0]["id"] == listing["id"]
