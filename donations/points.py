@@ -176,19 +176,14 @@ async def standings(s: AsyncSession, user_ids: Sequence[str], now: datetime) -> 
             {"a": list(accounts)},
         )
     ).all()
-    debts: dict[str, int] = dict(
-        (
-            await s.execute(
-                text(
-                    "SELECT account, sum(amount) FROM points_postings"
-                    " WHERE account = ANY(:a) AND lot_id IS NULL GROUP BY account"
-                ),
-                {"a": list(accounts)},
-            )
-        )
-        .tuples()
-        .all()
+    debt_rows = await s.execute(
+        text(
+            "SELECT account, sum(amount) FROM points_postings"
+            " WHERE account = ANY(:a) AND lot_id IS NULL GROUP BY account"
+        ),
+        {"a": list(accounts)},
     )
+    debts: dict[str, int] = {str(r[0]): int(r[1]) for r in debt_rows}
     lots: dict[str, list[dict[str, Any]]] = {a: [] for a in accounts}
     for r in rows:
         lots[r.account].append(
