@@ -562,15 +562,7 @@ api = Api()
 
 @api.post("/api/orders", LOGGED_IN)
 async def create_order(ctx: Ctx) -> Response:
-    key = ctx.header("idempotency-key")
-    if key is None or not key.strip():
-        raise bad_request(
-            "missing_field", "the Idempotency-Key header is required", "Idempotency-Key"
-        )
-    if len(key) > 100 or not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise bad_request(
-            "invalid_field", "Idempotency-Key: 1-100 printable ASCII characters", "Idempotency-Key"
-        )
+    key = ctx.idempotency_key()
     body = await ctx.body(PlaceOrder)
     order, created = await place(ctx.services, ctx.user, body.listing_id, body.quantity, key)
     return json({"order": order}, 201 if created else 200)

@@ -108,6 +108,21 @@ class Ctx:
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
 
+    def idempotency_key(self) -> str:
+        """The required `Idempotency-Key` of a write a client may retry."""
+        key = self.request.headers.get("idempotency-key")
+        if key is None or not key.strip():
+            raise bad_request(
+                "missing_field", "the Idempotency-Key header is required", "Idempotency-Key"
+            )
+        if len(key) > 100 or not all(0x21 <= ord(c) <= 0x7E for c in key):
+            raise bad_request(
+                "invalid_field",
+                "Idempotency-Key: 1-100 printable ASCII characters",
+                "Idempotency-Key",
+            )
+        return key
+
     async def body(self, model: type[M]) -> M:
         raw = await read_body(self.request, self.services.settings.max_body_bytes)
         return parse_body(raw, model)

@@ -334,22 +334,9 @@ def register() -> None:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def _idempotency_key(ctx: Ctx) -> str:
-    key = ctx.header("idempotency-key")
-    if key is None or not key.strip():
-        raise bad_request(
-            "missing_field", "the Idempotency-Key header is required", "Idempotency-Key"
-        )
-    if len(key) > 100 or not all(0x21 <= ord(c) <= 0x7E for c in key):
-        raise bad_request(
-            "invalid_field", "Idempotency-Key: 1-100 printable ASCII characters", "Idempotency-Key"
-        )
-    return key
-
-
 @api.post("/api/donations", LOGGED_IN)
 async def create_donation(ctx: Ctx) -> Response:
-    key = _idempotency_key(ctx)
+    key = ctx.idempotency_key()
     body = await ctx.body(Donate)
     out, created = await donate(ctx.services, ctx.user, body, key)
     return json(out, 201 if created else 200)

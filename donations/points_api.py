@@ -16,7 +16,6 @@ from core.fields import Amount, Currency, Id, Name
 from core.http import ANYONE, LOGGED_IN, Body, Ctx, json, roles
 from core.ids import new_id
 from donations import points, pools, receipts
-from donations.donate import _idempotency_key
 from donations.models import CharityFund
 from donations.points_models import PointsPool, PointsRedemption
 from donations.routes import api
@@ -50,7 +49,7 @@ class Redeem(Body):
 
 @api.post("/api/points/redeem", LOGGED_IN)
 async def redeem(ctx: Ctx) -> Response:
-    key = _idempotency_key(ctx)
+    key = ctx.idempotency_key()
     body = await ctx.body(Redeem)
     out, created = await pools.redeem(
         ctx.services, ctx.user, body.pool_id, body.points, body.session_id, key
