@@ -23,6 +23,9 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Longer than the idle timeout of the proxies in front (commonly 60 s), so a proxy
+        # never sends a request down a connection this server is just closing.
+        timeout_keep_alive=75,
         # Live rooms: frames are serialised once for every socket, so no per-socket
         # compression; client frames are small (the gateway closes with 1009 over 4 KiB).
         ws="websockets-sansio",
