@@ -115,7 +115,8 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
             print(f"  {base}/host/sessions/{s['id']}   (host console, log in as host_rina)")
         print(f"  {base}/api/sessions?status=live   the API")
         print(f"Demo users (password {DEMO_PASSWORD!r}): admin, host_rina, pak_budi, ibu_siti,")
-        print("  yayasan_pelita (charity admin), viewer_andi. Ctrl-C stops everything.")
+        print("  yayasan_pelita (charity admin), sponsor_bank_desa, viewer_andi.")
+        print("Ctrl-C stops everything.")
         if simulate:
             # Its own process, so the simulated load does not share the server's event loop.
             procs.append(

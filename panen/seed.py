@@ -77,6 +77,7 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
         ("host_rina", "Rina (host)", ["host"]),
         ("yayasan_pelita", "Yayasan Pelita", ["viewer"]),
         ("viewer_andi", "Andi", ["viewer"]),
+        ("sponsor_bank_desa", "Bank Desa Sejahtera", ["sponsor"]),
         *[(h, d, ["viewer"]) for h, d, *_ in FARMERS],
     ]:
         users[handle] = admin.call(
@@ -160,4 +161,31 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
             },
         )
     host.call("POST", f"/api/sessions/{session['id']}/start")
+    listings = host.call("GET", f"/api/sessions/{session['id']}")["listings"]
+    host.call("POST", f"/api/sessions/{session['id']}/pin", {"listing_id": listings[0]["id"]})
+
+    # A sponsor doubles half of every gift and pledge, and turns viewers' energy into
+    # Love Packages ("100 points = one Love Package").
+    sponsor = users["sponsor_bank_desa"]
+    as_sponsor = Client(base).login("sponsor_bank_desa")
+    as_sponsor.call(
+        "POST",
+        f"/api/sessions/{session['id']}/matches",
+        {
+            "sponsor_name": sponsor["display_name"],
+            "ratio_bps": 5_000,
+            "cap": 10_000_000,
+        },
+    )
+    as_sponsor.call(
+        "POST",
+        "/api/pools",
+        {
+            "campaign_id": campaign["id"],
+            "session_id": session["id"],
+            "sponsor_name": sponsor["display_name"],
+            "rate_points": 100,
+            "cap": 15_000_000,
+        },
+    )
     return {"session": session, "charity": charity, "campaign": campaign}
