@@ -22,3 +22,15 @@ def test_every_api_endpoint_declares_who_may_call_it():
     assert len(api_routes) > 10
     undeclared = [r.path for r in api_routes if not hasattr(r.endpoint, "panen_access")]
     assert undeclared == []
+
+
+def test_the_web_app_and_the_worker_each_register_the_charity_side_of_settlement():
+    # A process that settled orders without donations loaded would move pledges with no
+    # log entry; each entry point must load it by itself, not by luck of import order.
+    for entry in ("panen.app", "panen.worker"):
+        code = (
+            f"import {entry}; from commerce import hooks; "
+            "assert hooks._pledge_listeners and hooks._order_listeners"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, f"{entry}: {result.stderr}"
