@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from commerce import ledger
 from commerce.catalog import load_farmer, require_farmer_or_admin
+from core.clock import rfc3339
 from core.db import Database
 from core.http import LOGGED_IN, Api, Ctx, json
 
@@ -35,6 +36,9 @@ async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
         "gross": sum(int(r.gross) for r in rows),
         "charity": {"pledged": sum(int(r.pledged) for r in rows)},
     }
+
+
+SERIES_POINTS = 720
 
 
 async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
@@ -76,6 +80,20 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
             )
         ).all()
         settled = await ledger.balance(s, ledger.farmer_payable(farmer_id).code)
+        # Gross over time, summed per minute of payment and running, for the dashboard's
+        # chart; the last SERIES_POINTS minutes with sales (the running sum covers all).
+        series = (
+            await s.execute(
+                text(
+                    "SELECT at, gross FROM ("
+                    " SELECT date_trunc('minute', paid_at) AS at,"
+                    " sum(sum(total)) OVER (ORDER BY date_trunc('minute', paid_at)) AS gross"
+                    " FROM orders WHERE farmer_id = :f AND status IN ('paid','settled')"
+                    " AND paid_at IS NOT NULL GROUP BY 1) m ORDER BY at DESC LIMIT :n"
+                ),
+                {"f": farmer_id, "n": SERIES_POINTS},
+            )
+        ).all()
     return {
         "farmer_id": farmer_id,
         "units_sold": int(overall.units),
@@ -95,6 +113,7 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
             }
             for r in by_product
         ],
+        "series": [{"at": rfc3339(r.at), "gross": int(r.gross)} for r in reversed(series)],
         "by_session": [
             {
                 "session_id": r.id,

@@ -192,6 +192,9 @@ async def test_paying_settles_into_the_ledger_and_the_farmer_totals(app, client,
     assert totals["pledged"] == 15_000
     assert totals["fees"] == placed["fee_amount"]
     assert totals["payout_pending"] == 0 and totals["payout_settled"] == placed["farmer_amount"]
+    # the dashboard's chart: running gross per minute of payment, ending at the total
+    assert totals["series"][-1]["gross"] == 285_000
+    assert totals["series"][-1]["at"].endswith(":00Z")
     assert totals["by_product"][0]["units_sold"] == 3
     assert totals["by_session"][0]["session_id"] == world.session["id"]
     other = await register(client)

@@ -14,10 +14,9 @@ function addPoint(totals, at) {
 }
 
 function seriesFrom(totals) {
-  // If the server sends a history of the totals, start the chart from it.
-  const hist = totals.series || totals.timeline || totals.history;
-  if (!Array.isArray(hist)) return;
-  state.points = hist.map((p) => [Math.floor(Date.parse(p.at || p.t || p.time) / 1000), p.gross ?? p.value ?? 0])
+  // The server's running gross per minute of payment starts the chart; live frames extend it.
+  if (!Array.isArray(totals.series)) return;
+  state.points = totals.series.map((p) => [Math.floor(Date.parse(p.at) / 1000), p.gross])
     .filter((p) => Number.isFinite(p[0]));
 }
 
