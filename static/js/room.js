@@ -97,6 +97,9 @@ function renderTotals() {
     : energy.units ? `⚡ ${t("energy_units", { n: num(energy.units), unit: energy.unit_name || "" })}`
       : `⚡ ${t("energy_amount", { amount: money(energy.amount, currency()) })}`;
   $("#viewers").textContent = num(tot.viewers || 0);
+  const label = $("#viewers-label");  // data-i18n too, so a language switch keeps the number
+  label.dataset.i18n = tot.viewers === 1 ? "viewer_one" : "viewers";
+  label.textContent = t(label.dataset.i18n);
   $("#like-count").textContent = num((tot.likes || 0) + state.likesPending);
   const donors = Array.isArray(tot.top_donors) ? tot.top_donors : [];
   $("#top-donors").replaceChildren(...donors.map((d) =>
