@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,7 +32,14 @@ from live.watch import Watch
 
 log = logging.getLogger("panen.app")
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+def _static_dir() -> Path:
+    """static/ of a checkout (editable installs, `make demo`), else the copy a plain
+    `pip install .` puts under the environment's share/panen/."""
+    checkout = Path(__file__).resolve().parent.parent / "static"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "panen" / "static"
+
+
+STATIC_DIR = _static_dir()
 
 API_MODULES = (
     health,
