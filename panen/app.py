@@ -32,6 +32,7 @@ from live.watch import Watch
 
 log = logging.getLogger("panen.app")
 
+
 def _static_dir() -> Path:
     """static/ of a checkout (editable installs, `make demo`), else the copy a plain
     `pip install .` puts under the environment's share/panen/."""
