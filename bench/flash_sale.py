@@ -233,7 +233,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def bench(settings: Settings, sizes: list[int], inflight: int) -> None:
+async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list[str]) -> None:
     services = await Services.start(settings, pool_size=POOL, jobs=False)
     db = services.db
     world = await seed_session(db)
@@ -249,7 +249,7 @@ async def bench(settings: Settings, sizes: list[int], inflight: int) -> None:
         for n in sizes:
             stock = n // 2
             buyers = await make_buyers(db, n)
-            for path in ("baseline", "redis"):
+            for path in paths:
                 listing = await add_listing(db, world, stock)
                 if path == "redis":
 
@@ -284,7 +284,7 @@ async def bench(settings: Settings, sizes: list[int], inflight: int) -> None:
         await services.close()
 
 
-def main(server: str, redis_url: str, sizes: list[int], inflight: int) -> None:
+def main(server: str, redis_url: str, sizes: list[int], inflight: int, paths: list[str]) -> None:
     tag = secrets.token_hex(3)
     name = f"panen_bench_flash_{tag}"
     url = ensure_database(server, name, fresh=True)
@@ -293,7 +293,7 @@ def main(server: str, redis_url: str, sizes: list[int], inflight: int) -> None:
     )
     try:
         upgrade(url)
-        asyncio.run(bench(settings, sizes, inflight))
+        asyncio.run(bench(settings, sizes, inflight, paths))
     finally:
         drop_database(server, name)
         asyncio.run(clear_redis(settings))
@@ -315,5 +315,6 @@ if __name__ == "__main__":
     p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     p.add_argument("--buyers", default="1000,5000")
     p.add_argument("--inflight", type=int, default=256)
+    p.add_argument("--paths", default="baseline,redis", help="which paths to run, in order")
     a = p.parse_args()
-    main(a.server, a.redis, [int(x) for x in a.buyers.split(",")], a.inflight)
+    main(a.server, a.redis, [int(x) for x in a.buyers.split(",")], a.inflight, a.paths.split(","))

@@ -25,28 +25,40 @@ from typing import Any, cast
 from redis.exceptions import NoScriptError
 from sqlalchemy import text
 
+from core.batching import Batcher
 from core.services import Services
 
 LIVE_STATUSES = ("reserved", "paid", "settled")
 
+# One call reserves a batch of requests for one counter, in order, each exactly as if it
+# came alone: seven ARGV values per request, one reply per request.
 RESERVE = """
-local prior = redis.call('HGET', KEYS[4], ARGV[2])
-if prior then return {'dup', prior} end
 local gen = redis.call('HGET', KEYS[1], 'gen')
-if not gen then return {'missing'} end
-local qty = tonumber(ARGV[4])
-local stock = tonumber(redis.call('HGET', KEYS[1], 'stock'))
-if stock < qty then return {'sold_out', stock} end
-local limit = tonumber(ARGV[5])
-if limit > 0 then
-  local had = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-  if had + qty > limit then return {'limit', had} end
+local stock = tonumber(redis.call('HGET', KEYS[1], 'stock') or '0')
+local out = {}
+for i = 1, #ARGV, 7 do
+  local buyer, idem, fp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local qty, limit = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local prior = redis.call('HGET', KEYS[4], idem)
+  local had = 0
+  if limit > 0 then had = tonumber(redis.call('HGET', KEYS[2], buyer) or '0') end
+  if prior then
+    out[#out + 1] = {'dup', prior}
+  elseif not gen then
+    out[#out + 1] = {'missing'}
+  elseif stock < qty then
+    out[#out + 1] = {'sold_out', stock}
+  elseif limit > 0 and had + qty > limit then
+    out[#out + 1] = {'limit', had}
+  else
+    stock = redis.call('HINCRBY', KEYS[1], 'stock', -qty)
+    redis.call('HINCRBY', KEYS[2], buyer, qty)
+    redis.call('HSET', KEYS[3], ARGV[i + 5], buyer .. '|' .. qty .. '|' .. ARGV[i + 6])
+    redis.call('HSET', KEYS[4], idem, ARGV[i + 5] .. '|' .. gen .. '|' .. fp)
+    out[#out + 1] = {'ok', stock, gen}
+  end
 end
-local left = redis.call('HINCRBY', KEYS[1], 'stock', -qty)
-redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
-redis.call('HSET', KEYS[3], ARGV[6], ARGV[1] .. '|' .. qty .. '|' .. ARGV[7])
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[6] .. '|' .. gen .. '|' .. ARGV[3])
-return {'ok', left, gen}
+return out
 """
 
 RELEASE = """
@@ -122,31 +134,14 @@ def _s(v: bytes | str | int) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-async def reserve(
-    services: Services,
-    *,
-    session_id: str,
-    inventory_id: str,
-    buyer_id: str,
-    idempotency_key: str,
-    fingerprint: str,
-    quantity: int,
-    limit: int | None,
-    order_id: str,
-    expires_ms: int,
-) -> Reservation:
-    raw = await run(
-        services,
-        RESERVE,
-        _keys(services, session_id, inventory_id),
-        buyer_id,
-        idem_field(buyer_id, idempotency_key),
-        fingerprint,
-        quantity,
-        limit or 0,
-        order_id,
-        expires_ms,
-    )
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    session_id: str
+    inventory_id: str
+    args: tuple[str | int, ...]
+
+
+def _reservation(raw: list[Any]) -> Reservation:
     outcome = _s(raw[0])
     if outcome == "ok":
         return Reservation("ok", remaining=int(raw[1]), generation=int(raw[2]))
@@ -160,6 +155,59 @@ async def reserve(
     if outcome == "limit":
         return Reservation("limit", already=int(raw[1]))
     return Reservation("missing")
+
+
+async def _reserve_batch(services: Services, asks: list[_Ask]) -> list[Reservation]:
+    """One script call per counter in the batch (its keys share the session's hash slot)."""
+    by_counter: dict[tuple[str, str], list[int]] = {}
+    for n, ask in enumerate(asks):
+        by_counter.setdefault((ask.session_id, ask.inventory_id), []).append(n)
+    out: list[Reservation | None] = [None] * len(asks)
+
+    async def one(session_id: str, inventory_id: str, members: list[int]) -> None:
+        args = [a for n in members for a in asks[n].args]
+        raw = await run(services, RESERVE, _keys(services, session_id, inventory_id), *args)
+        for n, reply in zip(members, raw, strict=True):
+            out[n] = _reservation(reply)
+
+    await asyncio.gather(*(one(sid, inv, members) for (sid, inv), members in by_counter.items()))
+    return [r for r in out if r is not None]
+
+
+RESERVE_BATCH = 500
+
+
+async def reserve(
+    services: Services,
+    *,
+    session_id: str,
+    inventory_id: str,
+    buyer_id: str,
+    idempotency_key: str,
+    fingerprint: str,
+    quantity: int,
+    limit: int | None,
+    order_id: str,
+    expires_ms: int,
+) -> Reservation:
+    """Check and take stock for one order. Concurrent calls of this process go to Redis
+    together: one script call reserves a whole batch, in arrival order."""
+    batcher: Batcher[_Ask, Reservation] = services.shared(
+        "commerce.inventory.reserve",
+        lambda: Batcher(
+            lambda asks: _reserve_batch(services, asks), max_batch=RESERVE_BATCH, max_in_flight=2
+        ),
+    )
+    args = (
+        buyer_id,
+        idem_field(buyer_id, idempotency_key),
+        fingerprint,
+        quantity,
+        limit or 0,
+        order_id,
+        expires_ms,
+    )
+    return await batcher.submit(_Ask(session_id, inventory_id, args))
 
 
 async def release(
@@ -180,6 +228,28 @@ async def release(
 
 def _response_key(services: Services, session_id: str, buyer_id: str, key: str) -> str:
     return services.keys.session(session_id, "resp", idem_field(buyer_id, key))
+
+
+async def _remember_batch(services: Services, answers: list[tuple[str, bytes]]) -> list[None]:
+    pipe = services.redis.pipeline(transaction=False)
+    for key, body in answers:
+        pipe.set(key, body, ex=services.settings.reservation_ttl_s)
+    await pipe.execute()
+    return [None] * len(answers)
+
+
+async def remember_answer(
+    services: Services, session_id: str, buyer_id: str, key: str, body: bytes
+) -> None:
+    """Keep the first answer to an idempotency key for its duplicate sends, wherever they
+    land; concurrent answers of this process are written in one round trip."""
+    batcher: Batcher[tuple[str, bytes], None] = services.shared(
+        "commerce.inventory.answers",
+        lambda: Batcher(
+            lambda answers: _remember_batch(services, answers), max_batch=500, max_in_flight=2
+        ),
+    )
+    await batcher.submit((_response_key(services, session_id, buyer_id, key), body))
 
 
 async def answered(

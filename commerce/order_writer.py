@@ -9,7 +9,6 @@ up to `MAX_BATCH` orders (with their payment intents and first status) go in one
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from core.batching import Batcher
 from core.services import Services
 
 log = logging.getLogger("panen.orders")
@@ -91,59 +91,35 @@ class Written:
     created_at: datetime | None  # None: an order with this (buyer, key) already exists
 
 
-class OrderWriter:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.queue: list[tuple[dict[str, Any], asyncio.Future[Written]]] = []
-        self.in_flight = 0
-
-    async def write(self, params: dict[str, Any]) -> Written:
-        future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
-        self.queue.append((params, future))
-        if self.in_flight < MAX_IN_FLIGHT:
-            self.in_flight += 1
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self.queue:
-                batch, self.queue = self.queue[:MAX_BATCH], self.queue[MAX_BATCH:]
-                try:
-                    results = await self._insert([p for p, _ in batch])
-                except DBAPIError:
-                    if len(batch) == 1:
-                        raise
-                    # A batch can only fail on a conflict between batches (e.g. a deadlock
-                    # after Redis lost its idempotency records): write each on its own.
-                    log.warning("order batch failed; writing its %d orders singly", len(batch))
-                    results = {}
-                    for p, _ in batch:
-                        results.update(await self._insert([p]))
-                for params, future in batch:
-                    if not future.done():
-                        future.set_result(results[params["id"]])
-        except BaseException as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self.in_flight -= 1
-
-    async def _insert(self, rows: list[dict[str, Any]]) -> dict[str, Written]:
-        arrays = {name: [r[name] for r in rows] for name, _ in COLUMNS}
-        async with self.services.db.engine.begin() as conn:
-            result = (await conn.execute(INSERT_ORDERS, arrays)).all()
-        return {r.id: Written(bool(r.generation_ok), r.created_at) for r in result}
+async def _insert(services: Services, rows: list[dict[str, Any]]) -> list[Written]:
+    arrays = {name: [r[name] for r in rows] for name, _ in COLUMNS}
+    async with services.db.engine.begin() as conn:
+        result = (await conn.execute(INSERT_ORDERS, arrays)).all()
+    written = {r.id: Written(bool(r.generation_ok), r.created_at) for r in result}
+    return [written[r["id"]] for r in rows]
 
 
-_writers: dict[int, OrderWriter] = {}
+async def _insert_batch(services: Services, rows: list[dict[str, Any]]) -> list[Written]:
+    try:
+        return await _insert(services, rows)
+    except DBAPIError:
+        if len(rows) == 1:
+            raise
+        # A batch can only fail on a conflict between batches (e.g. a deadlock after
+        # Redis lost its idempotency records): write each on its own.
+        log.warning("order batch failed; writing its %d orders singly", len(rows))
+        return [(await _insert(services, [r]))[0] for r in rows]
 
 
-def writer(services: Services) -> OrderWriter:
-    w = _writers.get(id(services))
-    if w is None or w.services is not services:
-        w = _writers[id(services)] = OrderWriter(services)
-    return w
+async def write(services: Services, params: dict[str, Any]) -> Written:
+    """Insert one reserved order (with its payment intent and first status), in a batch
+    with the other orders this process is writing at the same moment."""
+    batcher: Batcher[dict[str, Any], Written] = services.shared(
+        "commerce.order_writer",
+        lambda: Batcher(
+            lambda rows: _insert_batch(services, rows),
+            max_batch=MAX_BATCH,
+            max_in_flight=MAX_IN_FLIGHT,
+        ),
+    )
+    return await batcher.submit(params)

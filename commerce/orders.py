@@ -305,7 +305,7 @@ async def _place(
                 "provider": provider.name,
                 "provider_ref": provider_ref,
             }
-            writing = asyncio.ensure_future(order_writer.writer(services).write(params))
+            writing = asyncio.ensure_future(order_writer.write(services, params))
             row = await asyncio.shield(writing)
         except asyncio.CancelledError:
             # The client went away, but its order may still be in a batch being written:
@@ -406,11 +406,7 @@ async def _announce(
     answer: dict[str, Any],
 ) -> None:
     """Keep the answer for duplicate sends (in other processes); tell the room the stock."""
-    await services.redis.set(
-        services.keys.session(session_id, "resp", inventory.idem_field(buyer_id, key)),
-        orjson.dumps(answer),
-        ex=services.settings.reservation_ttl_s,
-    )
+    await inventory.remember_answer(services, session_id, buyer_id, key, orjson.dumps(answer))
     slot = (session_id, offer.listing_id, offer.deal_id)
     _stock_pending[slot] = min(left, _stock_pending.get(slot, left))
     if id(services) not in _stock_flush:

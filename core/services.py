@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job
@@ -13,6 +14,8 @@ from core.auth import Tokens
 from core.db import Database
 from core.redis import Keys, create_redis
 from core.settings import Settings
+
+T = TypeVar("T")
 
 
 def arq_queue_name(settings: Settings) -> str:
@@ -31,6 +34,15 @@ class Services:
     keys: Keys
     tokens: Tokens
     jobs: ArqRedis | None = None
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def shared(self, name: str, make: Callable[[], T]) -> T:
+        """This process's one instance of something built on these services (a batcher, a
+        cache), made on first use; it lives and dies with them."""
+        found = self._shared.get(name)
+        if found is None:
+            found = self._shared[name] = make()
+        return cast(T, found)
 
     @classmethod
     async def start(cls, settings: Settings, *, pool_size: int = 10, jobs: bool = True) -> Services:

@@ -1,0 +1,77 @@
+"""Stock counters in Redis (commerce/inventory.py): a batch of concurrent reservations is
+one script call that answers each request exactly as if it had come alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from commerce import inventory
+from core.ids import new_id
+from core.services import Services
+from core.settings import Settings
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    s = await Services.start(settings, pool_size=1, jobs=False)
+    yield s
+    await s.close()
+
+
+async def ask(services: Services, sid: str, inv: str, buyer: str, key: str, qty: int) -> Any:
+    return await inventory.reserve(
+        services,
+        session_id=sid,
+        inventory_id=inv,
+        buyer_id=buyer,
+        idempotency_key=key,
+        fingerprint=f"{inv}:{qty}",
+        quantity=qty,
+        limit=2,
+        order_id=new_id("ord"),
+        expires_ms=0,
+    )
+
+
+async def test_a_batch_of_reservations_is_one_script_call_answering_each_in_arrival_order(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    sid, inv = new_id("ses"), new_id("lst")
+    keys = [services.keys.session(sid, n, inv) for n in ("inv", "bought", "holds")]
+    await inventory.run(services, inventory.REBUILD, keys, 7, 3)  # generation 7, stock 3
+    calls: list[int] = []
+    real_run = inventory.run
+
+    async def counted(s: Services, script: str, k: list[str], *args: Any) -> Any:
+        if script == inventory.RESERVE:
+            calls.append(len(args) // 7)
+        return await real_run(s, script, k, *args)
+
+    monkeypatch.setattr(inventory, "run", counted)
+    a1, a1_again, a2, b, c = await asyncio.gather(
+        ask(services, sid, inv, "usr_a", "k1", 1),
+        ask(services, sid, inv, "usr_a", "k1", 1),  # the same key again, in the same batch
+        ask(services, sid, inv, "usr_a", "k2", 2),  # 1 held + 2 > the limit of 2
+        ask(services, sid, inv, "usr_b", "k1", 2),
+        ask(services, sid, inv, "usr_c", "k1", 1),  # nothing left
+    )
+    assert calls == [5]
+    assert (a1.outcome, a1.remaining, a1.generation) == ("ok", 2, 7)
+    assert a1_again.outcome == "dup" and a1_again.prior_generation == 7
+    assert (b.outcome, b.remaining) == ("ok", 0)
+    assert (a2.outcome, a2.already) == ("limit", 1)
+    assert (c.outcome, c.remaining) == ("sold_out", 0)
+    assert await inventory.remaining(services, sid, inv) == 0
+
+
+async def test_a_batch_for_a_missing_counter_answers_missing_and_takes_nothing(
+    services: Services,
+):
+    sid, inv = new_id("ses"), new_id("lst")
+    out = await asyncio.gather(*(ask(services, sid, inv, f"usr_{i}", "k", 1) for i in range(3)))
+    assert [r.outcome for r in out] == ["missing"] * 3
+    assert await inventory.remaining(services, sid, inv) is None
