@@ -17,22 +17,22 @@ counter that was since lost can never land in the database uncounted: no oversel
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from redis.exceptions import NoScriptError
 from sqlalchemy import text
 
 from core.batching import Batcher
+from core.redis import Lua
 from core.services import Services
 
 LIVE_STATUSES = ("reserved", "paid", "settled")
 
 # One call reserves a batch of requests for one counter, in order, each exactly as if it
 # came alone: seven ARGV values per request, one reply per request.
-RESERVE = """
+RESERVE = Lua(
+    """
 local gen = redis.call('HGET', KEYS[1], 'gen')
 local stock = tonumber(redis.call('HGET', KEYS[1], 'stock') or '0')
 local out = {}
@@ -60,8 +60,10 @@ for i = 1, #ARGV, 7 do
 end
 return out
 """
+)
 
-RELEASE = """
+RELEASE = Lua(
+    """
 if ARGV[2] ~= '' then redis.call('HDEL', KEYS[4], ARGV[2]) end
 local hold = redis.call('HGET', KEYS[3], ARGV[1])
 if not hold then return -1 end
@@ -74,8 +76,10 @@ if redis.call('HEXISTS', KEYS[1], 'stock') == 1 then
 end
 return -1
 """
+)
 
-REBUILD = """
+REBUILD = Lua(
+    """
 local cur = redis.call('HGET', KEYS[1], 'gen')
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
@@ -86,6 +90,7 @@ for i = 3, #ARGV, 3 do
 end
 return 1
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,21 +114,8 @@ def _keys(services: Services, session_id: str, inventory_id: str) -> list[str]:
     ]
 
 
-# SHA-1 is what Redis names scripts by, not a security measure.
-_SHA = {
-    s: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest()
-    for s in (RESERVE, RELEASE, REBUILD)
-}
-
-
-async def run(services: Services, script: str, keys: list[str], *args: str | int) -> Any:
-    """EVALSHA, sending the script body only when this Redis has not seen it yet."""
-    try:
-        call = services.redis.evalsha(_SHA[script], len(keys), *keys, *args)  # type: ignore[arg-type]
-        return await cast(Awaitable[Any], call)
-    except NoScriptError:
-        call = services.redis.eval(script, len(keys), *keys, *args)  # type: ignore[arg-type]
-        return await cast(Awaitable[Any], call)
+async def run(services: Services, script: Lua, keys: list[str], *args: str | int) -> Any:
+    return await script(services.redis, keys, *args)
 
 
 def idem_field(buyer_id: str, key: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import inventory
 from commerce.order_models import OutboxEvent
-from core.events import publish
+from core.events import publish_many
 from core.services import Services
 
 log = logging.getLogger("panen.outbox")
@@ -45,17 +45,20 @@ def release_row(
     )
 
 
-async def _deliver(services: Services, topic: str, event: dict[str, Any]) -> None:
-    if topic != RELEASE_TOPIC:
-        await publish(services, topic, event)
-        return
+async def _release(services: Services, event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Give a hold back; returns the stock event to announce, if any."""
     sid = event["session_id"]
     left = await inventory.release(
         services, session_id=sid, inventory_id=event["inventory_id"], order_id=event["order_id"]
     )
     if left >= 0 and event["inventory_id"] == event["listing_id"]:
-        stock = {"type": "stock", "listing_id": event["listing_id"], "remaining": left}
-        await publish(services, f"session:{sid}", stock)
+        return [
+            (
+                f"session:{sid}",
+                {"type": "stock", "listing_id": event["listing_id"], "remaining": left},
+            )
+        ]
+    return []
 
 
 async def relay(services: Services, batch: int = 500) -> int:
@@ -74,8 +77,14 @@ async def relay(services: Services, batch: int = 500) -> int:
             ).all()
             if not rows:
                 return sent
+            events: list[tuple[str, dict[str, Any]]] = []
             for row in rows:
-                await _deliver(services, row.topic, row.event)
+                if row.topic == RELEASE_TOPIC:
+                    events += await _release(services, row.event)
+                else:
+                    events.append((row.topic, row.event))
+            # Each topic's events stay in row order; the pass goes in one round trip.
+            await publish_many(services, events)
             await s.execute(
                 text("UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids)"),
                 {"ids": [r.id for r in rows]},

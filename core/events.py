@@ -12,28 +12,34 @@ rebuilt from the database when somebody does, so queueing for it would count twi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from core.redis import Keys
+from core.redis import Arg, Keys, Lua, run_scripts
 from core.services import Services
 
 INBOX_CAP = 100_000  # a ticker that stalls this long has worse problems than lost events
 INBOX_TTL_MS = 60_000
 
 # A room's ticker beats on its own; a quiet topic's (`farmer:`, `me:`) sleeps until an
-# empty message on its channel nudges it.
-_ENQUEUE = """
+# empty message on its channel nudges it. ARGV[4..] are the events, in order.
+_ENQUEUE = Lua(
+    """
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('RPUSH', KEYS[1], ARGV[1])
-  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], '') end
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '') end
   return 1
 end
 return 0
 """
+)
+
+# Lua's unpack is bounded by its stack; larger groups of one topic go in several calls.
+MAX_EVENTS_PER_CALL = 1000
 
 
 def topic_key(keys: Keys, topic: str, part: str) -> str:
@@ -47,17 +53,23 @@ def topic_key(keys: Keys, topic: str, part: str) -> str:
 
 async def publish(services: Services, topic: str, event: dict[str, Any]) -> None:
     """Send one event (a JSON object with a `type`) to every subscriber of `topic`."""
-    if "type" not in event:
-        raise ValueError("an event needs a type")
+    await publish_many(services, [(topic, event)])
+
+
+async def publish_many(services: Services, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Send several events in one round trip: one script call per topic, each topic's
+    events in the order given (a relay pass or a settlement batch has thousands)."""
+    by_topic: dict[str, list[bytes]] = {}
+    for topic, event in events:
+        if "type" not in event:
+            raise ValueError("an event needs a type")
+        by_topic.setdefault(topic, []).append(orjson.dumps(event))
     keys = services.keys
-    # register_script runs EVALSHA and falls back to EVAL once after a Redis restart.
-    script = services.redis.register_script(_ENQUEUE)
-    await script(
-        keys=[topic_key(keys, topic, "inbox"), topic_key(keys, topic, "state")],
-        args=[
-            orjson.dumps(event),
-            INBOX_CAP,
-            INBOX_TTL_MS,
-            "" if topic.startswith("session:") else keys.channel(topic),
-        ],
-    )
+    calls: list[tuple[Lua, Sequence[str], Sequence[Arg]]] = []
+    for topic, bodies in by_topic.items():
+        topic_keys = [topic_key(keys, topic, "inbox"), topic_key(keys, topic, "state")]
+        channel = "" if topic.startswith("session:") else keys.channel(topic)
+        for i in range(0, len(bodies), MAX_EVENTS_PER_CALL):
+            chunk = bodies[i : i + MAX_EVENTS_PER_CALL]
+            calls.append((_ENQUEUE, topic_keys, [INBOX_CAP, INBOX_TTL_MS, channel, *chunk]))
+    await run_scripts(services.redis, calls)

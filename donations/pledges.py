@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import hooks
@@ -34,7 +34,9 @@ async def _received(s: AsyncSession, movements: list[hooks.PledgeMovement]) -> f
     if not movements:
         return []
     refs = [f"pledge:{m.order_id}" for m in movements]
-    done = set((await s.scalars(select(CharityFund.ref).where(CharityFund.ref.in_(refs)))).all())
+    # = ANY(array), not IN (…): one prepared statement whatever the batch's size.
+    found = await s.execute(text("SELECT ref FROM charity_funds WHERE ref = ANY(:r)"), {"r": refs})
+    done = {r[0] for r in found}
     fresh = [m for m, ref in zip(movements, refs, strict=True) if ref not in done]
     if not fresh:
         return []  # settled once already

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,11 +54,20 @@ class Award:
 
 
 async def lock_users(s: AsyncSession, user_ids: Iterable[str]) -> None:
-    """Serialise points changes per user until this transaction ends (sorted: no deadlock)."""
-    for uid in sorted(set(user_ids)):
-        await s.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": "points:" + uid}
-        )
+    """Serialise points changes per user until this transaction ends. One statement takes
+    a whole batch's locks, in the order of their lock keys, which every caller shares:
+    no two transactions can wait on each other."""
+    keys = sorted({"points:" + uid for uid in user_ids})
+    if not keys:
+        return
+    await s.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM"
+            " (SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:k AS text[])) AS k"
+            "  ORDER BY h) AS ordered"
+        ),
+        {"k": keys},
+    )
 
 
 async def earned_sums(
@@ -146,8 +155,15 @@ async def award(
             },
         ]
     await s.execute(insert(PointsLot), lots)
-    await s.execute(insert(PointsPosting), postings)
+    await _post(s, postings)
     return issued_now
+
+
+async def _post(s: AsyncSession, postings: list[dict[str, Any]]) -> None:
+    """Insert postings in one executemany. Through the table, not the ORM entity: the ORM's
+    bulk insert leaves out None values and groups rows by the columns they have, so postings
+    alternating with and without a lot went to the database one by one."""
+    await s.execute(insert(cast(Table, PointsPosting.__table__)), postings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +274,7 @@ async def spend(
             at=now,
         )
     )
-    await s.execute(insert(PointsPosting), postings)
+    await _post(s, postings)
     return txn_id, await standing(s, user_id, now)
 
 
@@ -326,7 +342,7 @@ async def claw_back(s: AsyncSession, earning_ref: str, now: datetime) -> tuple[s
                 "amount": -(points - from_lot),
             }
         )
-    await s.execute(insert(PointsPosting), postings)
+    await _post(s, postings)
     return row.user_id, points
 
 
@@ -392,7 +408,7 @@ async def expire(
             out.append((c.user_id, left))
     await s.execute(insert(PointsTransaction).on_conflict_do_nothing(), txns)
     if postings:
-        await s.execute(insert(PointsPosting), postings)
+        await _post(s, postings)
     return len(candidates), out
 
 
