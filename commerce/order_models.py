@@ -200,14 +200,14 @@ class LedgerPosting(Base):
 
 
 class OutboxEvent(Base):
-    """An event written in the same transaction as the change it reports; the relay sends it."""
+    """The events of one change, written in the same transaction; the relay sends them.
+    `events` is a list of [topic, event] pairs, in order."""
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    topic: Mapped[str] = mapped_column(String(120), nullable=False)
-    event: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    events: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

@@ -10,12 +10,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import inventory
-from commerce.order_models import OutboxEvent
 from core.events import publish_many
 from core.services import Services
 
@@ -26,8 +25,12 @@ RELEASE_TOPIC = "_release"
 
 
 async def add(s: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Queue events `(topic, event)` with this transaction's change: one row for all."""
     if rows:
-        await s.execute(insert(OutboxEvent), [{"topic": t, "event": e} for t, e in rows])
+        await s.execute(
+            text("INSERT INTO outbox (events) VALUES (CAST(:e AS jsonb))"),
+            {"e": orjson.dumps(rows).decode()},
+        )
 
 
 def release_row(
@@ -61,15 +64,15 @@ async def _release(services: Services, event: dict[str, Any]) -> list[tuple[str,
     return []
 
 
-async def relay(services: Services, batch: int = 500) -> int:
-    """Deliver unsent outbox rows, oldest first; returns how many were sent."""
+async def relay(services: Services, batch: int = 50) -> int:
+    """Deliver unsent outbox rows, oldest first; returns how many rows were sent."""
     sent = 0
     while True:
         async with services.db.transaction() as s:
             rows = (
                 await s.execute(
                     text(
-                        "SELECT id, topic, event FROM outbox WHERE sent_at IS NULL"
+                        "SELECT id, events::text AS events FROM outbox WHERE sent_at IS NULL"
                         " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
                     ),
                     {"n": batch},
@@ -79,10 +82,11 @@ async def relay(services: Services, batch: int = 500) -> int:
                 return sent
             events: list[tuple[str, dict[str, Any]]] = []
             for row in rows:
-                if row.topic == RELEASE_TOPIC:
-                    events += await _release(services, row.event)
-                else:
-                    events.append((row.topic, row.event))
+                for topic, event in orjson.loads(row.events):
+                    if topic == RELEASE_TOPIC:
+                        events += await _release(services, event)
+                    else:
+                        events.append((topic, event))
             # Each topic's events stay in row order; the pass goes in one round trip.
             await publish_many(services, events)
             await s.execute(

@@ -53,13 +53,22 @@ async def live_world(client: httpx.AsyncClient, admin_token: str, **listing: Any
     return world
 
 
-async def session_events(db: Database, session_id: str, kind: str) -> list[dict[str, Any]]:
+async def outbox_events(db: Database, topic: str) -> list[dict[str, Any]]:
+    """Every event the outbox holds for `topic`, in the order they were written."""
     async with db.reader() as s:
         rows = await s.execute(
-            text("SELECT event FROM outbox WHERE topic = :t ORDER BY id"),
-            {"t": f"session:{session_id}"},
+            text(
+                "SELECT x.e->1 AS event FROM outbox o,"
+                " jsonb_array_elements(o.events) WITH ORDINALITY AS x(e, n)"
+                " WHERE x.e->>0 = :t ORDER BY o.id, x.n"
+            ),
+            {"t": topic},
         )
-        return [r.event for r in rows if r.event["type"] == kind]
+        return [r.event for r in rows]
+
+
+async def session_events(db: Database, session_id: str, kind: str) -> list[dict[str, Any]]:
+    return [e for e in await outbox_events(db, f"session:{session_id}") if e["type"] == kind]
 
 
 async def assert_charity_books(db: Database, charity_id: str) -> None:

@@ -20,7 +20,7 @@ from donations.energy_jobs import expire_all
 from donations.energy_rules import Rules, parse
 from donations.verify import verify_receipt
 from tests.api import Actor, World, register, user_with_roles
-from tests.test_donations import donate_and_pay, live_world
+from tests.test_donations import donate_and_pay, live_world, session_events
 from tests.test_ledger import assert_ledger_invariants
 
 
@@ -164,15 +164,7 @@ async def test_redeeming_moves_exactly_the_rate_to_the_charity_and_never_beyond_
     receipt = r.json()
     assert receipt["entry"]["amount"] == 225_000 if isinstance(receipt["entry"], dict) else True
     verify_receipt(receipt)
-    async with db.reader() as s:
-        events = [
-            row.event
-            for row in await s.execute(
-                text("SELECT event FROM outbox WHERE topic = :t ORDER BY id"),
-                {"t": f"session:{world.session['id']}"},
-            )
-            if row.event["type"] == "energy"
-        ]
+    events = await session_events(db, world.session["id"], "energy")
     assert [(e["points"], e["amount"], e["unit_name"]) for e in events] == [
         (150, 225_000, "Love Package"),
         (100, 150_000, "Love Package"),
