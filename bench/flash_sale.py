@@ -8,26 +8,39 @@ the baseline is the obvious design: one transaction that locks the listing's sto
 FOR UPDATE, checks idempotency and stock, decrements and inserts.
 
     .venv/bin/python bench/flash_sale.py [--buyers 1000,5000] [--inflight 256]
+        [--paths baseline,redis,http]
+
+The `http` path (not run by default) sends the same stampede through two real
+`panen serve` processes, each buyer's two copies to different servers, from an httpx
+client in this process: what a deployment on this machine accepts end to end, with the
+load generator sharing the cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
+import socket
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import httpx
+import orjson
 from sqlalchemy import text
 
 from commerce.models import Charity, Farmer, Listing, LiveSession, Product
 from commerce.offers import split
 from commerce.orders import place
-from core.auth import Principal
+from core.auth import Principal, Tokens
 from core.clock import utcnow
 from core.db import Database
 from core.errors import ApiError
@@ -228,6 +241,89 @@ async def sold(db: Database, listing_id: str) -> int:
     return int(n or 0)
 
 
+class KeepAlive:
+    """A minimal HTTP/1.1 client over kept-alive connections (up to `size` per server).
+
+    httpx's pool scans every connection on each request; with hundreds in flight the load
+    generator, not the servers, set the pace (it spent 80% of its time there)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self.gates: dict[str, asyncio.Semaphore] = {}
+
+    async def post(
+        self, base: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        gate = self.gates.setdefault(base, asyncio.Semaphore(self.size))
+        async with gate:
+            pool = self.idle.setdefault(base, [])
+            if pool:
+                reader, writer = pool.pop()
+            else:
+                host, port = base.removeprefix("http://").split(":")
+                reader, writer = await asyncio.open_connection(host, int(port))
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: {base[7:]}\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode()
+                + body
+            )
+            raw = await reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            length = next(
+                int(line.split(":", 1)[1])
+                for line in lines
+                if line.lower().startswith("content-length:")
+            )
+            data = await reader.readexactly(length)
+            pool.append((reader, writer))
+            return status, data
+
+    async def close(self) -> None:
+        for pool in self.idle.values():
+            for _, writer in pool:
+                writer.close()
+
+
+@contextmanager
+def web_servers(settings: Settings, n: int) -> Iterator[list[str]]:
+    """n `panen serve` processes on this run's database and Redis prefix."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+        "PANEN_SECRET_KEY": settings.secret_key,
+        "PANEN_LOG_LEVEL": "WARNING",
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+    bases = []
+    try:
+        for _ in range(n):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            cmd = [sys.executable, "-m", "panen", "serve", "--port", str(port)]
+            procs.append(subprocess.Popen(cmd, env=env))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base in bases:
+            for _ in range(200):
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        yield bases
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(15)
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -237,6 +333,10 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
     services = await Services.start(settings, pool_size=POOL, jobs=False)
     db = services.db
     world = await seed_session(db)
+    tokens = Tokens(settings.secret_key, 3600)
+    servers = web_servers(settings, 2) if "http" in paths else None
+    bases = servers.__enter__() if servers is not None else []
+    http = KeepAlive(inflight)
     print(
         f"{inflight} requests in flight; every buyer sends its order twice with one "
         f"idempotency key; DB pool {POOL}\n"
@@ -251,7 +351,30 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
             buyers = await make_buyers(db, n)
             for path in paths:
                 listing = await add_listing(db, world, stock)
-                if path == "redis":
+                if path == "http":
+                    auth = {b: f"Bearer {tokens.issue(b, ['viewer'])}" for b in buyers}
+                    sends: dict[str, int] = {}
+
+                    async def attempt(
+                        buyer: str,
+                        key: str,
+                        listing: str = listing,
+                        auth: dict[str, str] = auth,
+                        sends: dict[str, int] = sends,
+                    ) -> bool:
+                        copy = sends[key] = sends.get(key, -1) + 1
+                        status, data = await http.post(
+                            bases[(hash(key) + copy) % len(bases)],
+                            "/api/orders",
+                            {"Authorization": auth[buyer], "Idempotency-Key": key},
+                            b'{"listing_id": "%s", "quantity": 1}' % listing.encode(),
+                        )
+                        if status in (200, 201):
+                            return True
+                        assert orjson.loads(data)["error"]["code"] == "sold_out", data
+                        return False
+
+                elif path == "redis":
 
                     async def attempt(buyer: str, key: str, listing: str = listing) -> bool:
                         try:
@@ -281,6 +404,9 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                 sys.stdout.flush()
                 assert accepted == in_db == stock, (accepted, in_db, stock)
     finally:
+        await http.close()
+        if servers is not None:
+            servers.__exit__(None, None, None)
         await services.close()
 
 
@@ -289,7 +415,11 @@ def main(server: str, redis_url: str, sizes: list[int], inflight: int, paths: li
     name = f"panen_bench_flash_{tag}"
     url = ensure_database(server, name, fresh=True)
     settings = replace(
-        Settings(), database_url=url, redis_url=redis_url, redis_prefix=f"panen_bench_{tag}"
+        Settings(),
+        database_url=url,
+        redis_url=redis_url,
+        redis_prefix=f"panen_bench_{tag}",
+        secret_key=secrets.token_hex(32),
     )
     try:
         upgrade(url)

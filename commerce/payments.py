@@ -32,6 +32,13 @@ TOLERANCE_S = 300
 SETTLE_JOB = "settle_orders"
 
 
+async def call_for_settlement(services: Services) -> None:
+    """Ask some worker to settle: a webhook that paid an order calls this, and so does a
+    settler that finds a backlog, so that idle workers join in. Calls within a quarter
+    second coalesce into one job."""
+    await services.enqueue(SETTLE_JOB, job_id=f"{SETTLE_JOB}:{int(time.time() * 4)}")
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookEvent:
     id: str
@@ -199,8 +206,7 @@ async def handle_webhook(
             )
         status = payment.status
     if settle and services.jobs is not None:
-        # Coalesce: one settlement job per quarter second settles every paid order.
-        await services.enqueue(SETTLE_JOB, job_id=f"{SETTLE_JOB}:{int(time.time() * 4)}")
+        await call_for_settlement(services)
     else:
         await outbox.relay(services)
     return {"status": "applied", "event_id": event.id, "payment_status": status}

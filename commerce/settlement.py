@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import String, any_, cast, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from commerce import hooks, inventory, ledger, outbox
+from commerce import hooks, inventory, ledger, outbox, payments
 from commerce.order_models import Order, OrderStatusChange, Payment
 from commerce.orders import sale_entries
 from core.clock import rfc3339, utcnow
@@ -29,8 +29,9 @@ log = logging.getLogger("panen.settlement")
 BATCH = 200
 
 
-async def settle_batch(services: Services, limit: int = BATCH) -> int:
-    """Settle up to `limit` paid orders in one transaction; returns how many."""
+async def settle_batch(services: Services, limit: int | None = None) -> int:
+    """Settle up to `limit` (BATCH) paid orders in one transaction; returns how many."""
+    limit = limit or BATCH
     async with services.db.transaction() as s:
         rows = (
             await s.execute(
@@ -126,6 +127,8 @@ SETTLERS = 2
 
 
 async def settle_all(services: Services, settlers: int = SETTLERS) -> int:
+    """Settle every order paid by now; returns how many."""
+
     async def settler() -> int:
         done = 0
         while True:
@@ -135,6 +138,41 @@ async def settle_all(services: Services, settlers: int = SETTLERS) -> int:
                 return done
 
     total = sum(await asyncio.gather(*(settler() for _ in range(settlers))))
+    if total:
+        await outbox.relay(services)
+    return total
+
+
+class _Settlers:
+    """A worker's settlement jobs running now, and whether a job was turned away."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.again = False
+
+
+async def settle_as_job(services: Services) -> int:
+    """One settler: batch after batch until the paid orders run out. A worker runs at most
+    SETTLERS at once; a job beyond that leaves the work to them (asking them to look once
+    more before they stop, so an order paid at that moment is not left waiting)."""
+    state = services.shared("commerce.settlement.settlers", _Settlers)
+    if state.running >= SETTLERS:
+        state.again = True
+        return 0
+    state.running += 1
+    total = 0
+    try:
+        while True:
+            n = await settle_batch(services)
+            total += n
+            if n == BATCH:
+                await payments.call_for_settlement(services)  # a backlog: whoever is idle joins in
+            elif state.again:
+                state.again = False
+            else:
+                break
+    finally:
+        state.running -= 1
     if total:
         await outbox.relay(services)
     return total
@@ -163,13 +201,13 @@ async def expire_reservations(services: Services, limit: int = 500) -> int:
         ids = [o.id for o in orders]
         await s.execute(
             update(Order)
-            .where(Order.id.in_(ids))
+            .where(Order.id == any_(cast(ids, ARRAY(String))))
             .values(status="expired", closed_at=now)
             .execution_options(synchronize_session=False)
         )
         await s.execute(
             update(Payment)
-            .where(Payment.order_id.in_(ids), Payment.status == "pending")
+            .where(Payment.order_id == any_(cast(ids, ARRAY(String))), Payment.status == "pending")
             .values(status="cancelled", updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -188,12 +226,12 @@ async def expire_reservations(services: Services, limit: int = 500) -> int:
 
 
 async def settle_orders(ctx: dict[str, Any]) -> int:
-    return await settle_all(ctx["services"])
+    return await settle_as_job(ctx["services"])
 
 
 async def settle_sweep(ctx: dict[str, Any]) -> int:
     """Cron: settles what a lost or crashed settlement job left paid."""
-    return await settle_all(ctx["services"])
+    return await settle_as_job(ctx["services"])
 
 
 async def expire_job(ctx: dict[str, Any]) -> int:

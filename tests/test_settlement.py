@@ -9,12 +9,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from commerce import payments, settlement
+from commerce.settlement import settle_all
 from core.db import Database
 from core.services import Services
+from tests.api import register
 from tests.conftest import process_env
 from tests.processes import Server, Worker, running
 from tests.test_ledger import assert_ledger_invariants
-from tests.test_orders import live_listing
+from tests.test_orders import live_listing, order, pay
 from tests.test_orders_stampede import make_buyers
 
 
@@ -127,3 +130,30 @@ async def test_a_worker_killed_mid_settlement_settles_every_order_exactly_once_a
     assert len(sales) == n and all(c == 1 for _, c in sales), "each order settled once"
     assert history == n
     await assert_ledger_invariants(db)
+
+
+async def test_a_backlog_calls_other_workers_in_and_a_busy_worker_turns_extra_settlers_away(
+    app, client, admin_token, monkeypatch
+):
+    services: Services = app.state.services
+    await settle_all(services)  # what earlier tests left paid
+    _world, listing = await live_listing(client, admin_token, stock=10)
+    for _ in range(3):
+        buyer = await register(client)
+        placed = (await order(client, buyer, listing["id"])).json()["order"]
+        assert (await pay(client, buyer, placed)).status_code == 200
+    calls: list[Services] = []
+
+    async def recorded(s: Services) -> None:
+        calls.append(s)
+
+    monkeypatch.setattr(payments, "call_for_settlement", recorded)
+    monkeypatch.setattr(settlement, "BATCH", 1)
+    state = services.shared("commerce.settlement.settlers", settlement._Settlers)
+    state.running = settlement.SETTLERS  # as if this worker were running its two already
+    assert await settlement.settle_as_job(services) == 0
+    assert state.again  # the running ones are told to look once more before stopping
+    state.running = 0
+    assert await settlement.settle_as_job(services) == 3
+    assert len(calls) == 3  # each full batch (of one, here) asked idle workers to join
+    assert not state.again and state.running == 0
