@@ -61,6 +61,15 @@ async def mark_paid(services: Services, ids: list[str]) -> None:
         )
 
 
+async def analyze(services: Services) -> None:
+    """Fresh planner statistics before each timed run, as autovacuum keeps them on a
+    database with a history. Without them, plans cached while this new database's tables
+    were nearly empty keep scanning the tables as every run makes them grow, and each row
+    of the table would measure the bench's age rather than settlement."""
+    async with services.db.transaction() as s:
+        await s.execute(text("ANALYZE"))
+
+
 async def unsettled(services: Services, ids: list[str]) -> int:
     async with services.db.reader() as s:
         n = await s.scalar(
@@ -112,6 +121,7 @@ async def bench(settings: Settings, n: int) -> None:
         base_n = max(200, n // 4)  # one transaction per order is slow; a quarter suffices
         ids = await paid_orders(services, world, base_n)
         await mark_paid(services, ids)
+        await analyze(services)
         t0 = time.perf_counter()
         while await settle_batch(services, limit=1):
             pass
@@ -121,6 +131,7 @@ async def bench(settings: Settings, n: int) -> None:
         )
         ids = await paid_orders(services, world, n)
         await mark_paid(services, ids)
+        await analyze(services)
         t0 = time.perf_counter()
         await settle_all(services)
         dt = time.perf_counter() - t0
@@ -132,6 +143,7 @@ async def bench(settings: Settings, n: int) -> None:
         hooks._order_listeners.clear()
         ids = await paid_orders(services, world, n)
         await mark_paid(services, ids)
+        await analyze(services)
         t0 = time.perf_counter()
         await settle_all(services)
         dt = time.perf_counter() - t0
@@ -139,6 +151,7 @@ async def bench(settings: Settings, n: int) -> None:
         hooks._pledge_listeners[:], hooks._order_listeners[:] = saved
         for k in (1, 2):
             ids = await paid_orders(services, world, n)
+            await analyze(services)
             dt = await with_workers(services, settings, ids, k)
             print(
                 f"| `panen worker` x{k} | {n:,} | {dt:.2f} "

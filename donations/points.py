@@ -178,28 +178,31 @@ async def standing(s: AsyncSession, user_id: str, now: datetime) -> Standing:
 
 
 async def standings(s: AsyncSession, user_ids: Sequence[str], now: datetime) -> dict[str, Standing]:
-    """Several users' points in two queries (a settlement batch announces many at once)."""
+    """Several users' points in one query (a settlement batch announces many at once).
+
+    It joins the accounts to their postings and then reads each lot by its key, so the
+    work stays proportional to what these users hold whatever plan is cached: with
+    `account = ANY(:a)` a generic plan made while the book was small scanned every
+    posting and compared it with every account, and a hash join scanned every lot."""
     accounts = {user_account(u): u for u in user_ids}
     rows = (
         await s.execute(
             text(
-                "SELECT p.account, l.id, l.source, l.points, l.earned_at, l.expires_at,"
-                " sum(p.amount) AS left"
-                " FROM points_postings p JOIN points_lots l ON l.id = p.lot_id"
-                " WHERE p.account = ANY(:a) GROUP BY p.account, l.id HAVING sum(p.amount) > 0"
-                " ORDER BY l.expires_at, l.id"
+                "SELECT p.account, p.lot_id AS id, p.left, l.source, l.points, l.earned_at,"
+                " l.expires_at"
+                " FROM (SELECT pp.account, pp.lot_id, sum(pp.amount) AS left"
+                "       FROM unnest(CAST(:a AS text[])) AS a(account)"
+                "       JOIN points_postings pp ON pp.account = a.account"
+                "       GROUP BY pp.account, pp.lot_id) AS p"
+                " LEFT JOIN LATERAL (SELECT source, points, earned_at, expires_at"
+                "       FROM points_lots WHERE id = p.lot_id OFFSET 0) AS l ON true"
+                " ORDER BY l.expires_at, p.lot_id"
             ),
             {"a": list(accounts)},
         )
     ).all()
-    debt_rows = await s.execute(
-        text(
-            "SELECT account, sum(amount) FROM points_postings"
-            " WHERE account = ANY(:a) AND lot_id IS NULL GROUP BY account"
-        ),
-        {"a": list(accounts)},
-    )
-    debts: dict[str, int] = {str(r[0]): int(r[1]) for r in debt_rows}
+    debts: dict[str, int] = {r.account: int(r.left) for r in rows if r.id is None}
+    rows = [r for r in rows if r.id is not None and r.left > 0]
     lots: dict[str, list[dict[str, Any]]] = {a: [] for a in accounts}
     for r in rows:
         lots[r.account].append(
