@@ -65,6 +65,9 @@ async def run_scripts(
     that found its script missing is sent again with the body; only those are repeated."""
     if not calls:
         return []
+    if len(calls) == 1:  # a pipeline would only add its own overhead
+        script, keys, args = calls[0]
+        return [await script(redis, keys, *args)]
     pipe = redis.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
