@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import String, any_, cast, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import hooks, inventory, ledger, outbox, payments
 from commerce.order_models import Order, OrderStatusChange, Payment
@@ -27,6 +28,21 @@ from core.services import Services
 log = logging.getLogger("panen.settlement")
 
 BATCH = 200
+
+
+def _any_of(ids: list[str]) -> Any:
+    """`= ANY(array)`: one prepared statement whatever the batch's size (IN (…) is one per
+    size)."""
+    return any_(cast(ids, ARRAY(String)))
+
+
+async def _update_orders(s: AsyncSession, ids: list[str], **values: Any) -> None:
+    await s.execute(
+        update(Order)
+        .where(Order.id == _any_of(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def settle_batch(services: Services, limit: int | None = None) -> int:
@@ -74,12 +90,7 @@ async def settle_batch(services: Services, limit: int | None = None) -> int:
             ]
         await ledger.post_many(s, txns)
         ids = [order.id for order, _, _ in rows]
-        await s.execute(
-            update(Order)
-            .where(Order.id == any_(cast(ids, ARRAY(String))))
-            .values(status="settled", settled_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await _update_orders(s, ids, status="settled", settled_at=now)
         await s.execute(
             text(
                 "INSERT INTO order_status_history (order_id, status, at)"
@@ -199,15 +210,10 @@ async def expire_reservations(services: Services, limit: int = 500) -> int:
             return 0
         now = utcnow()
         ids = [o.id for o in orders]
-        await s.execute(
-            update(Order)
-            .where(Order.id == any_(cast(ids, ARRAY(String))))
-            .values(status="expired", closed_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        await _update_orders(s, ids, status="expired", closed_at=now)
         await s.execute(
             update(Payment)
-            .where(Payment.order_id == any_(cast(ids, ARRAY(String))), Payment.status == "pending")
+            .where(Payment.order_id == _any_of(ids), Payment.status == "pending")
             .values(status="cancelled", updated_at=now)
             .execution_options(synchronize_session=False)
         )
