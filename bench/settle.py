@@ -70,13 +70,13 @@ async def analyze(services: Services) -> None:
         await s.execute(text("ANALYZE"))
 
 
-async def unsettled(services: Services, ids: list[str]) -> int:
+async def any_paid(services: Services) -> bool:
+    """Whether an order still waits to be settled (every order here is this bench's). An
+    index probe: the poll runs 50 times a second on the cores the workers measure."""
     async with services.db.reader() as s:
-        n = await s.scalar(
-            text("SELECT count(*) FROM orders WHERE id = ANY(:ids) AND status <> 'settled'"),
-            {"ids": ids},
+        return bool(
+            await s.scalar(text("SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'paid')"))
         )
-    return int(n or 0)
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -101,7 +101,7 @@ async def with_workers(services: Services, settings: Settings, ids: list[str], k
         t0 = time.perf_counter()
         await mark_paid(services, ids)
         await services.enqueue("settle_orders")
-        while await unsettled(services, ids):  # noqa: ASYNC110 (polling the database)
+        while await any_paid(services):  # noqa: ASYNC110 (polling the database)
             await asyncio.sleep(0.02)
         return time.perf_counter() - t0
     finally:
