@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce.order_models import LedgerAccount, LedgerPosting, LedgerTransaction
+from core.db import insert_rows
 from core.ids import new_id
 
 
@@ -60,6 +59,24 @@ def reversed_entries(entries: Sequence[Entry]) -> list[Entry]:
     return [Entry(e.account, -e.amount) for e in entries]
 
 
+ACCOUNT_COLUMNS = (("code", "text"), ("kind", "text"), ("owner_id", "text"), ("currency", "text"))
+TRANSACTION_COLUMNS = (
+    ("id", "text"),
+    ("kind", "text"),
+    ("reference", "text"),
+    ("order_id", "text"),
+    ("currency", "text"),
+)
+POSTING_COLUMNS = (
+    ("transaction_id", "text"),
+    ("account_code", "text"),
+    ("amount", "bigint"),
+    ("currency", "text"),
+)
+# Sorted so that concurrent batches take the accounts' key locks in one order.
+NO_CONFLICT = "ORDER BY 1 ON CONFLICT DO NOTHING"
+
+
 async def post_many(
     s: AsyncSession,
     transactions: Sequence[tuple[str, str, str | None, str, Sequence[Entry]]],
@@ -103,9 +120,9 @@ async def post_many(
                     "currency": currency,
                 }
             )
-    await s.execute(insert(LedgerAccount).on_conflict_do_nothing(), list(accounts.values()))
-    await s.execute(insert(LedgerTransaction), txn_rows)
-    await s.execute(insert(LedgerPosting), posting_rows)
+    await insert_rows(s, "ledger_accounts", ACCOUNT_COLUMNS, list(accounts.values()), NO_CONFLICT)
+    await insert_rows(s, "ledger_transactions", TRANSACTION_COLUMNS, txn_rows)
+    await insert_rows(s, "ledger_postings", POSTING_COLUMNS, posting_rows)
     return ids
 
 

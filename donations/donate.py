@@ -220,21 +220,19 @@ async def settle(s: AsyncSession, d: Donation, at: Any) -> funds.OutboxRows:
             ledger.Entry(ledger.charity_payable(d.charity_id), d.amount),
         ],
     )
-    fund, appended = await funds.receive(
-        s,
-        funds.Movement(
-            kind="donation",
-            ref=f"donation:{d.id}",
-            charity_id=d.charity_id,
-            session_id=d.session_id,
-            amount=d.amount,
-            currency=d.currency,
-            at=at,
-            data={"donation_id": d.id},
-            donor_id=d.donor_id,
-            donor_salt=d.donor_salt,
-        ),
+    received = funds.Movement(
+        kind="donation",
+        ref=f"donation:{d.id}",
+        charity_id=d.charity_id,
+        session_id=d.session_id,
+        amount=d.amount,
+        currency=d.currency,
+        at=at,
+        data={"donation_id": d.id},
+        donor_id=d.donor_id,
+        donor_salt=d.donor_salt,
     )
+    appended = await funds.receive(s, received)
     donor = await s.get(User, d.donor_id)
     name = display_name(donor.display_name if donor else ANONYMOUS, d.visibility)
     event: dict[str, Any] = {
@@ -253,7 +251,7 @@ async def settle(s: AsyncSession, d: Donation, at: Any) -> funds.OutboxRows:
     if d.session_id is not None:
         events.append((f"session:{d.session_id}", {**event, "session_id": d.session_id}))
         before, _ = await funds.bump_session(s, d.session_id, donated=d.amount)
-        matched, match_events = await funds.apply_matches(s, fund, appended.index, at)
+        matched, match_events = await funds.apply_matches(s, received, appended.index, at)
         if matched:
             await funds.bump_session(s, d.session_id, matched=matched)
         events += match_events

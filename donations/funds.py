@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from commerce import ledger
 from commerce.models import Campaign, LiveSession
 from core.clock import rfc3339
+from core.db import insert_rows
 from core.errors import conflict
 from core.money import Money
 from donations import log
@@ -79,37 +80,50 @@ def _entry(m: Movement) -> dict[str, Any]:
     return entry
 
 
-async def receive(s: AsyncSession, m: Movement) -> tuple[CharityFund, log.Appended]:
+async def receive(s: AsyncSession, m: Movement) -> log.Appended:
     """Log an inflow and open its fund; the ledger posting is the caller's."""
     return (await receive_many(s, [m]))[0]
 
 
-async def receive_many(
-    s: AsyncSession, movements: Sequence[Movement]
-) -> list[tuple[CharityFund, log.Appended]]:
+FUND_COLUMNS = (
+    ("charity_id", "text"),
+    ("kind", "text"),
+    ("ref", "text"),
+    ("entry_index", "bigint"),
+    ("session_id", "text"),
+    ("source_ref", "text"),
+    ("donor_id", "text"),
+    ("donor_salt", "text"),
+    ("amount", "bigint"),
+    ("allocated", "bigint"),
+    ("currency", "text"),
+    ("received_at", "timestamptz"),
+)
+
+
+async def receive_many(s: AsyncSession, movements: Sequence[Movement]) -> list[log.Appended]:
     """Log several inflows under one lock of the log and open their funds in one insert, so
     a settlement batch costs a few statements rather than a few per order."""
     appended = await log.append_many(s, [log.NewEntry(m.kind, m.ref, _entry(m)) for m in movements])
-    opened = [
-        CharityFund(
-            charity_id=m.charity_id,
-            kind=m.kind,
-            ref=m.ref,
-            entry_index=a.index,
-            session_id=m.session_id,
-            source_ref=m.source_ref,
-            donor_id=m.donor_id,
-            donor_salt=m.donor_salt,
-            amount=m.amount,
-            allocated=0,
-            currency=m.currency,
-            received_at=m.at,
-        )
+    rows = [
+        {
+            "charity_id": m.charity_id,
+            "kind": m.kind,
+            "ref": m.ref,
+            "entry_index": a.index,
+            "session_id": m.session_id,
+            "source_ref": m.source_ref,
+            "donor_id": m.donor_id,
+            "donor_salt": m.donor_salt,
+            "amount": m.amount,
+            "allocated": 0,
+            "currency": m.currency,
+            "received_at": m.at,
+        }
         for m, a in zip(movements, appended, strict=True)
     ]
-    s.add_all(opened)
-    await s.flush()
-    return list(zip(opened, appended, strict=True))
+    await insert_rows(s, "charity_funds", FUND_COLUMNS, rows)
+    return appended
 
 
 async def has_active_matches(s: AsyncSession, session_id: str, currency: str) -> bool:
@@ -218,7 +232,7 @@ async def milestone(
 
 
 async def apply_matches(
-    s: AsyncSession, source: CharityFund, source_entry: int, at: datetime
+    s: AsyncSession, source: Movement, source_entry: int, at: datetime
 ) -> tuple[int, OutboxRows]:
     """Every active match of the source's room adds its ratio, up to what is left of its
     cap; each is its own ledger transaction and log entry. Returns (matched, events)."""

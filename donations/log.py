@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db import insert_rows
 from donations import merkle
 from donations.models import LogEntry, LogHead, LogNode
 
@@ -85,6 +86,16 @@ async def append(session: AsyncSession, kind: str, ref: str, data: dict[str, Any
     return (await append_many(session, [NewEntry(kind, ref, data)]))[0]
 
 
+ENTRY_COLUMNS = (
+    ("idx", "bigint"),
+    ("ref", "text"),
+    ("kind", "text"),
+    ("entry", "text"),
+    ("leaf_hash", "bytea"),
+)
+NODE_COLUMNS = (("level", "smallint"), ("idx", "bigint"), ("hash", "bytea"))
+
+
 async def append_many(session: AsyncSession, items: Sequence[NewEntry]) -> list[Appended]:
     """Append several entries under one lock, in order (also the bulk loader of benches)."""
     if not items:
@@ -104,8 +115,8 @@ async def append_many(session: AsyncSession, items: Sequence[NewEntry]) -> list[
         node_rows.extend({"level": k[0], "idx": k[1], "hash": h} for k, h in nodes)
         out.append(Appended(size, leaf, decoded))
         size += 1
-    await session.execute(insert(LogEntry), entry_rows)
-    await session.execute(insert(LogNode), node_rows)
+    await insert_rows(session, "tlog_entries", ENTRY_COLUMNS, entry_rows)
+    await insert_rows(session, "tlog_nodes", NODE_COLUMNS, node_rows)
     await session.execute(
         update(LogHead).where(LogHead.id == HEAD_ID).values(size=size, peaks=b"".join(peaks))
     )

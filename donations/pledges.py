@@ -40,39 +40,37 @@ async def _received(s: AsyncSession, movements: list[hooks.PledgeMovement]) -> f
     fresh = [m for m, ref in zip(movements, refs, strict=True) if ref not in done]
     if not fresh:
         return []  # settled once already
-    opened = await funds.receive_many(
-        s,
-        [
-            funds.Movement(
-                kind="pledge",
-                ref=f"pledge:{m.order_id}",
-                charity_id=m.charity_id,
-                session_id=m.session_id,
-                amount=m.amount,
-                currency=m.currency,
-                at=m.at,
-                data={"order_id": m.order_id},
-                donor_id=m.buyer_id,
-                donor_salt=funds.new_salt(),
-            )
-            for m in fresh
-        ],
-    )
-    Opened = tuple[hooks.PledgeMovement, CharityFund, log.Appended]
+    received = [
+        funds.Movement(
+            kind="pledge",
+            ref=f"pledge:{m.order_id}",
+            charity_id=m.charity_id,
+            session_id=m.session_id,
+            amount=m.amount,
+            currency=m.currency,
+            at=m.at,
+            data={"order_id": m.order_id},
+            donor_id=m.buyer_id,
+            donor_salt=funds.new_salt(),
+        )
+        for m in fresh
+    ]
+    appended = await funds.receive_many(s, received)
+    Opened = tuple[funds.Movement, log.Appended]
     by_room: dict[tuple[str, str], list[Opened]] = defaultdict(list)
-    for m, (fund, appended) in zip(fresh, opened, strict=True):
-        by_room[(m.session_id, m.currency)].append((m, fund, appended))
+    for m, r, a in zip(fresh, received, appended, strict=True):
+        by_room[(m.session_id, m.currency)].append((r, a))
     events: funds.OutboxRows = []
     for (session_id, currency), room in by_room.items():
-        pledged = sum(m.amount for m, _, _ in room)
+        pledged = sum(r.amount for r, _ in room)
         matched = 0
         if await funds.has_active_matches(s, session_id, currency):
-            for m, fund, appended in room:
-                added, match_events = await funds.apply_matches(s, fund, appended.index, m.at)
+            for r, a in room:
+                added, match_events = await funds.apply_matches(s, r, a.index, r.at)
                 matched += added
                 events += match_events
         before, _ = await funds.bump_session(s, session_id, pledged=pledged, matched=matched)
-        last = max(m.at for m, _, _ in room)
+        last = max(r.at for r, _ in room)
         events += await funds.milestone(s, session_id, before, before + pledged + matched, last)
     return events
 

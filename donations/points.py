@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import rfc3339
+from core.db import insert_rows
 from core.errors import conflict
 from core.ids import new_id
 from donations.energy_rules import Rules
-from donations.points_models import PointsLot, PointsPosting, PointsTransaction
+from donations.points_models import PointsTransaction
 
 EXPIRED = "expired"
 EARNING = ("watch", "like", "purchase", "donation")
@@ -154,16 +155,33 @@ async def award(
                 "amount": a.points,
             },
         ]
-    await s.execute(insert(PointsLot), lots)
+    await insert_rows(s, "points_lots", LOT_COLUMNS, lots)
     await _post(s, postings)
     return issued_now
 
 
+LOT_COLUMNS = (
+    ("id", "text"),
+    ("user_id", "text"),
+    ("transaction_id", "text"),
+    ("source", "text"),
+    ("points", "bigint"),
+    ("earned_at", "timestamptz"),
+    ("expires_at", "timestamptz"),
+)
+POSTING_COLUMNS = (
+    ("transaction_id", "text"),
+    ("account", "text"),
+    ("lot_id", "text"),
+    ("amount", "bigint"),
+)
+
+
 async def _post(s: AsyncSession, postings: list[dict[str, Any]]) -> None:
-    """Insert postings in one executemany. Through the table, not the ORM entity: the ORM's
-    bulk insert leaves out None values and groups rows by the columns they have, so postings
-    alternating with and without a lot went to the database one by one."""
-    await s.execute(insert(cast(Table, PointsPosting.__table__)), postings)
+    """Insert postings in one statement (see `core.db.insert_rows`). Not through the ORM
+    entity: its bulk insert leaves out None values and groups rows by the columns they
+    have, so postings alternating with and without a lot went one by one."""
+    await insert_rows(s, "points_postings", POSTING_COLUMNS, postings)
 
 
 @dataclass(frozen=True, slots=True)

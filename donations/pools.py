@@ -174,7 +174,7 @@ async def redeem(
                 .where(LiveSession.id == room)
             )
         salt = funds.new_salt()
-        _, appended = await funds.receive(
+        appended = await funds.receive(
             s,
             funds.Movement(
                 kind="energy",
