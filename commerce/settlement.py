@@ -108,10 +108,11 @@ async def settle_batch(services: Services, limit: int | None = None) -> int:
                 for o, _, _ in rows
             ],
         )
+        await outbox.add(s, events)
         # The charity's side (its funds, matches, the transparency log) comes last: it takes
         # the log's head lock and the room's totals row, which concurrent batches share and
         # which are held until commit, so as little as possible should follow them.
-        events += await hooks.pledges_moved(
+        events = await hooks.pledges_moved(
             s,
             [
                 hooks.PledgeMovement(

@@ -100,13 +100,15 @@ async def append_many(session: AsyncSession, items: Sequence[NewEntry]) -> list[
     """Append several entries under one lock, in order (also the bulk loader of benches)."""
     if not items:
         return []
+    # An entry's text and leaf hash do not depend on its index: made before the lock,
+    # which concurrent appenders wait on until this transaction ends.
+    texts = [canonical_json({**item.data, "kind": item.kind}) for item in items]
+    leaves = [merkle.leaf_hash(text) for text in texts]
     size, peaks = await _lock_head(session)
     entry_rows: list[dict[str, Any]] = []
     node_rows: list[dict[str, Any]] = []
     out: list[Appended] = []
-    for item in items:
-        text = canonical_json({**item.data, "kind": item.kind})
-        leaf = merkle.leaf_hash(text)
+    for item, text, leaf in zip(items, texts, leaves, strict=True):
         peaks, nodes = merkle.append_to_peaks(size, peaks, leaf)
         decoded = text.decode()
         entry_rows.append(
