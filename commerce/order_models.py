@@ -208,6 +208,9 @@ class OutboxEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     events: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+    # The writing transaction's id (pg_current_xact_id), for telling whether a snapshot
+    # already includes these events (see core.db.Snapshot).
+    xid: Mapped[int] = mapped_column(BigInteger, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )

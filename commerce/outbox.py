@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import inventory
-from core.events import publish_many
+from core.events import WRITTEN_BY, publish_many
 from core.services import Services
 
 log = logging.getLogger("panen.outbox")
@@ -28,7 +28,10 @@ async def add(s: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) -> No
     """Queue events `(topic, event)` with this transaction's change: one row for all."""
     if rows:
         await s.execute(
-            text("INSERT INTO outbox (events) VALUES (CAST(:e AS jsonb))"),
+            text(
+                "INSERT INTO outbox (events, xid)"
+                " VALUES (CAST(:e AS jsonb), pg_current_xact_id()::text::bigint)"
+            ),
             {"e": orjson.dumps(rows).decode()},
         )
 
@@ -72,7 +75,7 @@ async def relay(services: Services, batch: int = 50) -> int:
             rows = (
                 await s.execute(
                     text(
-                        "SELECT id, events::text AS events FROM outbox WHERE sent_at IS NULL"
+                        "SELECT id, xid, events::text AS events FROM outbox WHERE sent_at IS NULL"
                         " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
                     ),
                     {"n": batch},
@@ -86,7 +89,9 @@ async def relay(services: Services, batch: int = 50) -> int:
                     if topic == RELEASE_TOPIC:
                         events += await _release(services, event)
                     else:
-                        events.append((topic, event))
+                        # Which transaction wrote it: a room rebuilt from a snapshot of
+                        # the database tells by this whether its read counted the event.
+                        events.append((topic, {**event, WRITTEN_BY: row.xid}))
             # Each topic's events stay in row order; the pass goes in one round trip.
             await publish_many(services, events)
             await s.execute(

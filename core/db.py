@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,12 +61,59 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Which transactions a consistent read saw (PostgreSQL's `pg_current_snapshot()`).
+
+    Events carry the id of the transaction that wrote them (`pg_current_xact_id()`), so a
+    reader can tell exactly whether a read already counted an event, whatever the clocks
+    say and in whatever order the transactions committed."""
+
+    xmin: int
+    xmax: int
+    running: frozenset[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        xmin, xmax, running = text.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(x) for x in running.split(",") if x))
+
+    def __str__(self) -> str:
+        return f"{self.xmin}:{self.xmax}:{','.join(str(x) for x in sorted(self.running))}"
+
+    def sees(self, xid: int) -> bool:
+        """Whether this snapshot saw transaction `xid`'s writes (pg_visible_in_snapshot)."""
+        if xid < self.xmin:
+            return True
+        if xid >= self.xmax:
+            return False
+        return xid not in self.running
+
+
 class Database:
     """The engine and a session factory, created once per process."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The session of an open `snapshot()` block, which `reader()` hands out inside it.
+        self._pinned: ContextVar[AsyncSession | None] = ContextVar("pinned", default=None)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Snapshot]:
+        """One consistent read: inside this block every `reader()` (in this task) uses one
+        REPEATABLE READ transaction, so reads made by separate functions all see the same
+        committed state; yields which transactions that state includes."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with AsyncSession(bind=conn, expire_on_commit=False) as session:
+                seen = await session.scalar(text("SELECT pg_current_snapshot()::text"))
+                token = self._pinned.set(session)
+                try:
+                    yield Snapshot.parse(str(seen))
+                finally:
+                    self._pinned.reset(token)
+                    await session.rollback()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -74,6 +123,10 @@ class Database:
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
+        pinned = self._pinned.get()
+        if pinned is not None:  # inside snapshot(): the same transaction for every read
+            yield pinned
+            return
         async with self.sessions() as session:
             yield session
 

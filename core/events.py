@@ -20,6 +20,10 @@ import orjson
 from core.redis import Arg, Keys, Lua, run_scripts
 from core.services import Services
 
+# An event's field naming the database transaction that wrote it (see core.db.Snapshot);
+# consumers use it and strip it, clients never see it.
+WRITTEN_BY = "_xid"
+
 INBOX_CAP = 100_000  # a ticker that stalls this long has worse problems than lost events
 INBOX_TTL_MS = 60_000
 

@@ -8,7 +8,6 @@ The folded state is a JSON object kept in Redis by the topic's ticker:
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +19,8 @@ from commerce.models import Campaign, Farmer, Listing, LiveSession, Product
 from commerce.order_models import FlashDeal
 from commerce.sessions import listing_json
 from core.clock import utcnow
-from core.db import Database
+from core.db import Database, Snapshot
+from core.events import WRITTEN_BY
 from core.services import Services
 from donations import pools
 from donations import totals as donation_totals
@@ -41,23 +41,30 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _ms(at: Any) -> int | None:
-    if not isinstance(at, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
 async def cold_state(services: Services, topic: str) -> State:
-    """The topic's state rebuilt from the database (the truth), for a room nobody watched."""
+    """The topic's state rebuilt from the database (the truth), for a room nobody watched.
+
+    Every read is made in one snapshot, kept in the state: an event whose transaction the
+    snapshot includes is already in these sums, whenever it arrives (see `fold`)."""
     kind, _, ident = topic.partition(":")
-    if kind == "session":
-        return await _session_state(services, ident)
-    if kind == "farmer":
-        return await _farmer_state(services.db, ident)
-    return {"totals": {}}
+    async with services.db.snapshot() as snapshot:
+        if kind == "session":
+            state = await _session_state(services, ident)
+        elif kind == "farmer":
+            state = await _farmer_state(services.db, ident)
+        else:
+            state = {"totals": {}}
+    state[COUNTED_IN] = str(snapshot)
+    return state
+
+
+COUNTED_IN = "counted_in"  # the snapshot a cold rebuild read the sums from
+
+
+def counted_in(state: State) -> Snapshot | None:
+    """The snapshot whose transactions this state's sums already include, if rebuilt."""
+    text = state.get(COUNTED_IN)
+    return Snapshot.parse(text) if isinstance(text, str) else None
 
 
 async def _session_state(services: Services, session_id: str) -> State:
@@ -162,15 +169,15 @@ def fold(
     topic: str,
     event: dict[str, Any],
     *,
-    not_before_ms: int = 0,
+    already: Snapshot | None = None,
     seen: dict[str, None] | None = None,
 ) -> None:
-    """Apply one event to a topic's state. Events whose `at` is older than `not_before_ms`
-    (already counted by the database read of a cold rebuild) change no sums, and an order's
-    event delivered twice (`seen` remembers the recent ones) counts once."""
+    """Apply one event to a topic's state. An event written by a transaction that the
+    `already` snapshot includes (the sums were read from it in a cold rebuild) changes no
+    sums, and an order's event delivered twice (`seen` remembers recent ones) counts once."""
     kind = kind_of(topic)
-    at = _ms(event.get("at"))
-    counted = at is None or at >= not_before_ms
+    xid = event.get(WRITTEN_BY)
+    counted = already is None or not isinstance(xid, int) or not already.sees(xid)
     order_id = event.get("order_id")
     if seen is not None and isinstance(order_id, str) and counted:
         mark = f"{event.get('type')}:{order_id}"
@@ -278,6 +285,8 @@ def finish(state: State) -> None:
 
 
 QUIET = frozenset({"stock"})  # folded into the totals (pinned remaining), not listed
+# The room is implied by the topic; the writing transaction is for folding only.
+PRIVATE_FIELDS = frozenset({"session_id", WRITTEN_BY})
 
 
 def public_event(event: dict[str, Any]) -> dict[str, Any] | None:
@@ -285,7 +294,7 @@ def public_event(event: dict[str, Any]) -> dict[str, Any] | None:
     totals already say all of it."""
     if event.get("type") in QUIET:
         return None
-    return {k: v for k, v in event.items() if k != "session_id"}
+    return {k: v for k, v in event.items() if k not in PRIVATE_FIELDS}
 
 
 async def topic_exists(db: Database, topic: str) -> tuple[bool, str | None]:

@@ -173,18 +173,17 @@ class Ticker:
             return
         viewers, likes, now_ms = int(out[1]), int(out[2]), int(out[3])
         raw_state, raw_events = out[4], out[5:]
-        not_before = 0
         if isinstance(raw_state, bytes):
             if raw_state == COLD:
-                # A room nobody held: the database is the truth up to now; the inbox
-                # events it already counts are told apart by their time.
+                # A room nobody held: the database is the truth as of one snapshot; the
+                # events that snapshot already counts are told apart by their transaction.
                 self.state = await rooms.cold_state(self.services, self.topic)
-                not_before = now_ms
                 self.emitted = None
             else:
                 self.state = orjson.loads(raw_state)
         state = self.state
         assert state is not None
+        already = rooms.counted_in(state)
         events: list[dict[str, Any]] = []
         for raw in raw_events:
             try:
@@ -192,7 +191,7 @@ class Ticker:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(event, dict):
-                rooms.fold(state, self.topic, event, not_before_ms=not_before, seen=self.seen)
+                rooms.fold(state, self.topic, event, already=already, seen=self.seen)
                 public = rooms.public_event(event)
                 if public is not None:
                     events.append(public)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.db import Snapshot
 from live import rooms
 from live.history import seq_of
 from live.protocol import FrameError, parse
@@ -81,12 +82,42 @@ def test_an_order_event_delivered_twice_counts_once_and_a_refund_takes_it_back()
     assert state["totals"]["orders"] == 0 and state["totals"]["charity"]["total"] == 0
 
 
-def test_events_already_counted_by_a_cold_rebuild_change_no_sums() -> None:
-    state = _room()
-    rooms.fold(
-        state, "session:s", paid("o1", at="2026-01-01T00:00:00Z"), not_before_ms=1_800_000_000_000
-    )
-    assert state["totals"]["orders"] == 0
+def test_events_of_transactions_a_cold_rebuild_read_change_no_sums_and_the_rest_count() -> None:
+    # The rebuild's read saw transactions below 100 except 97 (still running then).
+    read = Snapshot.parse("95:100:97")
+    state = {**_room(), rooms.COUNTED_IN: str(read)}
+    already = rooms.counted_in(state)
+    assert already == read
+    for order_id, xid in (("o1", 90), ("o2", 96), ("o3", 97), ("o4", 100), ("o5", 250)):
+        rooms.fold(state, "session:s", paid(order_id, _xid=xid), already=already)
+    assert state["totals"]["orders"] == 3  # 97 committed after the read, 100 and 250 began after
+    rooms.fold(state, "session:s", paid("o6"), already=already)  # not from the database
+    assert state["totals"]["orders"] == 4
+
+
+def test_a_snapshot_sees_exactly_what_postgresql_says_it_does() -> None:
+    snap = Snapshot.parse("10:20:12,15")
+    assert [x for x in range(5, 25) if snap.sees(x)] == [
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11,
+        13,
+        14,
+        16,
+        17,
+        18,
+        19,
+    ]
+    assert str(snap) == "10:20:12,15" and Snapshot.parse("7:7:") == Snapshot(7, 7, frozenset())
+
+
+def test_the_writing_transaction_is_not_shown_to_viewers() -> None:
+    shown = rooms.public_event(paid("o1", _xid=42, session_id="s"))
+    assert shown is not None and "_xid" not in shown and "session_id" not in shown
 
 
 def test_stock_events_are_folded_but_not_listed_to_viewers() -> None:
