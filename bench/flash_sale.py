@@ -11,7 +11,7 @@ FOR UPDATE, checks idempotency and stock, decrements and inserts.
         [--paths baseline,redis,http]
 
 The `http` path (not run by default) sends the same stampede through two real
-`panen serve` processes, each buyer's two copies to different servers, from an httpx
+`panen serve` processes, each buyer's two copies to different servers, from a keep-alive
 client in this process: what a deployment on this machine accepts end to end, with the
 load generator sharing the cores.
 """
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -334,8 +334,8 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
     db = services.db
     world = await seed_session(db)
     tokens = Tokens(settings.secret_key, 3600)
-    servers = web_servers(settings, 2) if "http" in paths else None
-    bases = servers.__enter__() if servers is not None else []
+    stack = ExitStack()
+    bases = stack.enter_context(web_servers(settings, 2)) if "http" in paths else []
     http = KeepAlive(inflight)
     print(
         f"{inflight} requests in flight; every buyer sends its order twice with one "
@@ -405,8 +405,7 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                 assert accepted == in_db == stock, (accepted, in_db, stock)
     finally:
         await http.close()
-        if servers is not None:
-            servers.__exit__(None, None, None)
+        stack.close()
         await services.close()
 
 

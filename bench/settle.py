@@ -111,6 +111,17 @@ async def with_workers(services: Services, settings: Settings, ids: list[str], k
             p.wait(15)
 
 
+async def in_process(services: Services, world: dict[str, str], n: int, label: str) -> None:
+    """A row: n paid orders settled by `settle_all` in this process."""
+    ids = await paid_orders(services, world, n)
+    await mark_paid(services, ids)
+    await analyze(services)
+    t0 = time.perf_counter()
+    await settle_all(services)
+    dt = time.perf_counter() - t0
+    print(f"| {label} | {n:,} | {dt:.2f} | {n / dt:,.0f} |")
+
+
 async def bench(settings: Settings, n: int) -> None:
     services = await Services.start(settings, pool_size=20)
     world = await seed_session(services.db)
@@ -129,25 +140,13 @@ async def bench(settings: Settings, n: int) -> None:
         print(
             f"| baseline: one order per transaction | {base_n:,} | {dt:.2f} | {base_n / dt:,.0f} |"
         )
-        ids = await paid_orders(services, world, n)
-        await mark_paid(services, ids)
-        await analyze(services)
-        t0 = time.perf_counter()
-        await settle_all(services)
-        dt = time.perf_counter() - t0
-        print(f"| batched, in process | {n:,} | {dt:.2f} | {n / dt:,.0f} |")
+        await in_process(services, world, n, "batched, in process")
         # The same without the donations side (transparency log, energy points), to show
         # what commerce's own part (ledger, history, outbox) costs.
         saved = (list(hooks._pledge_listeners), list(hooks._order_listeners))
         hooks._pledge_listeners.clear()
         hooks._order_listeners.clear()
-        ids = await paid_orders(services, world, n)
-        await mark_paid(services, ids)
-        await analyze(services)
-        t0 = time.perf_counter()
-        await settle_all(services)
-        dt = time.perf_counter() - t0
-        print(f"| batched, in process, donations hooks off | {n:,} | {dt:.2f} | {n / dt:,.0f} |")
+        await in_process(services, world, n, "batched, in process, donations hooks off")
         hooks._pledge_listeners[:], hooks._order_listeners[:] = saved
         for k in (1, 2):
             ids = await paid_orders(services, world, n)

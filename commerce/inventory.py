@@ -10,21 +10,21 @@ settled); releasing it is idempotent because the script only gives back a hold i
 
 When the counter is missing (never built, evicted, Redis wiped) it is rebuilt from the
 orders in PostgreSQL under a new generation. Orders are only written under the generation
-their reservation was made in (see `orders.INSERT_ORDER`), so a reservation taken from a
+their reservation was made in (see `order_writer.INSERT_ORDERS`), so a reservation taken from a
 counter that was since lost can never land in the database uncounted: no oversell.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import text
 
 from core.batching import Batcher
-from core.redis import Lua
+from core.redis import Arg, Lua, run_scripts
 from core.services import Services
 
 LIVE_STATUSES = ("reserved", "paid", "settled")
@@ -150,19 +150,21 @@ def _reservation(raw: list[Any]) -> Reservation:
 
 
 async def _reserve_batch(services: Services, asks: list[_Ask]) -> list[Reservation]:
-    """One script call per counter in the batch (its keys share the session's hash slot)."""
+    """One script call per counter in the batch (its keys share the session's hash slot),
+    all in one round trip."""
     by_counter: dict[tuple[str, str], list[int]] = {}
     for n, ask in enumerate(asks):
         by_counter.setdefault((ask.session_id, ask.inventory_id), []).append(n)
+    calls: list[tuple[Lua, Sequence[str], Sequence[Arg]]] = [
+        (RESERVE, _keys(services, sid, inv), [a for n in members for a in asks[n].args])
+        for (sid, inv), members in by_counter.items()
+    ]
     out: list[Reservation | None] = [None] * len(asks)
-
-    async def one(session_id: str, inventory_id: str, members: list[int]) -> None:
-        args = [a for n in members for a in asks[n].args]
-        raw = await run(services, RESERVE, _keys(services, session_id, inventory_id), *args)
+    for members, raw in zip(
+        by_counter.values(), await run_scripts(services.redis, calls), strict=True
+    ):
         for n, reply in zip(members, raw, strict=True):
             out[n] = _reservation(reply)
-
-    await asyncio.gather(*(one(sid, inv, members) for (sid, inv), members in by_counter.items()))
     return [r for r in out if r is not None]
 
 

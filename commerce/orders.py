@@ -1,15 +1,18 @@
 """Placing an order (HTTP and the WebSocket `order` frame share `place_order`), reading and
 cancelling orders.
 
-Placing touches Redis once (the reserve script) and PostgreSQL once (one statement writes
-the order, its payment intent and its first status, under the counter's generation).
-Sold out, over the limit and not live are answered from Redis and the in-process offers.
+Placing takes stock with the reserve script and writes the order, its payment intent and
+its first status in one statement (under the counter's generation); a process's
+concurrent orders share both round trips (`core.batching`). Sold out, over the limit and
+not live are answered from Redis and the in-process offers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -147,12 +150,7 @@ _abandoned: set[asyncio.Task[None]] = set()
 
 
 async def _release_unless_written(
-    services: Services,
-    writing: asyncio.Future[order_writer.Written],
-    session_id: str,
-    inventory_id: str,
-    order_id: str,
-    forget: str,
+    writing: asyncio.Future[order_writer.Written], give_back: Callable[[], Awaitable[int]]
 ) -> None:
     try:
         row = await writing
@@ -160,13 +158,7 @@ async def _release_unless_written(
     except Exception:
         landed = False
     if not landed:
-        await inventory.release(
-            services,
-            session_id=session_id,
-            inventory_id=inventory_id,
-            order_id=order_id,
-            forget_idempotency=forget,
-        )
+        await give_back()
 
 
 # (buyer, key) -> the answer of the send this process is handling now.
@@ -277,7 +269,15 @@ async def _place(
             services.settings.platform_fee_bps,
         )
         payment_id = new_id("pay")
-        forget = inventory.idem_field(buyer, key)
+        # Gives this request's hold (and its idempotency record) back to the counter.
+        give_back = functools.partial(
+            inventory.release,
+            services,
+            session_id=sid,
+            inventory_id=offer.inventory_id,
+            order_id=order_id,
+            forget_idempotency=inventory.idem_field(buyer, key),
+        )
         writing: asyncio.Future[order_writer.Written] | None = None
         try:
             provider = provider_for(services, DEFAULT_PROVIDER)
@@ -311,50 +311,22 @@ async def _place(
             # The client went away, but its order may still be in a batch being written:
             # give the hold back only once we know the row did not land.
             if writing is not None:
-                task = asyncio.create_task(
-                    _release_unless_written(
-                        services, writing, sid, offer.inventory_id, order_id, forget
-                    )
-                )
+                task = asyncio.create_task(_release_unless_written(writing, give_back))
                 _abandoned.add(task)
                 task.add_done_callback(_abandoned.discard)
             else:
-                await inventory.release(
-                    services,
-                    session_id=sid,
-                    inventory_id=offer.inventory_id,
-                    order_id=order_id,
-                    forget_idempotency=forget,
-                )
+                await give_back()
             raise
         except BaseException:
-            await inventory.release(
-                services,
-                session_id=sid,
-                inventory_id=offer.inventory_id,
-                order_id=order_id,
-                forget_idempotency=forget,
-            )
+            await give_back()
             raise
         if not row.generation_ok:
             # The counter was rebuilt after we reserved: our hold is gone with it. Retry.
-            await inventory.release(
-                services,
-                session_id=sid,
-                inventory_id=offer.inventory_id,
-                order_id=order_id,
-                forget_idempotency=forget,
-            )
+            await give_back()
             continue
         if row.created_at is None:
             # The database already has an order under this key (Redis lost its record).
-            await inventory.release(
-                services,
-                session_id=sid,
-                inventory_id=offer.inventory_id,
-                order_id=order_id,
-                forget_idempotency=forget,
-            )
+            await give_back()
             return await _existing(services, buyer, key, fp), False
         order = Order(
             **{
@@ -512,17 +484,7 @@ async def cancel_order(services: Services, principal: Principal, order_id: str) 
             if payment is not None:
                 await provider_for(services, payment.provider).refund(payment.id, payment.amount)
                 payment.status, payment.updated_at = "refunded", now
-            refund = {
-                "type": "refund",
-                "order_id": order.id,
-                "session_id": order.session_id,
-                "listing_id": order.listing_id,
-                "quantity": order.quantity,
-                "gross": order.total,
-                "pledge": order.pledge_amount,
-                "currency": order.currency,
-                "at": rfc3339(now),
-            }
+            refund = sale_event("refund", order, rfc3339(now))
             events += [
                 (f"session:{order.session_id}", refund),
                 (f"farmer:{order.farmer_id}", refund),
@@ -541,6 +503,22 @@ async def _reload(s: AsyncSession, order_id: str) -> dict[str, Any]:
     found = await load_order(s, order_id)
     assert found is not None
     return found
+
+
+def sale_event(kind: str, order: Order, at: str | None) -> dict[str, Any]:
+    """An `order_paid` or `refund` event: rooms and farmers fold one as the other's
+    opposite, so both have this one shape."""
+    return {
+        "type": kind,
+        "order_id": order.id,
+        "session_id": order.session_id,
+        "listing_id": order.listing_id,
+        "quantity": order.quantity,
+        "gross": order.total,
+        "pledge": order.pledge_amount,
+        "currency": order.currency,
+        "at": at,
+    }
 
 
 def sale_entries(order: Order, payment: Payment | None) -> list[ledger.Entry]:

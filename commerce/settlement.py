@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce import hooks, inventory, ledger, outbox, payments
 from commerce.order_models import Order, OrderStatusChange, Payment
-from commerce.orders import sale_entries
+from commerce.orders import sale_entries, sale_event
 from core.clock import rfc3339, utcnow
 from core.models import User
 from core.services import Services
@@ -70,18 +70,7 @@ async def settle_batch(services: Services, limit: int | None = None) -> int:
             txns.append(
                 ("sale", f"sale:{order.id}", order.id, order.currency, sale_entries(order, payment))
             )
-            paid = {
-                "type": "order_paid",
-                "order_id": order.id,
-                "session_id": order.session_id,
-                "listing_id": order.listing_id,
-                "quantity": order.quantity,
-                "gross": order.total,
-                "pledge": order.pledge_amount,
-                "currency": order.currency,
-                "display_name": display_name,
-                "at": at,
-            }
+            paid = {**sale_event("order_paid", order, at), "display_name": display_name}
             farmer = {**paid, "fee": order.fee_amount, "farmer_amount": order.farmer_amount}
             events += [
                 (f"session:{order.session_id}", paid),

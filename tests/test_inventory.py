@@ -43,15 +43,14 @@ async def test_a_batch_of_reservations_is_one_script_call_answering_each_in_arri
     sid, inv = new_id("ses"), new_id("lst")
     keys = [services.keys.session(sid, n, inv) for n in ("inv", "bought", "holds")]
     await inventory.run(services, inventory.REBUILD, keys, 7, 3)  # generation 7, stock 3
-    calls: list[int] = []
-    real_run = inventory.run
+    calls: list[list[int]] = []  # per round trip: the requests in each reserve call
+    real_run_scripts = inventory.run_scripts
 
-    async def counted(s: Services, script: str, k: list[str], *args: Any) -> Any:
-        if script == inventory.RESERVE:
-            calls.append(len(args) // 7)
-        return await real_run(s, script, k, *args)
+    async def counted(redis: Any, batch: Any) -> list[Any]:
+        calls.append([len(args) // 7 for script, _, args in batch if script is inventory.RESERVE])
+        return await real_run_scripts(redis, batch)
 
-    monkeypatch.setattr(inventory, "run", counted)
+    monkeypatch.setattr(inventory, "run_scripts", counted)
     a1, a1_again, a2, b, c = await asyncio.gather(
         ask(services, sid, inv, "usr_a", "k1", 1),
         ask(services, sid, inv, "usr_a", "k1", 1),  # the same key again, in the same batch
@@ -59,7 +58,7 @@ async def test_a_batch_of_reservations_is_one_script_call_answering_each_in_arri
         ask(services, sid, inv, "usr_b", "k1", 2),
         ask(services, sid, inv, "usr_c", "k1", 1),  # nothing left
     )
-    assert calls == [5]
+    assert calls == [[5]]  # one round trip, one script call for all five
     assert (a1.outcome, a1.remaining, a1.generation) == ("ok", 2, 7)
     assert a1_again.outcome == "dup" and a1_again.prior_generation == 7
     assert (b.outcome, b.remaining) == ("ok", 0)
