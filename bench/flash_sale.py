@@ -37,9 +37,11 @@ import httpx
 import orjson
 from sqlalchemy import text
 
-from commerce.models import Charity, Farmer, Listing, LiveSession, Product
-from commerce.offers import split
-from commerce.orders import place
+from commerce.catalog.models import Farmer, Product
+from commerce.charities.models import Charity
+from commerce.orders.pricing import split
+from commerce.orders.service import place
+from commerce.sessions.models import Listing, LiveSession
 from core.auth import Principal, Tokens
 from core.clock import utcnow
 from core.db import Database

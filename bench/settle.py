@@ -25,8 +25,8 @@ from sqlalchemy import text
 
 import panen.app  # noqa: F401  (registers the donations hooks, as in the real processes)
 from commerce import hooks
-from commerce.orders import place
-from commerce.settlement import settle_all, settle_batch
+from commerce.orders.service import place
+from commerce.orders.settlement import settle_all, settle_batch
 from core.auth import Principal
 from core.services import Services
 from core.settings import Settings

@@ -25,7 +25,7 @@ import time
 from sqlalchemy import text
 
 from core.db import Database
-from donations import checkpoint, log, merkle, signing
+from donations.transparency import checkpoint, log, merkle, signing
 from panen.embedded import drop_database, ensure_database
 from panen.migrate import upgrade
 

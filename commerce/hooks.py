@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
-    from commerce.payments import WebhookEvent
+    from commerce.payments.providers import WebhookEvent
     from core.auth import Principal
     from core.services import Services
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TextClause, func, make_url, text
+from sqlalchemy import DateTime, MetaData, String, TextClause, func, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -27,6 +27,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The column type of every id (`ord_…`, `ses_…`): opaque strings of at most 40 characters.
+ID = String(40)
 
 
 class Base(DeclarativeBase):

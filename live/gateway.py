@@ -19,11 +19,11 @@ from redis.exceptions import RedisError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from commerce.orders import place_order
+from commerce.orders.service import place_order
 from core.accounts import get_user
 from core.errors import ApiError
 from core.services import Services
-from donations.donate import make_donation
+from donations.gifts.service import make_donation
 from live import chat, limits, presence, rooms
 from live.connection import Connection, Send
 from live.history import TopicKeys

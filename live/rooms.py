@@ -12,18 +12,20 @@ from typing import Any
 
 from sqlalchemy import select
 
-from commerce import inventory
-from commerce import totals as commerce_totals
-from commerce.deals import deal_json
-from commerce.models import Campaign, Farmer, Listing, LiveSession, Product
-from commerce.order_models import FlashDeal
-from commerce.sessions import listing_json
+from commerce.catalog.models import Farmer, Product
+from commerce.charities.models import Campaign
+from commerce.deals.models import FlashDeal
+from commerce.deals.schemas import deal_json
+from commerce.orders import totals as commerce_totals
+from commerce.sessions.models import Listing, LiveSession
+from commerce.sessions.schemas import listing_json
+from commerce.stock import service as inventory
 from core.clock import utcnow
 from core.db import Database, Snapshot
 from core.events import WRITTEN_BY
 from core.services import Services
-from donations import pools
-from donations import totals as donation_totals
+from donations.charity import totals as donation_totals
+from donations.energy import pools
 
 log = logging.getLogger("panen.live")
 

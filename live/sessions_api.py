@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from commerce.sessions import load_session, session_detail
+from commerce.sessions.service import load_session, session_detail
 from core.http import ANYONE, Api, Ctx, json
 from core.services import Services
 from live import rooms

@@ -22,7 +22,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from core.services import Services
-from donations.energy_rules import Rules, rules_of
+from donations.energy.rules import Rules, rules_of
 from live.connection import Connection
 
 log = logging.getLogger("panen.live")

@@ -16,7 +16,13 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from commerce import catalog, charities, deals, orders, payments, sessions, totals
+import panen.hooks  # noqa: F401 TEMP: registers the charity side of settlement
+from commerce.catalog import endpoints as catalog
+from commerce.charities import endpoints as charities
+from commerce.deals import endpoints as deals
+from commerce.orders import endpoints as orders
+from commerce.payments import endpoints as payments
+from commerce.sessions import endpoints as sessions
 from core import accounts, health
 from core.errors import ApiError
 from core.health import MetricsMiddleware
@@ -24,8 +30,10 @@ from core.http import error_response
 from core.logging import configure_logging
 from core.services import Services
 from core.settings import Settings, get_settings
-from donations import api as donations_api
-from donations import transparency
+from donations.charity import endpoints as charity
+from donations.energy import endpoints as energy
+from donations.gifts import endpoints as gifts
+from donations.transparency import endpoints as transparency
 from live import gateway, sessions_api
 from live.hub import Hub
 from live.watch import Watch
@@ -49,10 +57,11 @@ API_MODULES = (
     charities,
     sessions,
     transparency,
-    donations_api,
+    gifts,
+    charity,
+    energy,
     orders,
     payments,
-    totals,
     deals,
     sessions_api,
 )

@@ -93,7 +93,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from donations.verify import verify_files
+    from donations.transparency.verify import verify_files
 
     status, lines = verify_files(args.receipt, args.checkpoint, args.public_key, args.server)
     print("\n".join(lines), file=sys.stdout if status == 0 else sys.stderr)

@@ -34,7 +34,7 @@ def _wait_ready(base: str, procs: list[subprocess.Popen[bytes]], timeout: float 
 async def _is_seeded(database_url: str) -> bool:
     from sqlalchemy import select
 
-    from commerce.models import LiveSession
+    from commerce.sessions.models import LiveSession
     from core.db import Database
 
     db = Database(database_url, pool_size=1)

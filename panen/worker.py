@@ -12,19 +12,15 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import cron
 
-from commerce.settlement import (
-    expire_job,
-    relay_job,
-    settle_orders,
-    settle_sweep,
-    warm_counters,
-)
+import panen.hooks  # noqa: F401 TEMP: registers the charity side of settlement
+from commerce.orders.settlement import expire_job, relay_job, settle_orders, settle_sweep
+from commerce.stock.tasks import warm_counters
 from core.clock import utcnow
 from core.logging import configure_logging
 from core.services import Services, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
-from donations.energy_jobs import award_activity, expire_points
-from donations.jobs import publish_checkpoint
+from donations.energy.tasks import award_activity, expire_points
+from donations.transparency.tasks import publish_checkpoint
 
 log = logging.getLogger("panen.worker")
 

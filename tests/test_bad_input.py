@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from commerce.models import Product
+from commerce.catalog.models import Product
 from tests.api import PASSWORD, auth, build_world, register
 
 

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from commerce.settlement import settle_all
+from commerce.orders.settlement import settle_all
 from core.db import Database
 from core.errors import ApiError
-from donations import checkpoint, log, merkle, signing
-from donations.donate import make_donation
-from donations.verify import VerificationError, verify_receipt
+from donations.gifts.service import make_donation
+from donations.transparency import checkpoint, log, merkle, signing
+from donations.transparency.verify import VerificationError, verify_receipt
 from tests.api import Actor, World, build_world, register, user_with_roles
 from tests.test_ledger import assert_ledger_invariants
 from tests.test_orders import live_listing, order, pay
@@ -276,7 +276,7 @@ async def test_every_public_surface_shows_the_name_the_giver_chose(client, admin
         "first_name": f"Budi{tag}",
         "anonymous": "Anonymous",
     }
-    from donations.totals import session_totals
+    from donations.charity.totals import session_totals
 
     top = (await session_totals(app.state.services.db, world.session["id"]))["top_donors"]
     assert {d["display_name"] for d in top} == set(shown_as.values())

@@ -15,10 +15,11 @@ from starlette.applications import Starlette
 from core.clock import utcnow
 from core.db import Database
 from core.services import Services
-from donations import energy, points
-from donations.energy_jobs import expire_all
-from donations.energy_rules import Rules, parse
-from donations.verify import verify_receipt
+from donations.energy import earning as energy
+from donations.energy import points
+from donations.energy.rules import Rules, parse
+from donations.energy.tasks import expire_all
+from donations.transparency.verify import verify_receipt
 from tests.api import Actor, World, register, user_with_roles
 from tests.test_donations import donate_and_pay, live_world, session_events
 from tests.test_ledger import assert_ledger_invariants

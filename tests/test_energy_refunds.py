@@ -3,7 +3,7 @@ leave a debt that blocks redeeming until it is earned back. Both books balance."
 
 from __future__ import annotations
 
-from commerce.settlement import settle_all
+from commerce.orders.settlement import settle_all
 from tests.api import register
 from tests.test_donations import live_world
 from tests.test_energy_points import (

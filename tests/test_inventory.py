@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from commerce import inventory
+from commerce.stock import service as inventory
 from core.ids import new_id
 from core.services import Services
 from core.settings import Settings

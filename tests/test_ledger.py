@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from commerce import ledger
-from commerce.offers import split
+from commerce.ledger import service as ledger
+from commerce.orders.pricing import split
 from core.db import Database
 
 

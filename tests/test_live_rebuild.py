@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from commerce.settlement import settle_all
+from commerce.orders.settlement import settle_all
 from core.events import WRITTEN_BY
 from core.services import Services
 from live import rooms

@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from donations import merkle
-from donations.log import EntryError, canonical_json
-from donations.signing import SignatureError, SigningKey, VerifierKey, checkpoint_body
+from donations.transparency import merkle
+from donations.transparency.log import EntryError, canonical_json
+from donations.transparency.signing import SignatureError, SigningKey, VerifierKey, checkpoint_body
 
 # A copy of ../shared/testdata/merkle (transparency-dev/merkle's public RFC 9162 vectors;
 # its README says where from), so the suite needs nothing outside the repository.

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from commerce.settlement import expire_reservations, settle_all
+from commerce.orders.settlement import expire_reservations, settle_all
 from tests.api import Actor, World, build_world, register
 from tests.test_ledger import assert_ledger_invariants
 
@@ -261,8 +261,8 @@ async def test_pinning_and_a_flash_deal_with_its_own_price_stock_and_countdown(c
 async def test_counters_of_live_sessions_are_rebuilt_at_start_from_the_orders(
     app, client, admin_token
 ):
-    from commerce import inventory
-    from commerce.settlement import warm_counters
+    from commerce.stock import service as inventory
+    from commerce.stock.tasks import warm_counters
 
     world, listing = await live_listing(client, admin_token, stock=7)
     buyer = await register(client)

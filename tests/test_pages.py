@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, expect
 
-from donations import merkle, signing
+from donations.transparency import merkle, signing
 from tests.api import PASSWORD, Actor, World, build_world, handle, register, user_with_roles
 from tests.conftest import process_env
 from tests.pages import DESKTOP, PHONE, Tab, chromium, tab

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from commerce.payments import SIGNATURE_HEADER, SandboxProvider, sign
+from commerce.payments.providers import SIGNATURE_HEADER, SandboxProvider, sign
 from tests.api import register
 from tests.test_ledger import assert_ledger_invariants
 from tests.test_orders import live_listing, order

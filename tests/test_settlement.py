@@ -9,8 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from commerce import payments, settlement
-from commerce.settlement import settle_all
+from commerce.orders import settlement
+from commerce.orders.settlement import settle_all
+from commerce.payments import service as payments
 from core.db import Database
 from core.services import Services
 from tests.api import register

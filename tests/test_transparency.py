@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from core.db import Database
-from donations import checkpoint, log, merkle, signing
+from donations.transparency import checkpoint, log, merkle, signing
 from tests.conftest import process_env
 from tests.processes import Server, Worker, running
 

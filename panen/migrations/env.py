@@ -7,23 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import commerce.models
-import commerce.order_models
-import core.models
-import donations.models
-import donations.points_models
-from core.db import Base, create_engine
+from core.db import create_engine
+from panen.models import metadata
 
-# The imports register each package's tables on Base.metadata.
-_MODELS = (
-    core.models,
-    commerce.models,
-    commerce.order_models,
-    donations.models,
-    donations.points_models,
-)
-
-target_metadata = Base.metadata
+target_metadata = metadata()
 
 
 def _run(connection: Connection) -> None:

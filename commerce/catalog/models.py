@@ -1,0 +1,38 @@
+"""Tables of the catalog: farmers and their products."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import ID, Base, Timestamped
+
+
+class Farmer(Timestamped, Base):
+    __tablename__ = "farmers"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    region: Mapped[str] = mapped_column(String(120), nullable=False)
+
+
+class Product(Timestamped, Base):
+    __tablename__ = "products"
+    __table_args__ = (CheckConstraint("unit_price > 0", name="unit_price_positive"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    farmer_id: Mapped[str] = mapped_column(ForeignKey("farmers.id"), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    unit: Mapped[str] = mapped_column(String(40), nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    origin: Mapped[str | None] = mapped_column(String(120))

@@ -1,0 +1,50 @@
+"""Request bodies and JSON of farmers and products."""
+
+from __future__ import annotations
+
+from commerce.catalog.models import Farmer, Product
+from core.clock import rfc3339
+from core.fields import Amount, Currency, Id, LongText, Name, ShortText, Url
+from core.http import Body
+
+
+class CreateFarmer(Body):
+    user_id: Id
+    name: Name
+    region: Name
+
+
+class CreateProduct(Body):
+    farmer_id: Id
+    name: Name
+    unit: ShortText
+    unit_price: Amount
+    currency: Currency
+    description: LongText | None = None
+    image_url: Url | None = None
+    origin: Name | None = None
+
+
+def farmer_json(f: Farmer) -> dict[str, object]:
+    return {
+        "id": f.id,
+        "user_id": f.user_id,
+        "name": f.name,
+        "region": f.region,
+        "created_at": rfc3339(f.created_at),
+    }
+
+
+def product_json(p: Product) -> dict[str, object]:
+    return {
+        "id": p.id,
+        "farmer_id": p.farmer_id,
+        "name": p.name,
+        "unit": p.unit,
+        "unit_price": p.unit_price,
+        "currency": p.currency,
+        "description": p.description,
+        "image_url": p.image_url,
+        "origin": p.origin,
+        "created_at": rfc3339(p.created_at),
+    }

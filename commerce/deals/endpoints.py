@@ -1,0 +1,110 @@
+"""HTTP: flash deals and the pinned product, what the host puts in front of every viewer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from commerce.catalog.models import Product
+from commerce.deals.models import FlashDeal
+from commerce.deals.schemas import CreateDeal, Pin, deal_json
+from commerce.sessions import offers
+from commerce.sessions.models import Listing, LiveSession
+from commerce.sessions.schemas import listing_json
+from commerce.sessions.service import require_host
+from commerce.stock import service as inventory
+from core.auth import Role
+from core.clock import utcnow
+from core.errors import bad_request, conflict, not_found
+from core.events import publish
+from core.http import Api, Ctx, json, roles
+from core.ids import new_id
+
+api = Api()
+
+
+@api.post("/api/sessions/{session_id}/flash-deals", roles(Role.HOST, Role.ADMIN))
+async def create_deal(ctx: Ctx) -> Response:
+    session_id = ctx.path("session_id")
+    body = await ctx.body(CreateDeal)
+    async with ctx.services.db.transaction() as s:
+        live = await s.get(LiveSession, session_id, with_for_update=True)
+        if live is None:
+            raise not_found("session", session_id)
+        require_host(ctx.user, live)
+        if live.status == "ended":
+            raise conflict("session_ended", "this session has ended")
+        listing = await s.get(Listing, body.listing_id)
+        if listing is None or listing.session_id != session_id:
+            raise bad_request("unknown_listing", "no such listing in this session", "listing_id")
+        starts = utcnow() + timedelta(seconds=body.countdown_s)
+        ends = starts + timedelta(seconds=body.duration_s)
+        overlapping = await s.scalar(
+            select(FlashDeal.id).where(
+                FlashDeal.listing_id == listing.id,
+                FlashDeal.starts_at < ends,
+                FlashDeal.ends_at > starts,
+            )
+        )
+        if overlapping is not None:
+            raise conflict(
+                "deal_overlaps", "this listing already has a deal in that time", deal_id=overlapping
+            )
+        deal = FlashDeal(
+            id=new_id("dea"),
+            session_id=session_id,
+            listing_id=listing.id,
+            price=body.price,
+            stock=body.stock,
+            max_per_buyer=body.max_per_buyer,
+            starts_at=starts,
+            ends_at=ends,
+        )
+        s.add(deal)
+    offers.forget(session_id)
+    # Build the deal's counter now, so the first buyer at the countdown's end finds it.
+    await inventory.rebuild(
+        ctx.services, session_id=session_id, inventory_id=deal.id, stock=deal.stock
+    )
+    out = deal_json(deal)
+    await publish(
+        ctx.services,
+        f"session:{session_id}",
+        {"type": "flash_deal", "deal": {k: v for k, v in out.items() if k != "session_id"}},
+    )
+    return json(out, 201)
+
+
+@api.post("/api/sessions/{session_id}/pin", roles(Role.HOST, Role.ADMIN))
+async def pin(ctx: Ctx) -> Response:
+    session_id = ctx.path("session_id")
+    body = await ctx.body(Pin)
+    async with ctx.services.db.transaction() as s:
+        live = await s.get(LiveSession, session_id, with_for_update=True)
+        if live is None:
+            raise not_found("session", session_id)
+        require_host(ctx.user, live)
+        row = (
+            await s.execute(
+                select(Listing, Product)
+                .join(Product, Product.id == Listing.product_id)
+                .where(Listing.id == body.listing_id)
+            )
+        ).first()
+        if row is None or row[0].session_id != session_id:
+            raise bad_request("unknown_listing", "no such listing in this session", "listing_id")
+        live.pinned_listing_id = body.listing_id
+    listing, product = row
+    offers.forget(session_id)
+    out = listing_json(listing, product)
+    left = await inventory.remaining(ctx.services, session_id, listing.id)
+    if left is None:
+        await inventory.rebuild(
+            ctx.services, session_id=session_id, inventory_id=listing.id, stock=listing.stock
+        )
+        left = await inventory.remaining(ctx.services, session_id, listing.id)
+    out["remaining"] = left
+    await publish(ctx.services, f"session:{session_id}", {"type": "pinned", "listing": out})
+    return json({"session_id": session_id, "pinned_listing_id": listing.id, "listing": out})

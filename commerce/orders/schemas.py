@@ -1,0 +1,63 @@
+"""Request bodies and JSON of orders."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from commerce.orders.models import Order, OrderStatusChange
+from commerce.payments.models import Payment
+from core.clock import rfc3339
+from core.fields import Id
+from core.http import Body
+
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+MAX_QUANTITY = 1000
+
+
+class PlaceOrder(Body):
+    listing_id: Id
+    quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+
+
+def fingerprint(listing_id: str, quantity: int) -> str:
+    return f"{listing_id}:{quantity}"
+
+
+def order_json(
+    order: Order, payment: Payment | None, history: list[OrderStatusChange] | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": order.id,
+        "session_id": order.session_id,
+        "listing_id": order.listing_id,
+        "deal_id": order.deal_id,
+        "buyer_id": order.buyer_id,
+        "farmer_id": order.farmer_id,
+        "charity_id": order.charity_id,
+        "quantity": order.quantity,
+        "unit_price": order.unit_price,
+        "total": order.total,
+        "pledge_amount": order.pledge_amount,
+        "fee_amount": order.fee_amount,
+        "farmer_amount": order.farmer_amount,
+        "currency": order.currency,
+        "status": order.status,
+        "expires_at": rfc3339(order.expires_at),
+        "paid_at": rfc3339(order.paid_at),
+        "settled_at": rfc3339(order.settled_at),
+        "created_at": rfc3339(order.created_at),
+        "payment": None
+        if payment is None
+        else {"id": payment.id, "provider": payment.provider, "status": payment.status},
+    }
+    if history is not None:
+        out["history"] = [
+            {"status": h.status, "at": rfc3339(h.at), "note": h.note} for h in history
+        ]
+    return out

@@ -1,0 +1,357 @@
+"""Placing an order (HTTP and the WebSocket order frame share place_order) and reading orders."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from commerce.orders import writer as order_writer
+from commerce.orders.models import Order, OrderStatusChange
+from commerce.orders.pricing import split
+from commerce.orders.schemas import MAX_QUANTITY, fingerprint, order_json
+from commerce.payments.models import Payment
+from commerce.payments.providers import DEFAULT_PROVIDER, provider_for
+from commerce.sessions import offers
+from commerce.stock import service as inventory
+from core.auth import Principal
+from core.clock import rfc3339, utcnow
+from core.errors import ApiError, bad_request, conflict, not_found
+from core.events import publish
+from core.ids import new_id
+from core.services import Services
+
+log = logging.getLogger("panen.orders")
+
+
+async def load_order(s: AsyncSession, order_id: str) -> dict[str, Any] | None:
+    order = await s.get(Order, order_id)
+    if order is None:
+        return None
+    payment = await s.scalar(select(Payment).where(Payment.order_id == order_id))
+    history = (
+        (
+            await s.execute(
+                select(OrderStatusChange)
+                .where(OrderStatusChange.order_id == order_id)
+                .order_by(OrderStatusChange.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return order_json(order, payment, list(history))
+
+
+async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dict[str, Any]:
+    """The order an idempotency key already made, or 409 if it was made for another body."""
+    async with services.db.reader() as s:
+        order = await s.scalar(
+            select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+        )
+        if order is None:
+            raise ApiError(
+                409, "order_in_progress", "an order with this key is still being placed; retry"
+            )
+        if fp and fingerprint(order.listing_id, order.quantity) != fp:
+            raise conflict(
+                "idempotency_key_reused",
+                "this idempotency key was used for a different order",
+                order_id=order.id,
+            )
+        found = await load_order(s, order.id)
+    assert found is not None
+    return found
+
+
+async def _await_prior(
+    services: Services, session_id: str, buyer_id: str, key: str, prior_id: str
+) -> dict[str, Any] | None:
+    """The first answer to this key, once its request has written the order; None if that
+    request gave up (its reservation was released), so this one should try afresh.
+
+    Waits on Redis, not the database: in a stampede every duplicate send polls here."""
+    delay, waited = 0.005, 0.0
+    while waited < 10:
+        body, named = await inventory.answered(services, session_id, buyer_id, key)
+        if body is not None:
+            answer: dict[str, Any] = orjson.loads(body)
+            return answer
+        if named != prior_id:
+            return None
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.1)
+    return await _existing(services, buyer_id, key, "")
+
+
+_abandoned: set[asyncio.Task[None]] = set()
+
+
+async def _release_unless_written(
+    writing: asyncio.Future[order_writer.Written], give_back: Callable[[], Awaitable[int]]
+) -> None:
+    try:
+        row = await writing
+        landed = row.generation_ok and row.created_at is not None
+    except Exception:
+        landed = False
+    if not landed:
+        await give_back()
+
+
+# (buyer, key) -> the answer of the send this process is handling now.
+_placing: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+
+
+async def place(
+    services: Services, principal: Principal, listing_id: str, quantity: int, key: str
+) -> tuple[dict[str, Any], bool]:
+    """Reserve and record an order; returns (order, created). Raises ApiError (409
+    sold_out / limit_exceeded / session_not_live / idempotency_key_reused, 404 listing)."""
+    ident = (principal.user_id, key)
+    first = _placing.get(ident)
+    if first is not None:
+        # The first send with this key is being handled by this very process: its answer
+        # is ours (or, if it failed, we try on our own).
+        try:
+            order = await asyncio.shield(first)
+        except Exception:
+            order = None
+        if order is not None:
+            if order["listing_id"] != listing_id or order["quantity"] != quantity:
+                raise conflict(
+                    "idempotency_key_reused", "this idempotency key was used for a different order"
+                )
+            return order, False
+        return await _place(services, principal, listing_id, quantity, key)
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    _placing[ident] = future
+    try:
+        order, created = await _place(services, principal, listing_id, quantity, key)
+        if created:
+            future.set_result(order)
+        else:
+            future.set_exception(ApiError(409, "not_first", "answered elsewhere"))
+        return order, created
+    except BaseException as exc:
+        future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+        raise
+    finally:
+        future.exception() if future.done() else future.cancel()  # mark retrieved
+        del _placing[ident]
+
+
+async def _place(
+    services: Services, principal: Principal, listing_id: str, quantity: int, key: str
+) -> tuple[dict[str, Any], bool]:
+    if not 0 < quantity <= MAX_QUANTITY:
+        raise bad_request("invalid_field", f"quantity must be 1..{MAX_QUANTITY}", "quantity")
+    buyer = principal.user_id
+    fp = fingerprint(listing_id, quantity)
+    for _ in range(5):
+        session_offers = await offers.offers_for_listing(services, listing_id)
+        if session_offers.status != "live":
+            raise conflict(
+                "session_not_live", "this session is not live", status=session_offers.status
+            )
+        now = utcnow()
+        offer = session_offers.offer(listing_id, now)
+        if offer is None:
+            raise not_found("listing", listing_id)
+        sid = session_offers.session_id
+        order_id = new_id("ord")
+        expires_at = now + timedelta(seconds=services.settings.reservation_ttl_s)
+        r = await inventory.reserve(
+            services,
+            session_id=sid,
+            inventory_id=offer.inventory_id,
+            buyer_id=buyer,
+            idempotency_key=key,
+            fingerprint=fp,
+            quantity=quantity,
+            limit=offer.max_per_buyer,
+            order_id=order_id,
+            expires_ms=int(expires_at.timestamp() * 1000),
+        )
+        if r.outcome == "missing":
+            await inventory.rebuild(
+                services, session_id=sid, inventory_id=offer.inventory_id, stock=offer.stock
+            )
+            continue
+        if r.outcome == "dup":
+            if r.prior_fingerprint != fp:
+                raise conflict(
+                    "idempotency_key_reused", "this idempotency key was used for a different order"
+                )
+            prior = await _await_prior(services, sid, buyer, key, r.prior_order_id)
+            if prior is None:
+                continue
+            return prior, False
+        if r.outcome == "sold_out":
+            raise conflict(
+                "sold_out", "not enough stock left", listing_id=listing_id, remaining=r.remaining
+            )
+        if r.outcome == "limit":
+            raise conflict(
+                "limit_exceeded",
+                f"at most {offer.max_per_buyer} per buyer",
+                max_per_buyer=offer.max_per_buyer,
+                already=r.already,
+            )
+        total = offer.price * quantity
+        parts = split(
+            total,
+            quantity,
+            offer.pledge_bps,
+            offer.pledge_per_unit,
+            services.settings.platform_fee_bps,
+        )
+        payment_id = new_id("pay")
+        # Gives this request's hold (and its idempotency record) back to the counter.
+        give_back = functools.partial(
+            inventory.release,
+            services,
+            session_id=sid,
+            inventory_id=offer.inventory_id,
+            order_id=order_id,
+            forget_idempotency=inventory.idem_field(buyer, key),
+        )
+        writing: asyncio.Future[order_writer.Written] | None = None
+        try:
+            provider = provider_for(services, DEFAULT_PROVIDER)
+            provider_ref = await provider.create_intent(payment_id, total, session_offers.currency)
+            params = {
+                "id": order_id,
+                "session_id": sid,
+                "listing_id": listing_id,
+                "deal_id": offer.deal_id,
+                "inventory_id": offer.inventory_id,
+                "generation": r.generation,
+                "buyer_id": buyer,
+                "farmer_id": offer.farmer_id,
+                "charity_id": session_offers.charity_id,
+                "idempotency_key": key,
+                "quantity": quantity,
+                "unit_price": offer.price,
+                "total": total,
+                "pledge_amount": parts.pledge,
+                "fee_amount": parts.fee,
+                "farmer_amount": parts.farmer,
+                "currency": session_offers.currency,
+                "expires_at": expires_at,
+                "payment_id": payment_id,
+                "provider": provider.name,
+                "provider_ref": provider_ref,
+            }
+            writing = asyncio.ensure_future(order_writer.write(services, params))
+            row = await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            # The client went away, but its order may still be in a batch being written:
+            # give the hold back only once we know the row did not land.
+            if writing is not None:
+                task = asyncio.create_task(_release_unless_written(writing, give_back))
+                _abandoned.add(task)
+                task.add_done_callback(_abandoned.discard)
+            else:
+                await give_back()
+            raise
+        except BaseException:
+            await give_back()
+            raise
+        if not row.generation_ok:
+            # The counter was rebuilt after we reserved: our hold is gone with it. Retry.
+            await give_back()
+            continue
+        if row.created_at is None:
+            # The database already has an order under this key (Redis lost its record).
+            await give_back()
+            return await _existing(services, buyer, key, fp), False
+        order = Order(
+            **{
+                k: v
+                for k, v in params.items()
+                if k not in ("generation", "payment_id", "provider", "provider_ref")
+            },
+            status="reserved",
+            created_at=row.created_at,
+        )
+        payment = Payment(id=payment_id, provider=provider.name, status="pending")
+        out = order_json(order, payment)
+        out["history"] = [{"status": "reserved", "at": rfc3339(row.created_at), "note": None}]
+        await _announce(services, sid, offer, r.remaining, buyer, key, out)
+        return out, True
+    raise ApiError(503, "busy", "stock is being recounted; retry in a moment")
+
+
+STOCK_EVERY_S = 0.1
+
+
+# Per process: the latest stock left per (session, listing, deal) not yet announced.
+_stock_pending: dict[tuple[str, str, str | None], int] = {}
+
+
+_stock_flush: dict[int, asyncio.Task[None]] = {}
+
+
+async def _flush_stock(services: Services) -> None:
+    """Announce the stock left at most every STOCK_EVERY_S per process: a room's ticker
+    coalesces anyway, and a stampede would otherwise publish once per order."""
+    try:
+        await asyncio.sleep(STOCK_EVERY_S)
+        pending = dict(_stock_pending)
+        _stock_pending.clear()
+        for (session_id, listing_id, deal_id), left in pending.items():
+            event: dict[str, Any] = {"type": "stock", "listing_id": listing_id, "remaining": left}
+            if deal_id is not None:
+                event["deal_id"] = deal_id
+            await publish(services, f"session:{session_id}", event)
+    finally:
+        _stock_flush.pop(id(services), None)
+
+
+async def _announce(
+    services: Services,
+    session_id: str,
+    offer: offers.Offer,
+    left: int,
+    buyer_id: str,
+    key: str,
+    answer: dict[str, Any],
+) -> None:
+    """Keep the answer for duplicate sends (in other processes); tell the room the stock."""
+    await inventory.remember_answer(services, session_id, buyer_id, key, orjson.dumps(answer))
+    slot = (session_id, offer.listing_id, offer.deal_id)
+    _stock_pending[slot] = min(left, _stock_pending.get(slot, left))
+    if id(services) not in _stock_flush:
+        _stock_flush[id(services)] = asyncio.create_task(_flush_stock(services))
+    if left == 0:
+        extra = {} if offer.deal_id is None else {"deal_id": offer.deal_id}
+        await publish(
+            services,
+            f"session:{session_id}",
+            {"type": "sold_out", "listing_id": offer.listing_id, **extra},
+        )
+
+
+async def place_order(
+    services: Services, principal: Principal, listing_id: str, quantity: int, idempotency_key: str
+) -> dict[str, Any]:
+    """The one way to buy, for HTTP and the WebSocket `order` frame alike."""
+    order, _created = await place(services, principal, listing_id, quantity, idempotency_key)
+    return order
+
+
+def may_read(principal: Principal, order: dict[str, Any], host_id: str) -> bool:
+    return principal.is_admin or principal.user_id in (order["buyer_id"], host_id)
+
+
+async def host_of(services: Services, session_id: str) -> str:
+    return (await offers.session_offers(services, session_id)).host_id

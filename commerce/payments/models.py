@@ -1,0 +1,55 @@
+"""Tables of payments and the provider events seen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    String,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import ID, Base, Timestamped
+
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "cancelled", "refunded")
+
+
+class Payment(Timestamped, Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending','succeeded','failed','cancelled','refunded')",
+            name="known_status",
+        ),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True, nullable=False)
+    payer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), nullable=False)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    provider_ref: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+class WebhookEvent(Base):
+    """Every provider event id seen once: a replayed webhook finds its id here."""
+
+    __tablename__ = "webhook_events"
+
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    payment_id: Mapped[str | None] = mapped_column(ID)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -1,0 +1,132 @@
+"""HTTP: sessions, their listings and their lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.responses import Response
+
+from commerce.catalog.models import Product
+from commerce.charities.models import Campaign, Charity
+from commerce.sessions.models import Listing, LiveSession
+from commerce.sessions.schemas import CreateListing, CreateSession, listing_json, session_json
+from commerce.sessions.service import STATUSES, load_session, require_host
+from core.auth import Role
+from core.clock import utcnow
+from core.errors import bad_request, conflict, not_found
+from core.http import ANYONE, Api, Ctx, json, roles
+from core.ids import new_id
+
+api = Api()
+
+
+@api.post("/api/sessions", roles(Role.HOST, Role.ADMIN))
+async def create_session(ctx: Ctx) -> Response:
+    body = await ctx.body(CreateSession)
+    async with ctx.services.db.transaction() as s:
+        if await s.get(Charity, body.charity_id) is None:
+            raise not_found("charity", body.charity_id)
+        if body.campaign_id is not None:
+            campaign = await s.get(Campaign, body.campaign_id)
+            if campaign is None:
+                raise not_found("campaign", body.campaign_id)
+            if campaign.charity_id != body.charity_id:
+                raise bad_request(
+                    "campaign_mismatch", "the campaign is not this charity's", "campaign_id"
+                )
+            if campaign.currency != body.currency:
+                raise bad_request(
+                    "currency_mismatch", f"the campaign counts in {campaign.currency}", "currency"
+                )
+        live = LiveSession(
+            id=new_id("ses"), host_id=ctx.user.user_id, status="scheduled", **body.model_dump()
+        )
+        s.add(live)
+    return json(session_json(live), 201)
+
+
+@api.get("/api/sessions", ANYONE)
+async def list_sessions(ctx: Ctx) -> Response:
+    status = ctx.query("status")
+    if status is not None and status not in STATUSES:
+        raise bad_request("invalid_field", f"status must be one of {', '.join(STATUSES)}", "status")
+    limit = ctx.query_int("limit", 50, 1, 200)
+    query = select(LiveSession).order_by(LiveSession.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(LiveSession.status == status)
+    async with ctx.services.db.reader() as s:
+        rows = (await s.execute(query)).scalars().all()
+    return json({"sessions": [session_json(r) for r in rows]})
+
+
+@api.post("/api/sessions/{session_id}/listings", roles(Role.HOST, Role.ADMIN))
+async def create_listing(ctx: Ctx) -> Response:
+    live = await load_session(ctx.services.db, ctx.path("session_id"))
+    require_host(ctx.user, live)
+    body = await ctx.body(CreateListing)
+    if body.pledge_bps and body.pledge_per_unit:
+        raise bad_request(
+            "invalid_field", "give pledge_bps or pledge_per_unit, not both", "pledge_per_unit"
+        )
+    if body.pledge_per_unit > body.price:
+        raise bad_request(
+            "invalid_field", "the pledge per unit cannot exceed the price", "pledge_per_unit"
+        )
+    if live.status == "ended":
+        raise conflict("session_ended", "this session has ended")
+    async with ctx.services.db.transaction() as s:
+        product = await s.get(Product, body.product_id)
+        if product is None:
+            raise not_found("product", body.product_id)
+        if product.currency != live.currency:
+            raise bad_request(
+                "currency_mismatch",
+                f"the product is priced in {product.currency}, the session in {live.currency}",
+                "product_id",
+            )
+        listing = Listing(id=new_id("lst"), session_id=live.id, **body.model_dump())
+        s.add(listing)
+        try:
+            await s.flush()
+        except IntegrityError:
+            raise conflict(
+                "already_listed",
+                "this product is already listed in this session",
+                field="product_id",
+            ) from None
+    return json(listing_json(listing, product), 201)
+
+
+async def _transition(ctx: Ctx, allowed_from: str, to: str) -> Response:
+    session_id = ctx.path("session_id")
+    async with ctx.services.db.transaction() as s:
+        live = await s.get(LiveSession, session_id, with_for_update=True)
+        if live is None:
+            raise not_found("session", session_id)
+        require_host(ctx.user, live)
+        if live.status != to:  # repeating a transition that already happened is harmless
+            if live.status != allowed_from:
+                raise conflict(
+                    "invalid_transition",
+                    f"a {live.status} session cannot become {to}",
+                    status=live.status,
+                )
+            live.status = to
+            now: datetime = utcnow()
+            if to == "live":
+                live.started_at = now
+            else:
+                live.ended_at = now
+    return json(session_json(live))
+
+
+@api.post("/api/sessions/{session_id}/start", roles(Role.HOST, Role.ADMIN))
+async def start_session(ctx: Ctx) -> Response:
+    return await _transition(ctx, "scheduled", "live")
+
+
+@api.post("/api/sessions/{session_id}/end", roles(Role.HOST, Role.ADMIN))
+async def end_session(ctx: Ctx) -> Response:
+    return await _transition(ctx, "live", "ended")

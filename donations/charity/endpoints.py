@@ -1,0 +1,125 @@
+"""HTTP: sponsor matches, disbursements, reports and pledge receipts."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from commerce.charities.service import load_charity, require_charity_admin
+from commerce.orders.models import Order
+from commerce.sessions.service import load_session
+from core.auth import Role
+from core.errors import conflict, not_found
+from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, roles
+from core.ids import new_id
+from donations.charity.disbursements import (
+    CreateDisbursement,
+    allocations_of,
+    disburse,
+    disbursement_json,
+)
+from donations.charity.models import Disbursement, Match
+from donations.charity.receipts import build, fund_of
+from donations.charity.reports import charity_report, session_report
+from donations.charity.schemas import CreateMatch, match_json
+
+api = Api()
+
+
+@api.post("/api/sessions/{session_id}/matches", roles(Role.SPONSOR, Role.ADMIN))
+async def create_match(ctx: Ctx) -> Response:
+    live = await load_session(ctx.services.db, ctx.path("session_id"))
+    body = await ctx.body(CreateMatch)
+    if live.status == "ended":
+        raise conflict("session_ended", "the session has ended", status=live.status)
+    match = Match(
+        id=new_id("mch"),
+        session_id=live.id,
+        sponsor_id=ctx.user.user_id,
+        sponsor_name=body.sponsor_name,
+        ratio_bps=body.ratio_bps,
+        cap=body.cap,
+        currency=live.currency,
+        matched=0,
+    )
+    async with ctx.services.db.transaction() as s:
+        s.add(match)
+        await s.flush()
+        await s.refresh(match)
+    return json(match_json(match), 201)
+
+
+@api.get("/api/sessions/{session_id}/matches", ANYONE)
+async def list_matches(ctx: Ctx) -> Response:
+    live = await load_session(ctx.services.db, ctx.path("session_id"))
+    async with ctx.services.db.reader() as s:
+        rows = (
+            await s.execute(
+                select(Match).where(Match.session_id == live.id).order_by(Match.created_at)
+            )
+        ).scalars()
+        return json({"matches": [match_json(m) for m in rows]})
+
+
+@api.post("/api/charities/{charity_id}/disbursements", roles(Role.CHARITY_ADMIN, Role.ADMIN))
+async def create_disbursement(ctx: Ctx) -> Response:
+    charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
+    require_charity_admin(ctx.user, charity)
+    body = await ctx.body(CreateDisbursement)
+    async with ctx.services.db.transaction() as s:
+        d = await disburse(s, charity.id, body, ctx.user.user_id)
+        allocations = await allocations_of(s, [d.id])
+    return json(disbursement_json(d, allocations[d.id]), 201)
+
+
+@api.get("/api/charities/{charity_id}/disbursements", ANYONE)
+async def list_disbursements(ctx: Ctx) -> Response:
+    charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
+    limit = ctx.query_int("limit", 50, 1, 200)
+    async with ctx.services.db.reader() as s:
+        rows = list(
+            (
+                await s.execute(
+                    select(Disbursement)
+                    .where(Disbursement.charity_id == charity.id)
+                    .order_by(Disbursement.created_at.desc(), Disbursement.id.desc())
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        allocations = await allocations_of(s, [d.id for d in rows])
+    return json({"disbursements": [disbursement_json(d, allocations[d.id]) for d in rows]})
+
+
+@api.get("/api/charities/{charity_id}/report", ANYONE)
+async def get_charity_report(ctx: Ctx) -> Response:
+    charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
+    return json(await charity_report(ctx.services.db, charity.id))
+
+
+@api.get("/api/sessions/{session_id}/charity-report", ANYONE)
+async def get_session_report(ctx: Ctx) -> Response:
+    live = await load_session(ctx.services.db, ctx.path("session_id"))
+    return json(await session_report(ctx.services.db, live.id))
+
+
+@api.get("/api/orders/{order_id}/pledge-receipt", LOGGED_IN)
+async def pledge_receipt(ctx: Ctx) -> Response:
+    """The same for the charity pledge of a settled order, to its buyer."""
+    order_id = ctx.path("order_id")
+    async with ctx.services.db.reader() as s:
+        order = await s.get(Order, order_id)
+    if order is None or not (order.buyer_id == ctx.user.user_id or ctx.user.is_admin):
+        raise not_found("order", order_id)
+    fund = await fund_of(ctx.services, f"pledge:{order.id}")
+    body = await build(ctx.services, fund, str(ctx.request.base_url))
+    pledge = {
+        "id": order.id,
+        "order_id": order.id,
+        "charity_id": order.charity_id,
+        "session_id": order.session_id,
+        "amount": order.pledge_amount,
+        "currency": order.currency,
+        "status": order.status,
+    }
+    return json({"order": pledge, **body})

@@ -1,0 +1,88 @@
+"""Public reports from the ledger: per charity and per session, received, matched, disbursed.
+
+received = pledges + donations + matches - reversals, each read from the charity's payable
+account by the kind of ledger transaction that moved it; balance = received - disbursed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from core.db import Database
+
+KINDS = {
+    "sale": "pledges",
+    "donation": "donations",
+    "match": "matches",
+    "refund": "reversals",
+    "match_reversal": "reversals",
+    "energy": "matches",  # a sponsor's money, paid as viewers redeem energy points
+    "disbursement": "disbursed",
+}
+
+
+async def charity_report(db: Database, charity_id: str) -> dict[str, Any]:
+    async with db.reader() as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT t.kind, p.currency, sum(p.amount) AS amount"
+                    " FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id"
+                    " WHERE p.account_code = :acct GROUP BY t.kind, p.currency"
+                ),
+                {"acct": f"charity_payable:{charity_id}"},
+            )
+        ).all()
+    by_currency: dict[str, dict[str, int]] = {}
+    for kind, currency, amount in rows:
+        sums = by_currency.setdefault(
+            currency,
+            {"pledges": 0, "donations": 0, "matches": 0, "reversals": 0, "disbursed": 0},
+        )
+        name = KINDS.get(kind, "other")
+        sums[name] = sums.get(name, 0) + int(amount)
+    out = {}
+    for currency, sums in by_currency.items():
+        received = sums["pledges"] + sums["donations"] + sums["matches"] + sums["reversals"]
+        disbursed = -sums["disbursed"]
+        out[currency] = {
+            "received": received,
+            "pledges": sums["pledges"],
+            "donations": sums["donations"],
+            "matched": sums["matches"],
+            "reversals": -sums["reversals"],
+            "disbursed": disbursed,
+            "balance": received - disbursed,
+        }
+    return {"charity_id": charity_id, "currencies": out}
+
+
+async def session_report(db: Database, session_id: str) -> dict[str, Any]:
+    async with db.reader() as s:
+        sums = (
+            await s.execute(
+                text(
+                    "SELECT pledged, donated, matched FROM session_charity_totals"
+                    " WHERE session_id = :sid"
+                ),
+                {"sid": session_id},
+            )
+        ).one_or_none()
+        disbursed = await s.scalar(
+            text(
+                "SELECT coalesce(sum(a.amount), 0) FROM disbursement_allocations a"
+                " JOIN charity_funds f ON f.id = a.fund_id WHERE f.session_id = :sid"
+            ),
+            {"sid": session_id},
+        )
+    pledged, donated, matched = (int(v) for v in sums) if sums else (0, 0, 0)
+    return {
+        "session_id": session_id,
+        "pledged": pledged,
+        "donated": donated,
+        "matched": matched,
+        "received": pledged + donated + matched,
+        "disbursed": int(disbursed or 0),
+    }

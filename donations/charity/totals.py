@@ -1,0 +1,47 @@
+"""A room's charity sums for the live snapshot (read by `live.rooms` on a cold rebuild)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from core.db import Database
+from donations.gifts.schemas import display_name
+
+TOP_DONORS = 10
+
+
+async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
+    """`{charity: {donated, matched}, top_donors: [{display_name, amount}]}`, names as each
+    giver chose to be shown."""
+    async with db.reader() as s:
+        sums = (
+            await s.execute(
+                text("SELECT donated, matched FROM session_charity_totals WHERE session_id = :s"),
+                {"s": session_id},
+            )
+        ).one_or_none()
+        givers = (
+            await s.execute(
+                text(
+                    "SELECT u.display_name, d.visibility, sum(d.amount) AS amount"
+                    " FROM donations d JOIN users u ON u.id = d.donor_id"
+                    " WHERE d.session_id = :s AND d.status = 'paid'"
+                    " GROUP BY u.display_name, d.visibility"
+                ),
+                {"s": session_id},
+            )
+        ).all()
+    named: dict[str, int] = {}
+    for name, visibility, amount in givers:
+        shown = display_name(name, visibility)
+        named[shown] = named.get(shown, 0) + int(amount)
+    top = sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_DONORS]
+    return {
+        "charity": {
+            "donated": int(sums.donated) if sums else 0,
+            "matched": int(sums.matched) if sums else 0,
+        },
+        "top_donors": [{"display_name": n, "amount": a} for n, a in top],
+    }

@@ -1,0 +1,120 @@
+"""HTTP: giving, reading one's gifts, and the host's read-out queue of donor messages."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from starlette.responses import Response
+
+from commerce.sessions.models import LiveSession
+from commerce.sessions.service import load_session, require_host
+from core.clock import rfc3339
+from core.errors import ApiError, bad_request, not_found
+from core.http import LOGGED_IN, Api, Ctx, json
+from core.models import User
+from donations.charity.receipts import build, fund_of
+from donations.gifts.models import Donation
+from donations.gifts.schemas import (
+    MESSAGE_STATUS,
+    Donate,
+    MessageAction,
+    display_name,
+    donation_json,
+    payment_json,
+)
+from donations.gifts.service import donate, load_donation
+
+api = Api()
+
+
+@api.post("/api/donations", LOGGED_IN)
+async def create_donation(ctx: Ctx) -> Response:
+    key = ctx.idempotency_key()
+    body = await ctx.body(Donate)
+    out, created = await donate(ctx.services, ctx.user, body, key)
+    return json(out, 201 if created else 200)
+
+
+@api.get("/api/donations/{donation_id}", LOGGED_IN)
+async def get_donation(ctx: Ctx) -> Response:
+    d = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
+    return json({"donation": donation_json(d), "payment": payment_json(d)})
+
+
+@api.get("/api/me/donations", LOGGED_IN)
+async def my_donations(ctx: Ctx) -> Response:
+    limit = ctx.query_int("limit", 50, 1, 200)
+    async with ctx.services.db.reader() as s:
+        rows = (
+            await s.execute(
+                select(Donation)
+                .where(Donation.donor_id == ctx.user.user_id)
+                .order_by(Donation.id.desc())
+                .limit(limit)
+            )
+        ).scalars()
+        return json({"donations": [donation_json(d) for d in rows]})
+
+
+@api.get("/api/sessions/{session_id}/donation-messages", LOGGED_IN)
+async def donation_messages(ctx: Ctx) -> Response:
+    """Paid gifts with a message, oldest first: `?status=pending` (default) is the queue."""
+    live = await load_session(ctx.services.db, ctx.path("session_id"))
+    require_host(ctx.user, live)
+    status = ctx.query("status") or "pending"
+    if status not in ("pending", "approved", "hidden", "read", "all"):
+        raise bad_request("invalid_field", "unknown message status", "status")
+    async with ctx.services.db.reader() as s:
+        q = (
+            select(Donation, User.display_name)
+            .join(User, User.id == Donation.donor_id)
+            .where(Donation.session_id == live.id, Donation.status == "paid")
+            .where(Donation.message_status != "none")
+            .order_by(Donation.paid_at, Donation.id)
+            .limit(ctx.query_int("limit", 100, 1, 500))
+        )
+        if status != "all":
+            q = q.where(Donation.message_status == status)
+        rows = (await s.execute(q)).all()
+    return json(
+        {
+            "messages": [
+                {
+                    "donation_id": d.id,
+                    "display_name": display_name(name, d.visibility),
+                    "amount": d.amount,
+                    "currency": d.currency,
+                    "message": d.message,
+                    "status": d.message_status,
+                    "paid_at": rfc3339(d.paid_at),
+                }
+                for d, name in rows
+            ]
+        }
+    )
+
+
+@api.post("/api/donations/{donation_id}/message", LOGGED_IN)
+async def moderate_message(ctx: Ctx) -> Response:
+    body = await ctx.body(MessageAction)
+    donation_id = ctx.path("donation_id")
+    async with ctx.services.db.transaction() as s:
+        d = await s.get(Donation, donation_id, with_for_update=True)
+        if d is None or d.session_id is None:
+            raise not_found("donation", donation_id)
+        live = await s.get(LiveSession, d.session_id)
+        assert live is not None
+        require_host(ctx.user, live)
+        if d.message_status == "none":
+            raise ApiError(409, "no_message", "this donation carries no message")
+        d.message_status = MESSAGE_STATUS[body.action]
+    return json({"donation_id": d.id, "status": d.message_status})
+
+
+@api.get("/api/donations/{donation_id}/receipt", LOGGED_IN)
+async def donation_receipt(ctx: Ctx) -> Response:
+    d = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
+    if d.status != "paid":
+        raise ApiError(409, "not_settled", f"the donation is {d.status}", {"status": d.status})
+    fund = await fund_of(ctx.services, f"donation:{d.id}")
+    body = await build(ctx.services, fund, str(ctx.request.base_url))
+    return json({"donation": donation_json(d), **body})

@@ -1,0 +1,81 @@
+"""Request bodies and JSON of gifts, and how a giver's name is shown."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import StringConstraints
+
+from core.clock import rfc3339
+from core.fields import Amount, Currency, Id
+from core.http import Body
+from donations.gifts.models import Donation
+
+ANONYMOUS = "Anonymous"
+
+
+Visibility = Literal["public", "first_name", "anonymous"]
+
+
+Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=280)]
+
+
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+class Donate(Body):
+    charity_id: Id
+    session_id: Id | None = None
+    amount: Amount
+    currency: Currency | None = None
+    message: Message | None = None
+    visibility: Visibility = "public"
+
+
+def display_name(user_name: str, visibility: str) -> str:
+    """The name every public surface shows for a giver, as they chose."""
+    if visibility == "anonymous":
+        return ANONYMOUS
+    if visibility == "first_name":
+        return (user_name.split() or [ANONYMOUS])[0]
+    return user_name
+
+
+def donation_json(d: Donation, *, private: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": d.id,
+        "charity_id": d.charity_id,
+        "session_id": d.session_id,
+        "amount": d.amount,
+        "currency": d.currency,
+        "message": d.message if d.message_status != "hidden" or private else None,
+        "visibility": d.visibility,
+        "status": d.status,
+        "created_at": rfc3339(d.created_at),
+        "paid_at": rfc3339(d.paid_at),
+    }
+    if private:
+        out["donor_id"] = d.donor_id
+        out["idempotency_key"] = d.idempotency_key
+        out["message_status"] = d.message_status
+    return out
+
+
+def payment_json(d: Donation) -> dict[str, Any]:
+    return {
+        "id": d.payment_id,
+        "provider": d.provider,
+        "status": d.payment_status,
+        "amount": d.amount,
+        "currency": d.currency,
+        "donation_id": d.id,
+    }
+
+
+class MessageAction(Body):
+    action: Literal["approve", "hide", "read"]
+
+
+MESSAGE_STATUS = {"approve": "approved", "hide": "hidden", "read": "read"}
