@@ -150,8 +150,8 @@ WITH o AS (
           1, :price, :price, :pledge, :fee, :farmer, 'IDR', 'reserved', :expires_at)
   RETURNING id
 ), p AS (
-  INSERT INTO payments (id, order_id, payer_id, provider, status, amount, currency)
-  SELECT :payment_id, o.id, :buyer_id, 'sandbox', 'pending', :price, 'IDR' FROM o
+  INSERT INTO payments (id, purpose, order_id, payer_id, provider, status, amount, currency)
+  SELECT :payment_id, 'order', o.id, :buyer_id, 'sandbox', 'pending', :price, 'IDR' FROM o
 )
 INSERT INTO order_status_history (order_id, status) SELECT o.id, 'reserved' FROM o
 """

@@ -1,10 +1,11 @@
 """Settlement throughput: orders settled per second, batched vs one order per transaction,
 and by real `panen worker` processes (1 and 2).
 
-Orders are placed through the real `commerce.orders.place` and then marked paid as the
-payment webhook leaves them; settlement then runs the real code: ledger postings,
-status history, the outbox, and the donations side (pledge log, matches) through its
-hooks. The baseline settles the same way but one order per transaction.
+Orders are placed through the real `commerce.orders.service.place` and then marked paid as
+the payment webhook leaves them; settlement then runs the real flow (`panen.flows.settle`):
+status history, energy points, ledger postings, the charity's side (pledges, matches, the
+transparency log) and the outbox. The baseline settles the same way but one order per
+transaction.
 
     .venv/bin/python bench/settle.py [--orders 2000]
 """
@@ -21,16 +22,21 @@ import time
 from dataclasses import replace
 
 from flash_sale import add_listing, clear_redis, make_buyers, seed_session
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-import panen.app  # noqa: F401  (registers the donations hooks, as in the real processes)
-from commerce import hooks
+from commerce.orders import lifecycle as order_lifecycle
+from commerce.orders.lifecycle import OrderStatus
+from commerce.orders.models import Order
 from commerce.orders.service import place
-from commerce.orders.settlement import settle_all, settle_batch
+from commerce.payments import lifecycle as payment_lifecycle
+from commerce.payments.lifecycle import PaymentStatus
+from commerce.payments.models import Payment
 from core.auth import Principal
+from core.clock import utcnow
 from core.services import Services
 from core.settings import Settings
 from panen.embedded import drop_database, ensure_database
+from panen.flows.settle import settle_all, settle_batch
 from panen.migrate import upgrade
 
 
@@ -50,14 +56,14 @@ async def paid_orders(services: Services, world: dict[str, str], n: int) -> list
 
 
 async def mark_paid(services: Services, ids: list[str]) -> None:
+    """As the payment webhooks leave them (through the same lifecycles), in one go."""
     async with services.db.transaction() as s:
-        await s.execute(
-            text("UPDATE payments SET status = 'succeeded' WHERE order_id = ANY(:ids)"),
-            {"ids": ids},
-        )
-        await s.execute(
-            text("UPDATE orders SET status = 'paid', paid_at = now() WHERE id = ANY(:ids)"),
-            {"ids": ids},
+        orders = list(await s.scalars(select(Order).where(Order.id.in_(ids)).with_for_update()))
+        now = utcnow()
+        await order_lifecycle.move_many(s, orders, OrderStatus.RESERVED, OrderStatus.PAID, now)
+        pays = list(await s.scalars(select(Payment.id).where(Payment.order_id.in_(ids))))
+        await payment_lifecycle.move_many(
+            s, pays, PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, now
         )
 
 
@@ -141,13 +147,6 @@ async def bench(settings: Settings, n: int) -> None:
             f"| baseline: one order per transaction | {base_n:,} | {dt:.2f} | {base_n / dt:,.0f} |"
         )
         await in_process(services, world, n, "batched, in process")
-        # The same without the donations side (transparency log, energy points), to show
-        # what commerce's own part (ledger, history, outbox) costs.
-        saved = (list(hooks._pledge_listeners), list(hooks._order_listeners))
-        hooks._pledge_listeners.clear()
-        hooks._order_listeners.clear()
-        await in_process(services, world, n, "batched, in process, donations hooks off")
-        hooks._pledge_listeners[:], hooks._order_listeners[:] = saved
         for k in (1, 2):
             ids = await paid_orders(services, world, n)
             await analyze(services)

@@ -25,8 +25,9 @@ class Batcher(Generic[In, Out]):
         max_batch: int,
         max_in_flight: int,
     ) -> None:
-        """`run` gets the items of one batch and returns one result per item, in order; if
-        it raises, every caller in that batch gets the exception."""
+        """`run` gets the items of one batch and returns one result per item, in order. A
+        result that is an exception fails only its own caller; if `run` raises, every
+        caller in that batch gets the exception."""
         self._run = run
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
@@ -62,7 +63,11 @@ class Batcher(Generic[In, Out]):
                     self._queue.clear()
                     raise
                 for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():  # its caller may have given up
+                    if future.done():  # its caller may have given up
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
                         future.set_result(result)
         finally:
             self._in_flight -= 1

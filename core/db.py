@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, String, TextClause, func, make_url, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -53,11 +58,40 @@ def async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+log = logging.getLogger("panen.db")
+T = TypeVar("T")
+
+# PostgreSQL aborts one transaction of a deadlock (40P01) or a serialization conflict
+# (40001): nothing of it committed, and running it again from the start is safe.
+RETRYABLE = frozenset({"40P01", "40001"})
+# How long a request waits for a pooled connection before it is told to come back (503).
+POOL_TIMEOUT_S = 3.0
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def is_contention(exc: BaseException) -> bool:
+    """A deadlock, a serialization conflict or an exhausted pool: the request changed
+    nothing and may be retried (HTTP answers it 503 with Retry-After)."""
+    return isinstance(exc, PoolTimeout) or (
+        isinstance(exc, DBAPIError) and sqlstate(exc) in RETRYABLE
+    )
+
+
+class NestedConnectionError(RuntimeError):
+    """A task asked the pool for a second connection while holding one: with a busy pool
+    every such task waits on the others and the process freezes."""
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=POOL_TIMEOUT_S,
         pool_pre_ping=True,
         # Each connection gets its own statement cache; a prepared statement goes stale
         # after a migration, which pre-ping does not catch, hence a modest size.
@@ -97,18 +131,35 @@ class Snapshot:
 class Database:
     """The engine and a session factory, created once per process."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, strict: bool = False) -> None:
         self.engine = create_engine(url, pool_size=pool_size)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # The session of an open `snapshot()` block, which `reader()` hands out inside it.
         self._pinned: ContextVar[AsyncSession | None] = ContextVar("pinned", default=None)
+        # Whether this task holds a pooled connection now; `strict` (the tests) raises on
+        # a second one, production logs it.
+        self._holding: ContextVar[bool] = ContextVar("holding", default=False)
+        self.strict = strict
+
+    @asynccontextmanager
+    async def _hold(self) -> AsyncIterator[None]:
+        if self._holding.get():
+            err = NestedConnectionError("this task already holds a database connection")
+            if self.strict:
+                raise err
+            log.error("nested database connection", exc_info=err)
+        token = self._holding.set(True)
+        try:
+            yield
+        finally:
+            self._holding.reset(token)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:
         """One consistent read: inside this block every `reader()` (in this task) uses one
         REPEATABLE READ transaction, so reads made by separate functions all see the same
         committed state; yields which transactions that state includes."""
-        async with self.engine.connect() as conn:
+        async with self._hold(), self.engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                 seen = await session.scalar(text("SELECT pg_current_snapshot()::text"))
@@ -122,8 +173,22 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
+        async with self._hold(), self.sessions() as session, session.begin():
             yield session
+
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 4) -> T:
+        """`work` in one transaction, run again from the start when PostgreSQL aborted it
+        to break a deadlock or a serialization conflict (nothing of it had committed)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as session:
+                    return await work(session)
+            except DBAPIError as exc:
+                if sqlstate(exc) not in RETRYABLE or attempt == attempts:
+                    raise
+                log.info("transaction retried after %s", sqlstate(exc))
+                await asyncio.sleep(random.uniform(0, 0.02 * attempt))
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
@@ -131,7 +196,7 @@ class Database:
         if pinned is not None:  # inside snapshot(): the same transaction for every read
             yield pinned
             return
-        async with self.sessions() as session:
+        async with self._hold(), self.sessions() as session:
             yield session
 
     async def ping(self) -> None:

@@ -12,13 +12,94 @@ rebuilt from the database when somebody does, so queueing for it would count twi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Self, Union
 
 import orjson
 
 from core.redis import Arg, Keys, Lua, run_scripts
 from core.services import Services
+
+
+class EventError(ValueError):
+    """A dict that is not a well-formed event of the type it names."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One kind of event on the bus, defined once: the producer builds it, `to_json` is what
+    travels, and consumers (a room's fold) read it back with `from_json`. Subclasses are
+    frozen dataclasses with a `type`; a field whose default is None is left out while None."""
+
+    type: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        """Read an event back, checking each field's type (ints are never bools)."""
+        if data.get("type") != cls.type:
+            raise EventError(f"not a {cls.type} event")
+        values: dict[str, Any] = {}
+        for f, kinds in _field_kinds(cls):
+            if f.name not in data:
+                if f.default is dataclasses.MISSING:
+                    raise EventError(f"{cls.type}: {f.name} is missing")
+                continue
+            value = data[f.name]
+            if not any(_is(value, kind) for kind in kinds):
+                raise EventError(f"{cls.type}: {f.name} is not {kinds}")
+            values[f.name] = value
+        return cls(**values)
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is type(None):
+        return value is None
+    return isinstance(value, kind)
+
+
+_KINDS: dict[type, list[tuple[dataclasses.Field[Any], tuple[type, ...]]]] = {}
+
+
+def _field_kinds(cls: type[Event]) -> list[tuple[dataclasses.Field[Any], tuple[type, ...]]]:
+    """Each field and the runtime types its annotation allows (read once per class)."""
+    if cls in _KINDS:
+        return _KINDS[cls]
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        union = typing.get_origin(hint) in (Union, types.UnionType)
+        kinds = (
+            tuple(typing.get_origin(a) or a for a in args)
+            if union
+            else (typing.get_origin(hint) or hint,)
+        )
+        out.append((f, kinds))
+    _KINDS[cls] = out
+    return out
+
+
+Topical = tuple[str, "Event | dict[str, Any]"]
+
+
+def as_json(event: Event | dict[str, Any]) -> dict[str, Any]:
+    return event.to_json() if isinstance(event, Event) else event
+
 
 # An event's field naming the database transaction that wrote it (see core.db.Snapshot);
 # consumers use it and strip it, clients never see it.
@@ -55,19 +136,20 @@ def topic_key(keys: Keys, topic: str, part: str) -> str:
     return keys("live", "{" + topic + "}", part)
 
 
-async def publish(services: Services, topic: str, event: dict[str, Any]) -> None:
-    """Send one event (a JSON object with a `type`) to every subscriber of `topic`."""
+async def publish(services: Services, topic: str, event: Event | dict[str, Any]) -> None:
+    """Send one event to every subscriber of `topic`."""
     await publish_many(services, [(topic, event)])
 
 
-async def publish_many(services: Services, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+async def publish_many(services: Services, events: Sequence[Topical]) -> None:
     """Send several events in one round trip: one script call per topic, each topic's
     events in the order given (a relay pass or a settlement batch has thousands)."""
     by_topic: dict[str, list[bytes]] = {}
     for topic, event in events:
-        if "type" not in event:
+        body = as_json(event)
+        if "type" not in body:
             raise ValueError("an event needs a type")
-        by_topic.setdefault(topic, []).append(orjson.dumps(event))
+        by_topic.setdefault(topic, []).append(orjson.dumps(body))
     keys = services.keys
     calls: list[tuple[Lua, Sequence[str], Sequence[Arg]]] = []
     for topic, bodies in by_topic.items():

@@ -17,3 +17,20 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 Bps = Annotated[int, Field(ge=0, le=10_000)]
+
+# An `Idempotency-Key` (header or socket frame): what the orders, donations and
+# redemptions tables' key columns hold, String(100).
+IDEMPOTENCY_KEY_MAX = 100
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=r"^[\x21-\x7e]+$"),
+]
+
+
+def is_idempotency_key(value: object) -> bool:
+    """1-100 printable ASCII characters, no spaces."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= IDEMPOTENCY_KEY_MAX
+        and all(0x21 <= ord(c) <= 0x7E for c in value)
+    )

@@ -6,7 +6,7 @@ to add a route under `/api`, and a test checks that every one declares its acces
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from core.auth import Principal
 from core.errors import ApiError, bad_request, forbidden, unauthorized
+from core.fields import is_idempotency_key
 from core.services import Services
 
 M = TypeVar("M", bound=BaseModel)
@@ -115,7 +116,7 @@ class Ctx:
             raise bad_request(
                 "missing_field", "the Idempotency-Key header is required", "Idempotency-Key"
             )
-        if len(key) > 100 or not all(0x21 <= ord(c) <= 0x7E for c in key):
+        if not is_idempotency_key(key):
             raise bad_request(
                 "invalid_field",
                 "Idempotency-Key: 1-100 printable ASCII characters",
@@ -155,23 +156,56 @@ def parse_body(raw: bytes, model: type[M]) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False)
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise bad_request("malformed_json", "the body is not valid JSON", "body") from None
-        first = errors[0]
-        field = _field_of(first["loc"])
-        code = "missing_field" if first["type"] == "missing" else "invalid_field"
-        if first["type"] == "extra_forbidden":
-            code = "unknown_field"
+        raise _invalid(exc) from None
+
+
+def validate(model: type[M], data: Mapping[str, Any]) -> M:
+    """A body that arrived already parsed (a socket frame's fields): the same checks and the
+    same answer for the same mistake as over HTTP (it is checked as the JSON it came as:
+    pydantic's strict mode reads JSON and Python objects differently)."""
+    try:
+        return model.model_validate_json(orjson.dumps(data))
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def frame_body(model: type[M], fields: Mapping[str, Any]) -> tuple[M, str]:
+    """A socket frame that does what an HTTP write does: its body (the fields other than
+    `type`, `id` and `idempotency_key`) checked by the same model, and its
+    `idempotency_key` as the header is; the same answer for the same mistake."""
+    body = validate(model, {k: v for k, v in fields.items() if k not in FRAME_FIELDS})
+    key = fields.get("idempotency_key")
+    if key is None:
+        raise bad_request("missing_field", "idempotency_key is required", "idempotency_key")
+    if not isinstance(key, str) or not is_idempotency_key(key):
         raise bad_request(
-            code,
-            f"{field}: {first['msg']}",
-            field,
-            errors=[
-                {"field": _field_of(e["loc"]), "message": e["msg"], "type": e["type"]}
-                for e in errors
-            ],
-        ) from None
+            "invalid_field", "idempotency_key: 1-100 printable ASCII characters", "idempotency_key"
+        )
+    return body, key
+
+
+FRAME_FIELDS = ("type", "id", "idempotency_key")
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    """400 naming the first offending field: `missing_field`, `unknown_field`, or
+    `invalid_field`; every error is listed in `details.errors`."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return bad_request("malformed_json", "the body is not valid JSON", "body")
+    first = errors[0]
+    field = _field_of(first["loc"])
+    code = "missing_field" if first["type"] == "missing" else "invalid_field"
+    if first["type"] == "extra_forbidden":
+        code = "unknown_field"
+    return bad_request(
+        code,
+        f"{field}: {first['msg']}",
+        field,
+        errors=[
+            {"field": _field_of(e["loc"]), "message": e["msg"], "type": e["type"]} for e in errors
+        ],
+    )
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]

@@ -48,7 +48,7 @@ class Services:
     async def start(cls, settings: Settings, *, pool_size: int = 10, jobs: bool = True) -> Services:
         services = cls(
             settings=settings,
-            db=Database(settings.database_url, pool_size=pool_size),
+            db=Database(settings.database_url, pool_size=pool_size, strict=settings.db_strict),
             redis=create_redis(settings.redis_url),
             keys=Keys(settings.redis_prefix),
             tokens=Tokens(settings.secret_key, settings.token_ttl_s),

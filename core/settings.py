@@ -59,8 +59,10 @@ class Settings:
     reservation_ttl_s: int = 600
     ticker_hz: float = 4.0
     environment: str = "development"
-    # Energy points rules as JSON (parsed and checked by donations.energy_rules).
+    # Energy points rules as JSON (parsed and checked by donations.energy.rules).
     energy_rules: str = ""
+    # Raise, not log, when a task asks for a second database connection (the tests set it).
+    db_strict: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -90,6 +92,7 @@ class Settings:
             ticker_hz=_float(e, "PANEN_TICKER_HZ", 4.0, 0.5, 50.0),
             environment=environment,
             energy_rules=e.get("PANEN_ENERGY_RULES", ""),
+            db_strict=e.get("PANEN_DB_STRICT", "") == "1",
         )
 
 

@@ -19,11 +19,13 @@ from redis.exceptions import RedisError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from commerce.orders.schemas import order_frame
 from commerce.orders.service import place_order
 from core.accounts import get_user
 from core.errors import ApiError
 from core.services import Services
-from donations.gifts.service import make_donation
+from donations.gifts.schemas import gift_frame
+from donations.gifts.service import donate
 from live import chat, limits, presence, rooms
 from live.connection import Connection, Send
 from live.history import TopicKeys
@@ -387,12 +389,10 @@ async def _moderate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
 async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     _login(conn, frame)
     assert conn.principal is not None
-    listing_id = frame.str_field("listing_id", 40)
-    quantity = frame.int_field("quantity", 1, 10_000)
-    key = frame.str_field("idempotency_key", 200)
     try:
+        body, key = order_frame(frame.data)
         async with asyncio.timeout(ORDER_TIMEOUT_S):
-            order = await place_order(gateway.services, conn.principal, listing_id, quantity, key)
+            order, _ = await place_order(gateway.services, conn.principal, body, key)
     except ApiError as err:
         raise FrameError(err.code, err.message, err.details.get("field")) from None
     except TimeoutError:
@@ -403,10 +403,10 @@ async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
 async def _donate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     _login(conn, frame)
     assert conn.principal is not None
-    key = frame.str_field("idempotency_key", 100)
     try:
+        body, key = gift_frame(frame.data)
         async with asyncio.timeout(ORDER_TIMEOUT_S):
-            out = await make_donation(gateway.services, conn.principal, frame.data, key)
+            out, _ = await donate(gateway.services, conn.principal, body, key)
     except ApiError as err:
         raise FrameError(err.code, err.message, err.details.get("field")) from None
     except TimeoutError:

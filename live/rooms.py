@@ -14,18 +14,24 @@ from sqlalchemy import select
 
 from commerce.catalog.models import Farmer, Product
 from commerce.charities.models import Campaign
+from commerce.deals.events import DealAnnounced, Pinned
 from commerce.deals.models import FlashDeal
 from commerce.deals.schemas import deal_json
 from commerce.orders import totals as commerce_totals
+from commerce.orders.events import OrderPaid, Refund, Sale
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import listing_json
 from commerce.stock import service as inventory
+from commerce.stock.events import SoldOut, Stock
 from core.clock import utcnow
 from core.db import Database, Snapshot
-from core.events import WRITTEN_BY
+from core.events import WRITTEN_BY, Event, EventError
 from core.services import Services
 from donations.charity import totals as donation_totals
+from donations.charity.events import Match, Milestone
 from donations.energy import pools
+from donations.energy.events import Energy
+from donations.gifts.events import Donation
 
 log = logging.getLogger("panen.live")
 
@@ -165,11 +171,41 @@ async def _farmer_state(db: Database, farmer_id: str) -> State:
 
 SEEN_KEPT = 5000  # order events remembered, as the outbox relay delivers at least once
 
+# Every event a room or a farmer folds, by its `type`: each defined once, by its producer.
+FOLDED: dict[str, type[Event]] = {
+    e.type: e
+    for e in (
+        OrderPaid,
+        Refund,
+        Donation,
+        Match,
+        Milestone,
+        Energy,
+        Stock,
+        SoldOut,
+        Pinned,
+        DealAnnounced,
+    )
+}
+
+
+def decode(raw: dict[str, Any]) -> Event | None:
+    """The typed event of a dict from the bus; None for a type rooms do not fold or a
+    malformed one (logged: every event here was written by our own producers)."""
+    kind = FOLDED.get(str(raw.get("type")))
+    if kind is None:
+        return None
+    try:
+        return kind.from_json({k: v for k, v in raw.items() if k != WRITTEN_BY})
+    except EventError:
+        log.warning("malformed %s event dropped", raw.get("type"), exc_info=True)
+        return None
+
 
 def fold(
     state: State,
     topic: str,
-    event: dict[str, Any],
+    raw: dict[str, Any],
     *,
     already: Snapshot | None = None,
     seen: dict[str, None] | None = None,
@@ -177,84 +213,87 @@ def fold(
     """Apply one event to a topic's state. An event written by a transaction that the
     `already` snapshot includes (the sums were read from it in a cold rebuild) changes no
     sums, and an order's event delivered twice (`seen` remembers recent ones) counts once."""
-    kind = kind_of(topic)
-    xid = event.get(WRITTEN_BY)
+    event = decode(raw)
+    if event is None:
+        return
+    xid = raw.get(WRITTEN_BY)
     counted = already is None or not isinstance(xid, int) or not already.sees(xid)
-    order_id = event.get("order_id")
-    if seen is not None and isinstance(order_id, str) and counted:
-        mark = f"{event.get('type')}:{order_id}"
+    if seen is not None and isinstance(event, Sale) and counted:
+        mark = f"{event.type}:{event.order_id}"
         if mark in seen:
             return
         seen[mark] = None
         if len(seen) > SEEN_KEPT:
             del seen[next(iter(seen))]
+    kind = kind_of(topic)
     if kind == "session":
         _fold_session(state, event, counted)
     elif kind == "farmer" and counted:
         _fold_farmer(state["totals"], event)
 
 
-def _fold_session(state: State, event: dict[str, Any], counted: bool) -> None:
+def _fold_session(state: State, event: Event, counted: bool) -> None:
     totals = state["totals"]
     charity = totals["charity"]
-    kind = event.get("type")
-    if kind in ("order_paid", "refund") and counted:
-        sign = 1 if kind == "order_paid" else -1
-        listing = str(event.get("listing_id"))
-        totals["orders"] += sign
-        units = totals["units_sold"]
-        units[listing] = units.get(listing, 0) + sign * _int(event.get("quantity"))
-        totals["gross"] += sign * _int(event.get("gross"))
-        charity["pledged"] += sign * _int(event.get("pledge"))
-    elif kind == "donation" and counted:
-        amount = _int(event.get("amount"))
-        charity["donated"] += amount
-        name = event.get("display_name")
-        if isinstance(name, str) and name:
-            donors = state.setdefault("donors", {})
-            donors[name] = donors.get(name, 0) + amount
-    elif kind == "match" and counted:
-        charity["matched"] += _int(event.get("amount"))
-    elif kind == "energy" and counted:
-        energy = totals.setdefault("energy", {"points": 0, "amount": 0, "redemptions": 0})
-        energy["points"] += _int(event.get("points"))
-        energy["amount"] += _int(event.get("amount"))
-        energy["redemptions"] += 1
-    elif kind in ("sold_out", "stock"):
-        left = 0 if kind == "sold_out" else _int(event.get("remaining"))
-        current = totals.get("flash_deal")
-        if "deal_id" in event:  # a flash deal's own stock, not the listing's
-            if isinstance(current, dict) and current.get("id") == event["deal_id"]:
-                current["remaining"] = left
-        else:
-            state.setdefault("stock", {})[str(event.get("listing_id"))] = left
-    elif kind == "pinned" and isinstance(event.get("listing"), dict):
-        card: dict[str, Any] = dict(event["listing"])
-        state.setdefault("listings", {})[str(card.get("id"))] = card
-        totals["pinned"] = card
-        if isinstance(card.get("remaining"), int):
-            state.setdefault("stock", {})[str(card.get("id"))] = card["remaining"]
-    elif kind == "flash_deal" and isinstance(event.get("deal"), dict):
-        totals["flash_deal"] = event["deal"]
-    elif kind == "milestone" and "goal" in totals:
-        goal = totals["goal"]
-        goal["funded_units"] = max(goal["funded_units"], _int(event.get("funded_units")))
+    match event:
+        case Sale() if counted:
+            sign = 1 if isinstance(event, OrderPaid) else -1
+            totals["orders"] += sign
+            units = totals["units_sold"]
+            units[event.listing_id] = units.get(event.listing_id, 0) + sign * event.quantity
+            if units[event.listing_id] == 0:  # as a rebuild shows it: no sales, no entry
+                del units[event.listing_id]
+            totals["gross"] += sign * event.gross
+            charity["pledged"] += sign * event.pledge
+        case Donation() if counted:
+            charity["donated"] += event.amount
+            if event.display_name:
+                donors = state.setdefault("donors", {})
+                donors[event.display_name] = donors.get(event.display_name, 0) + event.amount
+        case Match() if counted:
+            charity["matched"] += event.amount
+        case Energy() if counted:
+            energy = totals.setdefault("energy", {"points": 0, "amount": 0, "redemptions": 0})
+            energy["points"] += event.points
+            energy["amount"] += event.amount
+            energy["redemptions"] += 1
+        case Stock() | SoldOut():
+            left = event.remaining if isinstance(event, Stock) else 0
+            current = totals.get("flash_deal")
+            if event.deal_id is not None:  # a flash deal's own stock, not the listing's
+                if isinstance(current, dict) and current.get("id") == event.deal_id:
+                    current["remaining"] = left
+            else:
+                state.setdefault("stock", {})[event.listing_id] = left
+        case Pinned():
+            card: dict[str, Any] = dict(event.listing)
+            state.setdefault("listings", {})[str(card.get("id"))] = card
+            totals["pinned"] = card
+            if isinstance(card.get("remaining"), int):
+                state.setdefault("stock", {})[str(card.get("id"))] = card["remaining"]
+        case DealAnnounced():
+            totals["flash_deal"] = event.deal
+        case Milestone() if "goal" in totals:
+            goal = totals["goal"]
+            goal["funded_units"] = max(goal["funded_units"], event.funded_units)
+        case _:
+            pass
 
 
-def _fold_farmer(totals: dict[str, Any], event: dict[str, Any]) -> None:
-    kind = event.get("type")
-    if kind in ("order_paid", "refund"):
-        sign = 1 if kind == "order_paid" else -1
-        for name, field in (
-            ("units_sold", "quantity"),
-            ("gross", "gross"),
-            ("pledged", "pledge"),
-            ("fees", "fee"),
-            ("payout_pending", "farmer_amount"),
-        ):
-            totals[name] = _int(totals.get(name)) + sign * _int(event.get(field))
-    elif kind == "totals" and isinstance(event.get("totals"), dict):
-        totals.update(event["totals"])
+def _fold_farmer(totals: dict[str, Any], event: Event) -> None:
+    """A farmer's sums move with their settled sales; `payout_pending` is what the ledger
+    owes them (their share), as `commerce.orders.totals` reads it."""
+    if not isinstance(event, Sale):
+        return
+    sign = 1 if isinstance(event, OrderPaid) else -1
+    for name, value in (
+        ("units_sold", event.quantity),
+        ("gross", event.gross),
+        ("pledged", event.pledge),
+        ("fees", event.fee or 0),
+        ("payout_pending", event.farmer_amount or 0),
+    ):
+        totals[name] = _int(totals.get(name)) + sign * value
 
 
 def finish(state: State) -> None:

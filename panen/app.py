@@ -16,14 +16,13 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-import panen.hooks  # noqa: F401 TEMP: registers the charity side of settlement
 from commerce.catalog import endpoints as catalog
 from commerce.charities import endpoints as charities
 from commerce.deals import endpoints as deals
 from commerce.orders import endpoints as orders
-from commerce.payments import endpoints as payments
 from commerce.sessions import endpoints as sessions
 from core import accounts, health
+from core.db import is_contention
 from core.errors import ApiError
 from core.health import MetricsMiddleware
 from core.http import error_response
@@ -37,6 +36,7 @@ from donations.transparency import endpoints as transparency
 from live import gateway, sessions_api
 from live.hub import Hub
 from live.watch import Watch
+from panen.flows import endpoints as flows
 
 log = logging.getLogger("panen.app")
 
@@ -61,7 +61,7 @@ API_MODULES = (
     charity,
     energy,
     orders,
-    payments,
+    flows,
     deals,
     sessions_api,
 )
@@ -105,6 +105,11 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
+    if is_contention(exc):  # nothing committed: the client may simply try again
+        log.warning("busy: %s", type(exc).__name__, extra={"path": request.url.path})
+        return error_response(
+            ApiError(503, "busy", "too busy right now; retry", headers={"Retry-After": "1"})
+        )
     log.exception("unhandled error", extra={"path": request.url.path})
     return error_response(ApiError(500, "internal", "something went wrong on our side"))
 

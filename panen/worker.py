@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import cron
 
-import panen.hooks  # noqa: F401 TEMP: registers the charity side of settlement
-from commerce.orders.settlement import expire_job, relay_job, settle_orders, settle_sweep
+from commerce.outbox.tasks import relay_job
+from commerce.payments.tasks import refund_sweep
 from commerce.stock.tasks import warm_counters
 from core.clock import utcnow
 from core.logging import configure_logging
@@ -21,6 +21,8 @@ from core.services import Services, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
 from donations.energy.tasks import award_activity, expire_points
 from donations.transparency.tasks import publish_checkpoint
+from panen.flows.expire import expire_job
+from panen.flows.settle import settle_orders, settle_sweep
 
 log = logging.getLogger("panen.worker")
 
@@ -73,6 +75,8 @@ class WorkerSettings:
         cron(warm_counters, second={30}, run_at_startup=True, timeout=50),
         cron(relay_job, second=set(range(60)), timeout=50),
         cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
+        # Money that is owed back and that no request returned (it crashed meanwhile).
+        cron(refund_sweep, second=set(range(0, 60, 10)), timeout=50),
         # Energy points past their expiry (Ant Forest's uncollected energy), every minute.
         cron(expire_points, second={30}, timeout=50),
     ]

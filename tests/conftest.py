@@ -67,6 +67,7 @@ def settings(backing: Backing, tmp_path_factory: pytest.TempPathFactory) -> Iter
         redis_prefix=f"panen_test_{tag}",
         secret_key=secrets.token_hex(32),
         signing_key_file=tmp_path_factory.mktemp("keys") / "signing-key.pem",
+        db_strict=True,  # a second connection asked for while holding one fails the test
     )
     try:
         yield conf
@@ -96,6 +97,7 @@ def process_env(conf: Settings) -> dict[str, str]:
         "REDIS_PREFIX": conf.redis_prefix,
         "PANEN_SECRET_KEY": conf.secret_key,
         "PANEN_SIGNING_KEY_FILE": str(conf.signing_key_file),
+        "PANEN_DB_STRICT": "1",
     }
 
 

@@ -8,118 +8,33 @@ import hashlib
 import secrets
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
-from commerce.orders.settlement import settle_all
-from core.db import Database
 from core.errors import ApiError
-from donations.gifts.service import make_donation
+from donations.gifts import service as gifts
+from donations.gifts.schemas import gift_frame
 from donations.transparency import checkpoint, log, merkle, signing
 from donations.transparency.verify import VerificationError, verify_receipt
-from tests.api import Actor, World, build_world, register, user_with_roles
-from tests.test_ledger import assert_ledger_invariants
-from tests.test_orders import live_listing, order, pay
-
-
-async def donate(
-    client: httpx.AsyncClient, donor: Actor, world: World, amount: int, key: str = "", **extra: Any
-) -> httpx.Response:
-    body = {"charity_id": world.charity["id"], "session_id": world.session["id"], "amount": amount}
-    return await client.post(
-        "/api/donations",
-        headers={**donor.headers, "Idempotency-Key": key or secrets.token_hex(8)},
-        json={**body, **extra},
-    )
-
-
-async def donate_and_pay(
-    client: httpx.AsyncClient, donor: Actor, world: World, amount: int, **extra: Any
-) -> dict[str, Any]:
-    r = await donate(client, donor, world, amount, **extra)
-    assert r.status_code == 201, r.text
-    placed = r.json()
-    r = await client.post(
-        f"/api/payments/{placed['payment']['id']}/sandbox/approve", headers=donor.headers
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["donation"]["status"] == "paid"
-    return placed["donation"]  # type: ignore[no-any-return]
-
-
-async def live_world(client: httpx.AsyncClient, admin_token: str, **listing: Any) -> World:
-    world, _ = await live_listing(client, admin_token, **listing)
-    return world
-
-
-async def outbox_events(db: Database, topic: str) -> list[dict[str, Any]]:
-    """Every event the outbox holds for `topic`, in the order they were written."""
-    async with db.reader() as s:
-        rows = await s.execute(
-            text(
-                "SELECT x.e->1 AS event FROM outbox o,"
-                " jsonb_array_elements(o.events) WITH ORDINALITY AS x(e, n)"
-                " WHERE x.e->>0 = :t ORDER BY o.id, x.n"
-            ),
-            {"t": topic},
-        )
-        return [r.event for r in rows]
-
-
-async def session_events(db: Database, session_id: str, kind: str) -> list[dict[str, Any]]:
-    return [e for e in await outbox_events(db, f"session:{session_id}") if e["type"] == kind]
-
-
-async def assert_charity_books(db: Database, charity_id: str) -> None:
-    """Every movement of the charity's money is exactly one log entry, its balance is
-    never negative and equals what its funds still hold."""
-    async with db.reader() as s:
-        ledger_refs = {
-            r.reference
-            for r in await s.execute(
-                text(
-                    "SELECT DISTINCT t.reference FROM ledger_transactions t"
-                    " JOIN ledger_postings p ON p.transaction_id = t.id"
-                    " WHERE p.account_code = :a"
-                ),
-                {"a": f"charity_payable:{charity_id}"},
-            )
-        }
-        log_refs = [
-            r.ref
-            for r in await s.execute(
-                text("SELECT ref FROM tlog_entries WHERE entry::jsonb ->> 'charity_id' = :c"),
-                {"c": charity_id},
-            )
-        ]
-        balance = await s.scalar(
-            text("SELECT coalesce(sum(amount), 0) FROM ledger_postings WHERE account_code = :a"),
-            {"a": f"charity_payable:{charity_id}"},
-        )
-        unspent = await s.scalar(
-            text(
-                "SELECT coalesce(sum(amount - allocated), 0) FROM charity_funds"
-                " WHERE charity_id = :c"
-            ),
-            {"c": charity_id},
-        )
-    as_log = {"sale": "pledge", "refund": "pledge_reversal"}
-    expected = set()
-    for ref in ledger_refs:
-        kind, _, rest = ref.partition(":")
-        expected.add(f"{as_log.get(kind, kind)}:{rest}")
-    assert len(log_refs) == len(set(log_refs)) == len(expected)
-    assert set(log_refs) == expected
-    assert balance is not None and balance >= 0
-    assert balance == unspent
+from panen.flows.settle import settle_all
+from tests.api import (
+    Actor,
+    World,
+    build_world,
+    donate,
+    donate_and_pay,
+    live_listing,
+    live_world,
+    order,
+    pay,
+    register,
+    user_with_roles,
+)
+from tests.checks import assert_charity_books, assert_ledger_invariants, session_events
 
 
 def _key(settings: Any) -> signing.SigningKey:
     return signing.load_or_create(settings.signing_key_file)
-
-
-# --- Giving -------------------------------------------------------------------------------
 
 
 async def test_a_paid_donation_reaches_the_charity_the_log_and_the_room(
@@ -303,12 +218,16 @@ async def test_the_websocket_entry_point_shares_the_http_rules(app, client, admi
         "message": "dari socket",
         "visibility": "anonymous",
     }
-    out = await make_donation(app.state.services, me, frame, "ws-key-1")
+    out, _ = await gifts.donate(
+        app.state.services, me, *gift_frame({**frame, "idempotency_key": "k1"})
+    )
     assert out["donation"]["status"] == "pending" and out["payment"]["id"].startswith("dpy_")
-    again = await make_donation(app.state.services, me, frame, "ws-key-1")
+    again, _ = await gifts.donate(
+        app.state.services, me, *gift_frame({**frame, "idempotency_key": "k1"})
+    )
     assert again["donation"]["id"] == out["donation"]["id"]
     with pytest.raises(ApiError) as err:
-        await make_donation(app.state.services, me, {**frame, "amount": -5}, "ws-key-2")
+        gift_frame({**frame, "amount": -5, "idempotency_key": "k2"})
     assert err.value.status == 400 and err.value.details["field"] == "amount"
 
 
@@ -330,9 +249,6 @@ async def test_the_host_reads_out_approves_and_hides_donor_messages(client, admi
     assert (await client.get(url, headers=world.host.headers)).json()["messages"] == []
     hidden = (await client.get(url + "?status=hidden", headers=world.host.headers)).json()
     assert [m["donation_id"] for m in hidden["messages"]] == [b["id"]]
-
-
-# --- Matches, pledges, milestones ---------------------------------------------------------
 
 
 async def test_a_sponsor_matches_gifts_and_pledges_until_the_cap_and_refunds_reverse_it(
@@ -432,9 +348,6 @@ async def test_crossing_a_goal_step_announces_a_milestone(client, admin_token, d
     await donate_and_pay(client, donor, room, 200_000)  # 23 books: past the goal
     events = await session_events(db, session["id"], "milestone")
     assert [(e["funded_units"], e["goal_units"]) for e in events] == [(2, 20), (23, 20)]
-
-
-# --- Disbursements and the trace ----------------------------------------------------------
 
 
 async def test_disbursements_spend_oldest_money_first_and_never_more_than_received(

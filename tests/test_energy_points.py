@@ -8,77 +8,25 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import text
-from starlette.applications import Starlette
 
 from core.clock import utcnow
-from core.db import Database
-from core.services import Services
 from donations.energy import earning as energy
-from donations.energy import points
 from donations.energy.rules import Rules, parse
 from donations.energy.tasks import expire_all
 from donations.transparency.verify import verify_receipt
-from tests.api import Actor, World, register, user_with_roles
-from tests.test_donations import donate_and_pay, live_world, session_events
-from tests.test_ledger import assert_ledger_invariants
-
-
-async def assert_books_balance(db: Database) -> None:
-    """Every points transaction sums to zero, so the whole book does; the money ledger too."""
-    async with db.reader() as s:
-        assert await points.unbalanced(s) == []
-        total = await s.scalar(text("SELECT coalesce(sum(amount), 0) FROM points_postings"))
-        assert total == 0
-    await assert_ledger_invariants(db)
-
-
-async def my_points(client: httpx.AsyncClient, user: Actor) -> dict[str, Any]:
-    r = await client.get("/api/me/points", headers=user.headers)
-    assert r.status_code == 200, r.text
-    out: dict[str, Any] = r.json()
-    return out
-
-
-async def make_pool(
-    client: httpx.AsyncClient, admin_token: str, world: World, **body: Any
-) -> dict[str, Any]:
-    sponsor = await user_with_roles(client, admin_token, "sponsor")
-    r = await client.post(
-        "/api/pools",
-        headers=sponsor.headers,
-        json={"sponsor_name": "Bank Tani", **body},
-    )
-    assert r.status_code == 201, r.text
-    pool: dict[str, Any] = r.json()
-    return pool
-
-
-async def redeem(
-    client: httpx.AsyncClient, user: Actor, pool_id: str, pts: int, key: str = "", **extra: Any
-) -> httpx.Response:
-    return await client.post(
-        "/api/points/redeem",
-        headers={**user.headers, "Idempotency-Key": key or secrets.token_hex(8)},
-        json={"pool_id": pool_id, "points": pts, **extra},
-    )
-
-
-def services_of(app: Starlette) -> Services:
-    services: Services = app.state.services
-    return services
-
-
-async def grant(app: Starlette, user: Actor, n: int, ago_s: int = 0, ttl_s: int = 3600) -> None:
-    """Points issued `ago_s` seconds ago (as a donation would), with their own lot."""
-    now = utcnow() - timedelta(seconds=ago_s)
-    async with services_of(app).db.transaction() as s:
-        award = points.Award(user.id, "donation", f"test:{secrets.token_hex(6)}", n)
-        assert await points.award(s, [award], Rules(points_ttl_s=ttl_s), now)
-
-
-# --- Rules ----------------------------------------------------------------------------------
+from tests.api import (
+    donate_and_pay,
+    grant,
+    live_world,
+    make_pool,
+    my_points,
+    redeem,
+    register,
+    services_of,
+    user_with_roles,
+)
+from tests.checks import assert_books_balance, session_events
 
 
 def test_rules_come_from_one_json_setting_and_bad_rules_stop_the_start():
@@ -93,9 +41,6 @@ def test_rules_come_from_one_json_setting_and_bad_rules_stop_the_start():
         raise AssertionError(f"accepted {bad}")
 
 
-# --- Earning by buying and giving ----------------------------------------------------------
-
-
 async def test_a_paid_donation_earns_points_per_unit_of_currency(client, admin_token, db):
     world = await live_world(client, admin_token)
     donor = await register(client, "giver")
@@ -105,9 +50,6 @@ async def test_a_paid_donation_earns_points_per_unit_of_currency(client, admin_t
     assert [lot["source"] for lot in got["lots"]] == ["donation"]
     assert got["history"][0]["kind"] == "donation" and got["history"][0]["points"] == 25
     await assert_books_balance(db)
-
-
-# --- Redeeming into a sponsor pool ----------------------------------------------------------
 
 
 async def test_redeeming_moves_exactly_the_rate_to_the_charity_and_never_beyond_the_cap(
@@ -246,9 +188,6 @@ async def test_bad_redeem_and_pool_input_is_4xx_with_the_field(client, admin_tok
         json={"sponsor_name": "x", "charity_id": world.charity["id"], "rate_points": 1, "cap": 5},
     )
     assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "rate_amount"
-
-
-# --- Watching and liking, as the live gateway batches them ---------------------------------
 
 
 def _batch(

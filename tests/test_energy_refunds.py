@@ -3,18 +3,20 @@ leave a debt that blocks redeeming until it is earned back. Both books balance."
 
 from __future__ import annotations
 
-from commerce.orders.settlement import settle_all
-from tests.api import register
-from tests.test_donations import live_world
-from tests.test_energy_points import (
-    assert_books_balance,
+from panen.flows.settle import settle_all
+from tests.api import (
     grant,
+    live_listing,
+    live_world,
     make_pool,
     my_points,
+    order,
+    pay,
     redeem,
+    register,
     services_of,
 )
-from tests.test_orders import live_listing, order, pay
+from tests.checks import assert_books_balance
 
 
 async def test_a_settled_purchase_earns_points_and_its_refund_claws_them_back(

@@ -10,61 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from commerce.ledger import service as ledger
 from commerce.orders.pricing import split
-from core.db import Database
-
-
-async def assert_ledger_invariants(db: Database) -> None:
-    """Every transaction sums to zero; every settled order's sale posts exactly its split
-    (farmer + charity + platform = gross); refunded ones are reversed to zero."""
-    async with db.reader() as s:
-        assert await ledger.unbalanced_transactions(s) == []
-        orders = (
-            await s.execute(
-                text(
-                    "SELECT o.id, o.status, o.total, o.pledge_amount, o.fee_amount,"
-                    " o.farmer_amount, o.farmer_id, o.charity_id FROM orders o"
-                )
-            )
-        ).all()
-        postings = (
-            await s.execute(
-                text(
-                    "SELECT t.order_id, t.kind, p.account_code, p.amount FROM ledger_postings p"
-                    " JOIN ledger_transactions t ON t.id = p.transaction_id"
-                    " WHERE t.order_id IS NOT NULL"
-                )
-            )
-        ).all()
-    by_order: dict[str, list[tuple[str, str, int]]] = {}
-    for p in postings:
-        by_order.setdefault(p.order_id, []).append((p.kind, p.account_code, p.amount))
-    for o in orders:
-        assert o.pledge_amount + o.fee_amount + o.farmer_amount == o.total
-        rows = by_order.get(o.id, [])
-        sales = [r for r in rows if r[0] == "sale"]
-        refunds = [r for r in rows if r[0] == "refund"]
-        if o.status in ("reserved", "paid", "expired", "cancelled"):
-            assert sales == [] and refunds == [], o.id
-            continue
-        assert o.status in ("settled", "refunded")
-        if o.status == "refunded" and not sales:
-            continue  # refunded before settlement: the money never moved
-        got = {code: amount for _, code, amount in sales}
-        assert got.get(f"farmer_payable:{o.farmer_id}", 0) == o.farmer_amount
-        assert got.get(f"charity_payable:{o.charity_id}", 0) == o.pledge_amount
-        assert got.get("platform_fee", 0) == o.fee_amount
-        assert (
-            got.get(f"farmer_payable:{o.farmer_id}", 0)
-            + got.get(f"charity_payable:{o.charity_id}", 0)
-            + got.get("platform_fee", 0)
-            == o.total
-        )
-        assert len(sales) == len(got), "one posting per account per sale"
-        if o.status == "refunded":
-            assert sum(a for _, _, a in rows) == 0
-            assert sorted(a for _, _, a in refunds) == sorted(-a for _, _, a in sales)
-        else:
-            assert refunds == []
+from tests.checks import assert_ledger_invariants
 
 
 @given(

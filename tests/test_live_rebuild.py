@@ -7,12 +7,11 @@ from typing import Any
 
 from sqlalchemy import text
 
-from commerce.orders.settlement import settle_all
 from core.events import WRITTEN_BY
 from core.services import Services
 from live import rooms
-from tests.api import register
-from tests.test_orders import live_listing, order, pay
+from panen.flows.settle import settle_all
+from tests.api import live_listing, order, pay, register
 
 
 async def outbox_events(services: Services, topic: str) -> list[dict[str, Any]]:

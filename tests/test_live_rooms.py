@@ -100,6 +100,7 @@ async def test_a_host_pin_through_one_process_reaches_viewers_of_both_with_the_s
 async def test_events_published_anywhere_fold_into_one_totals_frame_sequence(
     servers: tuple[Server, Server], room: Room, settings: Any
 ) -> None:
+    from commerce.orders.events import OrderPaid
     from core.events import publish
 
     a, b = servers
@@ -110,29 +111,24 @@ async def test_events_published_anywhere_fold_into_one_totals_frame_sequence(
     await on_a.expect(lambda f: f["type"] == "ticker")  # the room is live: viewers counted
     services = await Services.start(settings, pool_size=1, jobs=False)
     try:
-        for i in range(30):
-            await publish(
-                services,
-                room.topic,
-                {
-                    "type": "order_paid",
-                    "order_id": f"ord_{i}",
-                    "session_id": room.world.session["id"],
-                    "listing_id": room.listing["id"],
-                    "quantity": 2,
-                    "gross": 180_000,
-                    "pledge": 9_000,
-                    "currency": "IDR",
-                    "display_name": "Sari",
-                    "at": "2099-01-01T00:00:00Z",
-                },
+
+        def paid(i: int) -> OrderPaid:
+            return OrderPaid(
+                order_id=f"ord_{i}",
+                session_id=room.world.session["id"],
+                listing_id=room.listing["id"],
+                quantity=2,
+                gross=180_000,
+                pledge=9_000,
+                currency="IDR",
+                display_name="Sari",
+                at="2099-01-01T00:00:00Z",
             )
+
+        for i in range(30):
+            await publish(services, room.topic, paid(i))
         # delivered at least once: a repeat of an order's event counts once
-        await publish(
-            services,
-            room.topic,
-            {"type": "order_paid", "order_id": "ord_0", "quantity": 2, "gross": 180_000},
-        )
+        await publish(services, room.topic, paid(0))
     finally:
         await services.close()
 

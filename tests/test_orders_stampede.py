@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import Counter
 from typing import Any
 
@@ -11,15 +10,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from core.auth import Tokens
 from core.db import Database
-from core.ids import new_id
 from core.redis import create_redis
-from core.settings import Settings
+from tests.api import live_listing, make_buyers
+from tests.checks import assert_ledger_invariants
 from tests.conftest import process_env
 from tests.processes import Server, running
-from tests.test_ledger import assert_ledger_invariants
-from tests.test_orders import live_listing
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +24,6 @@ def servers(settings):
     pair = [Server(env), Server(env)]
     with running(*pair):
         yield pair
-
-
-async def make_buyers(db: Database, settings: Settings, n: int) -> list[dict[str, str]]:
-    """n viewers with tokens, written straight to the table (hashing n passwords would
-    dominate the test's time, and login is not what this test is about)."""
-    tokens = Tokens(settings.secret_key, 3600)
-    ids = [new_id("usr") for _ in range(n)]
-    async with db.transaction() as s:
-        await s.execute(
-            text(
-                "INSERT INTO users (id, handle, display_name, password_hash, roles)"
-                " VALUES (:id, :h, :h, 'x', ARRAY['viewer'])"
-            ),
-            [{"id": i, "h": f"b{secrets.token_hex(6)}"} for i in ids],
-        )
-    return [{"Authorization": f"Bearer {tokens.issue(i, ['viewer'])}"} for i in ids]
 
 
 async def stampede(

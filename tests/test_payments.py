@@ -7,9 +7,8 @@ import time
 import orjson
 
 from commerce.payments.providers import SIGNATURE_HEADER, SandboxProvider, sign
-from tests.api import register
-from tests.test_ledger import assert_ledger_invariants
-from tests.test_orders import live_listing, order
+from tests.api import live_listing, order, register
+from tests.checks import assert_ledger_invariants
 
 
 def event(payment: dict, kind: str = "payment.succeeded", event_id: str = "evt_1") -> bytes:

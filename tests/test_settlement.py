@@ -9,17 +9,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from commerce.orders import settlement
-from commerce.orders.settlement import settle_all
-from commerce.payments import service as payments
 from core.db import Database
 from core.services import Services
-from tests.api import register
+from panen.flows import settle as settlement
+from panen.flows.settle import settle_all
+from tests.api import live_listing, make_buyers, order, pay, register
+from tests.checks import assert_ledger_invariants
 from tests.conftest import process_env
 from tests.processes import Server, Worker, running
-from tests.test_ledger import assert_ledger_invariants
-from tests.test_orders import live_listing, order, pay
-from tests.test_orders_stampede import make_buyers
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +145,9 @@ async def test_a_backlog_calls_other_workers_in_and_a_busy_worker_turns_extra_se
     async def recorded(s: Services) -> None:
         calls.append(s)
 
-    monkeypatch.setattr(payments, "call_for_settlement", recorded)
+    monkeypatch.setattr(settlement, "call_for_settlement", recorded)
     monkeypatch.setattr(settlement, "BATCH", 1)
-    state = services.shared("commerce.settlement.settlers", settlement._Settlers)
+    state = services.shared("panen.flows.settle.settlers", settlement._Settlers)
     state.running = settlement.SETTLERS  # as if this worker were running its two already
     assert await settlement.settle_as_job(services) == 0
     assert state.again  # the running ones are told to look once more before stopping

@@ -8,9 +8,11 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from commerce.catalog.models import Product
+from commerce.deals.events import DealAnnounced, Pinned
 from commerce.deals.models import FlashDeal
 from commerce.deals.schemas import CreateDeal, Pin, deal_json
 from commerce.sessions import offers
+from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import listing_json
 from commerce.sessions.service import require_host
@@ -34,7 +36,7 @@ async def create_deal(ctx: Ctx) -> Response:
         if live is None:
             raise not_found("session", session_id)
         require_host(ctx.user, live)
-        if live.status == "ended":
+        if live.status == SessionStatus.ENDED:
             raise conflict("session_ended", "this session has ended")
         listing = await s.get(Listing, body.listing_id)
         if listing is None or listing.session_id != session_id:
@@ -72,7 +74,7 @@ async def create_deal(ctx: Ctx) -> Response:
     await publish(
         ctx.services,
         f"session:{session_id}",
-        {"type": "flash_deal", "deal": {k: v for k, v in out.items() if k != "session_id"}},
+        DealAnnounced(deal={k: v for k, v in out.items() if k != "session_id"}),
     )
     return json(out, 201)
 
@@ -106,5 +108,5 @@ async def pin(ctx: Ctx) -> Response:
         )
         left = await inventory.remaining(ctx.services, session_id, listing.id)
     out["remaining"] = left
-    await publish(ctx.services, f"session:{session_id}", {"type": "pinned", "listing": out})
+    await publish(ctx.services, f"session:{session_id}", Pinned(listing=out))
     return json({"session_id": session_id, "pinned_listing_id": listing.id, "listing": out})

@@ -32,6 +32,13 @@ def buyer_clearing(provider: str) -> Account:
     return Account(f"buyer_clearing:{provider}", "buyer_clearing", provider)
 
 
+def refunds_due(provider: str) -> Account:
+    """Money that arrived for something that could no longer take it (an order cancelled or
+    expired before its payment landed), owed back to its payers until the provider returns
+    it."""
+    return Account(f"refunds_due:{provider}", "refunds_due", provider)
+
+
 def farmer_payable(farmer_id: str) -> Account:
     return Account(f"farmer_payable:{farmer_id}", "farmer_payable", farmer_id)
 

@@ -1,4 +1,5 @@
-"""HTTP: placing, reading and cancelling orders."""
+"""HTTP: placing and reading orders, and a farmer's totals. (Cancelling is a flow that
+joins orders to the charity's books: `panen.flows.endpoints`.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from starlette.responses import Response
 
 from commerce.catalog.service import load_farmer, require_farmer_or_admin
 from commerce.orders.models import Order
-from commerce.orders.refunds import cancel_order
 from commerce.orders.schemas import PlaceOrder
-from commerce.orders.service import host_of, load_order, may_read, place
+from commerce.orders.service import host_of, load_order, may_read, place_order
 from commerce.orders.totals import farmer_totals
 from core.errors import not_found
 from core.http import LOGGED_IN, Api, Ctx, json
@@ -21,7 +21,7 @@ api = Api()
 async def create_order(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(PlaceOrder)
-    order, created = await place(ctx.services, ctx.user, body.listing_id, body.quantity, key)
+    order, created = await place_order(ctx.services, ctx.user, body, key)
     return json({"order": order}, 201 if created else 200)
 
 
@@ -55,11 +55,6 @@ async def my_orders(ctx: Ctx) -> Response:
     return json(
         {"orders": orders, "next_before": orders[-1]["id"] if len(orders) == limit else None}
     )
-
-
-@api.post("/api/orders/{order_id}/cancel", LOGGED_IN)
-async def cancel(ctx: Ctx) -> Response:
-    return json({"order": await cancel_order(ctx.services, ctx.user, ctx.path("order_id"))})
 
 
 @api.get("/api/farmers/{farmer_id}/totals", LOGGED_IN)

@@ -20,8 +20,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import ID, Base, Timestamped
 
-ORDER_STATUSES = ("reserved", "paid", "settled", "expired", "cancelled", "refunded")
-
 
 class Order(Timestamped, Base):
     __tablename__ = "orders"

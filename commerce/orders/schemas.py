@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from commerce.orders.models import Order, OrderStatusChange
 from commerce.payments.models import Payment
 from core.clock import rfc3339
 from core.fields import Id
-from core.http import Body
-
-IdempotencyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
-]
-
+from core.http import Body, frame_body
 
 MAX_QUANTITY = 1000
 
@@ -23,6 +19,11 @@ MAX_QUANTITY = 1000
 class PlaceOrder(Body):
     listing_id: Id
     quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+
+
+def order_frame(fields: Mapping[str, Any]) -> tuple[PlaceOrder, str]:
+    """The socket's `order` frame, checked exactly as `POST /api/orders` is."""
+    return frame_body(PlaceOrder, fields)
 
 
 def fingerprint(listing_id: str, quantity: int) -> str:

@@ -1,4 +1,14 @@
-"""Placing an order (HTTP and the WebSocket order frame share place_order) and reading orders."""
+"""Placing an order, and reading orders.
+
+HTTP and the socket's `order` frame both call `place_order` with a body checked by
+`schemas.PlaceOrder`. Placing, top to bottom: the session's offers (cached per process:
+live? which price, which stock counter); `stock.reserve` (one Lua call per batch takes the
+units, checks the buyer's limit and the idempotency key); the payment's intent with its
+provider; `writer.write` (the order, its payment and its first history row in one
+statement, batched with this process's concurrent orders); the answer kept for duplicate
+sends, and the stock left announced. A hold is given back only when its order surely did
+not land. Nothing here takes a database lock.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +24,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.orders import writer as order_writer
+from commerce.orders.lifecycle import OrderStatus
 from commerce.orders.models import Order, OrderStatusChange
 from commerce.orders.pricing import split
-from commerce.orders.schemas import MAX_QUANTITY, fingerprint, order_json
+from commerce.orders.schemas import PlaceOrder, fingerprint, order_json
+from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
 from commerce.payments.providers import DEFAULT_PROVIDER, provider_for
 from commerce.sessions import offers
+from commerce.sessions.lifecycle import SessionStatus
 from commerce.stock import service as inventory
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
-from core.errors import ApiError, bad_request, conflict, not_found
-from core.events import publish
+from core.errors import ApiError, conflict, not_found
 from core.ids import new_id
 from core.services import Services
 
@@ -95,15 +107,40 @@ async def _await_prior(
 _abandoned: set[asyncio.Task[None]] = set()
 
 
-async def _release_unless_written(
-    writing: asyncio.Future[order_writer.Written], give_back: Callable[[], Awaitable[int]]
+async def _landed(services: Services, order_id: str) -> bool | None:
+    """Whether an order row exists (a write whose outcome we did not see: an error, a lost
+    connection); None when the database cannot say right now."""
+    try:
+        async with services.db.reader() as s:
+            return await s.scalar(select(Order.id).where(Order.id == order_id)) is not None
+    except Exception:
+        log.warning("could not tell whether order %s landed", order_id, exc_info=True)
+        return None
+
+
+async def _release_unless_landed(
+    services: Services, order_id: str, give_back: Callable[[], Awaitable[int]]
+) -> bool | None:
+    """Give a hold back only when its order surely did not land. When that cannot be told
+    the hold stays: `stock.tasks.reconcile_holds` returns it once the database answers."""
+    landed = await _landed(services, order_id)
+    if landed is False:
+        await give_back()
+    return landed
+
+
+async def _after_abandoned(
+    services: Services,
+    order_id: str,
+    writing: asyncio.Future[order_writer.Written],
+    give_back: Callable[[], Awaitable[int]],
 ) -> None:
     try:
         row = await writing
-        landed = row.generation_ok and row.created_at is not None
     except Exception:
-        landed = False
-    if not landed:
+        await _release_unless_landed(services, order_id, give_back)
+        return
+    if not (row.generation_ok and row.created_at is not None):
         await give_back()
 
 
@@ -152,13 +189,11 @@ async def place(
 async def _place(
     services: Services, principal: Principal, listing_id: str, quantity: int, key: str
 ) -> tuple[dict[str, Any], bool]:
-    if not 0 < quantity <= MAX_QUANTITY:
-        raise bad_request("invalid_field", f"quantity must be 1..{MAX_QUANTITY}", "quantity")
     buyer = principal.user_id
     fp = fingerprint(listing_id, quantity)
     for _ in range(5):
         session_offers = await offers.offers_for_listing(services, listing_id)
-        if session_offers.status != "live":
+        if session_offers.status != SessionStatus.LIVE:
             raise conflict(
                 "session_not_live", "this session is not live", status=session_offers.status
             )
@@ -257,15 +292,26 @@ async def _place(
             # The client went away, but its order may still be in a batch being written:
             # give the hold back only once we know the row did not land.
             if writing is not None:
-                task = asyncio.create_task(_release_unless_written(writing, give_back))
+                task = asyncio.create_task(_after_abandoned(services, order_id, writing, give_back))
                 _abandoned.add(task)
                 task.add_done_callback(_abandoned.discard)
             else:
                 await give_back()
             raise
-        except BaseException:
-            await give_back()
-            raise
+        except Exception:
+            if writing is None:  # nothing was written: the provider refused the intent
+                await give_back()
+                raise
+            if await _release_unless_landed(services, order_id, give_back):
+                # It committed although we did not hear so: it is this request's order.
+                return await _existing(services, buyer, key, fp), True
+            log.warning("order %s was not recorded", order_id, exc_info=True)
+            raise ApiError(
+                503,
+                "busy",
+                "the order could not be recorded; retry with the same Idempotency-Key",
+                headers={"Retry-After": "1"},
+            ) from None
         if not row.generation_ok:
             # The counter was rebuilt after we reserved: our hold is gone with it. Retry.
             await give_back()
@@ -280,41 +326,17 @@ async def _place(
                 for k, v in params.items()
                 if k not in ("generation", "payment_id", "provider", "provider_ref")
             },
-            status="reserved",
+            status=OrderStatus.RESERVED,
             created_at=row.created_at,
         )
-        payment = Payment(id=payment_id, provider=provider.name, status="pending")
+        payment = Payment(id=payment_id, provider=provider.name, status=PaymentStatus.PENDING)
         out = order_json(order, payment)
-        out["history"] = [{"status": "reserved", "at": rfc3339(row.created_at), "note": None}]
+        out["history"] = [
+            {"status": OrderStatus.RESERVED, "at": rfc3339(row.created_at), "note": None}
+        ]
         await _announce(services, sid, offer, r.remaining, buyer, key, out)
         return out, True
     raise ApiError(503, "busy", "stock is being recounted; retry in a moment")
-
-
-STOCK_EVERY_S = 0.1
-
-
-# Per process: the latest stock left per (session, listing, deal) not yet announced.
-_stock_pending: dict[tuple[str, str, str | None], int] = {}
-
-
-_stock_flush: dict[int, asyncio.Task[None]] = {}
-
-
-async def _flush_stock(services: Services) -> None:
-    """Announce the stock left at most every STOCK_EVERY_S per process: a room's ticker
-    coalesces anyway, and a stampede would otherwise publish once per order."""
-    try:
-        await asyncio.sleep(STOCK_EVERY_S)
-        pending = dict(_stock_pending)
-        _stock_pending.clear()
-        for (session_id, listing_id, deal_id), left in pending.items():
-            event: dict[str, Any] = {"type": "stock", "listing_id": listing_id, "remaining": left}
-            if deal_id is not None:
-                event["deal_id"] = deal_id
-            await publish(services, f"session:{session_id}", event)
-    finally:
-        _stock_flush.pop(id(services), None)
 
 
 async def _announce(
@@ -328,25 +350,15 @@ async def _announce(
 ) -> None:
     """Keep the answer for duplicate sends (in other processes); tell the room the stock."""
     await inventory.remember_answer(services, session_id, buyer_id, key, orjson.dumps(answer))
-    slot = (session_id, offer.listing_id, offer.deal_id)
-    _stock_pending[slot] = min(left, _stock_pending.get(slot, left))
-    if id(services) not in _stock_flush:
-        _stock_flush[id(services)] = asyncio.create_task(_flush_stock(services))
-    if left == 0:
-        extra = {} if offer.deal_id is None else {"deal_id": offer.deal_id}
-        await publish(
-            services,
-            f"session:{session_id}",
-            {"type": "sold_out", "listing_id": offer.listing_id, **extra},
-        )
+    await inventory.announce_left(services, session_id, offer.listing_id, offer.deal_id, left)
 
 
 async def place_order(
-    services: Services, principal: Principal, listing_id: str, quantity: int, idempotency_key: str
-) -> dict[str, Any]:
-    """The one way to buy, for HTTP and the WebSocket `order` frame alike."""
-    order, _created = await place(services, principal, listing_id, quantity, idempotency_key)
-    return order
+    services: Services, principal: Principal, body: PlaceOrder, idempotency_key: str
+) -> tuple[dict[str, Any], bool]:
+    """The one way to buy, for HTTP and the WebSocket `order` frame alike, both checked by
+    `schemas.PlaceOrder`; returns (order, created)."""
+    return await place(services, principal, body.listing_id, body.quantity, idempotency_key)
 
 
 def may_read(principal: Principal, order: dict[str, Any], host_id: str) -> bool:
@@ -354,4 +366,11 @@ def may_read(principal: Principal, order: dict[str, Any], host_id: str) -> bool:
 
 
 async def host_of(services: Services, session_id: str) -> str:
+    """The session's host, from this process's offers cache (outside any transaction)."""
     return (await offers.session_offers(services, session_id)).host_id
+
+
+async def lock(s: AsyncSession, order_id: str) -> Order | None:
+    """The order, row-locked until the transaction ends (orders come first in the lock
+    order: docs/architecture.md)."""
+    return await s.get(Order, order_id, with_for_update=True, populate_existing=True)

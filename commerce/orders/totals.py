@@ -1,4 +1,9 @@
-"""Totals derived from orders: a room's sales (for the live snapshot) and a farmer's."""
+"""Totals derived from orders: a room's sales (for the live snapshot) and a farmer's.
+
+They count what `lifecycle.COUNTED` says (settled sales), exactly the orders whose
+`order_paid` event a room or a farmer has folded and whose `refund` it has not: a state
+rebuilt from here and a state folded from events agree in every state an order can be in.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 from sqlalchemy import text
 
 from commerce.ledger import service as ledger
+from commerce.orders.lifecycle import COUNTED
 from core.clock import rfc3339
 from core.db import Database
 
@@ -19,9 +25,9 @@ async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
                 text(
                     "SELECT listing_id, count(*) AS orders, sum(quantity) AS units,"
                     " sum(total) AS gross, sum(pledge_amount) AS pledged FROM orders"
-                    " WHERE session_id = :sid AND status IN ('paid','settled') GROUP BY listing_id"
+                    " WHERE session_id = :sid AND status = ANY(:counted) GROUP BY listing_id"
                 ),
-                {"sid": session_id},
+                {"sid": session_id, "counted": COUNTED_STATUSES},
             )
         ).all()
     return {
@@ -33,6 +39,7 @@ async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
 
 
 SERIES_POINTS = 720
+COUNTED_STATUSES = [str(s) for s in COUNTED]
 
 
 async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
@@ -42,11 +49,10 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
                 text(
                     "SELECT coalesce(sum(quantity), 0) AS units, coalesce(sum(total), 0) AS gross,"
                     " coalesce(sum(pledge_amount), 0) AS pledged,"
-                    " coalesce(sum(fee_amount), 0) AS fees,"
-                    " coalesce(sum(farmer_amount) FILTER (WHERE status = 'paid'), 0) AS pending"
-                    " FROM orders WHERE farmer_id = :f AND status IN ('paid','settled')"
+                    " coalesce(sum(fee_amount), 0) AS fees"
+                    " FROM orders WHERE farmer_id = :f AND status = ANY(:counted)"
                 ),
-                {"f": farmer_id},
+                {"f": farmer_id, "counted": COUNTED_STATUSES},
             )
         ).one()
         by_product = (
@@ -55,10 +61,10 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
                     "SELECT p.id, p.name, sum(o.quantity) AS units, sum(o.total) AS gross,"
                     " sum(o.pledge_amount) AS pledged FROM orders o"
                     " JOIN listings l ON l.id = o.listing_id JOIN products p ON p.id = l.product_id"
-                    " WHERE o.farmer_id = :f AND o.status IN ('paid','settled')"
+                    " WHERE o.farmer_id = :f AND o.status = ANY(:counted)"
                     " GROUP BY p.id, p.name ORDER BY p.id"
                 ),
-                {"f": farmer_id},
+                {"f": farmer_id, "counted": COUNTED_STATUSES},
             )
         ).all()
         by_session = (
@@ -67,13 +73,13 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
                     "SELECT s.id, s.title, s.status, sum(o.quantity) AS units,"
                     " sum(o.total) AS gross, sum(o.pledge_amount) AS pledged FROM orders o"
                     " JOIN sessions s ON s.id = o.session_id"
-                    " WHERE o.farmer_id = :f AND o.status IN ('paid','settled')"
+                    " WHERE o.farmer_id = :f AND o.status = ANY(:counted)"
                     " GROUP BY s.id, s.title, s.status ORDER BY s.id"
                 ),
-                {"f": farmer_id},
+                {"f": farmer_id, "counted": COUNTED_STATUSES},
             )
         ).all()
-        settled = await ledger.balance(s, ledger.farmer_payable(farmer_id).code)
+        owed = await ledger.balance(s, ledger.farmer_payable(farmer_id).code)
         # Gross over time, summed per minute of payment and running, for the dashboard's
         # chart; the last SERIES_POINTS minutes with sales (the running sum covers all).
         series = (
@@ -82,10 +88,10 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
                     "SELECT at, gross FROM ("
                     " SELECT date_trunc('minute', paid_at) AS at,"
                     " sum(sum(total)) OVER (ORDER BY date_trunc('minute', paid_at)) AS gross"
-                    " FROM orders WHERE farmer_id = :f AND status IN ('paid','settled')"
+                    " FROM orders WHERE farmer_id = :f AND status = ANY(:counted)"
                     " AND paid_at IS NOT NULL GROUP BY 1) m ORDER BY at DESC LIMIT :n"
                 ),
-                {"f": farmer_id, "n": SERIES_POINTS},
+                {"f": farmer_id, "n": SERIES_POINTS, "counted": COUNTED_STATUSES},
             )
         ).all()
     return {
@@ -94,9 +100,10 @@ async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
         "gross": int(overall.gross),
         "pledged": int(overall.pledged),
         "fees": int(overall.fees),
-        # Paid but not yet through settlement; and what the ledger owes the farmer.
-        "payout_pending": int(overall.pending),
-        "payout_settled": settled,
+        # What the ledger owes the farmer (their share of settled sales, less refunds), and
+        # what has been paid out to them: nothing yet, payouts are not built.
+        "payout_pending": owed,
+        "payout_settled": 0,
         "by_product": [
             {
                 "product_id": r.id,

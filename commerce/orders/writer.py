@@ -70,8 +70,9 @@ WITH i AS (
   ON CONFLICT DO NOTHING
   RETURNING id, created_at
 ), p AS (
-  INSERT INTO payments (id, order_id, payer_id, provider, provider_ref, status, amount, currency)
-  SELECT i.payment_id, o.id, i.buyer_id, i.provider, i.provider_ref, 'pending', i.total,
+  INSERT INTO payments (id, purpose, order_id, payer_id, provider, provider_ref, status, amount,
+                        currency)
+  SELECT i.payment_id, 'order', o.id, i.buyer_id, i.provider, i.provider_ref, 'pending', i.total,
          i.currency
     FROM i JOIN o ON o.id = i.id
 ), h AS (
@@ -99,22 +100,31 @@ async def _insert(services: Services, rows: list[dict[str, Any]]) -> list[Writte
     return [written[r["id"]] for r in rows]
 
 
-async def _insert_batch(services: Services, rows: list[dict[str, Any]]) -> list[Written]:
+async def _insert_batch(
+    services: Services, rows: list[dict[str, Any]]
+) -> list[Written | Exception]:
+    """Write a batch in one statement; if that fails, each row on its own, so that one bad
+    row (or a conflict between batches, e.g. a deadlock after Redis lost its idempotency
+    records) fails only its own order, and each caller learns its own row's fate."""
     try:
-        return await _insert(services, rows)
-    except DBAPIError:
+        return list(await _insert(services, rows))
+    except DBAPIError as exc:
         if len(rows) == 1:
-            raise
-        # A batch can only fail on a conflict between batches (e.g. a deadlock after
-        # Redis lost its idempotency records): write each on its own.
+            return [exc]
         log.warning("order batch failed; writing its %d orders singly", len(rows))
-        return [(await _insert(services, [r]))[0] for r in rows]
+    out: list[Written | Exception] = []
+    for row in rows:
+        try:
+            out.append((await _insert(services, [row]))[0])
+        except DBAPIError as exc:
+            out.append(exc)
+    return out
 
 
 async def write(services: Services, params: dict[str, Any]) -> Written:
     """Insert one reserved order (with its payment intent and first status), in a batch
     with the other orders this process is writing at the same moment."""
-    batcher: Batcher[dict[str, Any], Written] = services.shared(
+    batcher: Batcher[dict[str, Any], Written | Exception] = services.shared(
         "commerce.order_writer",
         lambda: Batcher(
             lambda rows: _insert_batch(services, rows),
@@ -122,4 +132,6 @@ async def write(services: Services, params: dict[str, Any]) -> Written:
             max_in_flight=MAX_IN_FLIGHT,
         ),
     )
-    return await batcher.submit(params)
+    written = await batcher.submit(params)
+    assert not isinstance(written, Exception)  # the batcher raised it for us
+    return written

@@ -14,8 +14,10 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from commerce.orders.models import Order
 from commerce.stock import service as inventory
-from core.events import WRITTEN_BY, publish_many
+from commerce.stock.events import Release, Stock
+from core.events import WRITTEN_BY, Topical, as_json, publish_many
 from core.services import Services
 
 log = logging.getLogger("panen.outbox")
@@ -24,47 +26,46 @@ log = logging.getLogger("panen.outbox")
 RELEASE_TOPIC = "_release"
 
 
-async def add(s: AsyncSession, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Queue events `(topic, event)` with this transaction's change: one row for all."""
+async def add(s: AsyncSession, rows: Sequence[Topical]) -> None:
+    """Queue events `(topic, event)` with this transaction's change: one row for all. An
+    insert of a new row: it waits on no lock, so it may follow the log head's."""
     if rows:
         await s.execute(
             text(
                 "INSERT INTO outbox (events, xid)"
                 " VALUES (CAST(:e AS jsonb), pg_current_xact_id()::text::bigint)"
             ),
-            {"e": orjson.dumps(rows).decode()},
+            {"e": orjson.dumps([(topic, as_json(event)) for topic, event in rows]).decode()},
         )
 
 
-def release_row(
-    session_id: str, inventory_id: str, listing_id: str, order_id: str
-) -> tuple[str, dict[str, Any]]:
+def release_row(order: Order) -> Topical:
+    """The order's stock hold, to give back once this transaction commits."""
     return (
         RELEASE_TOPIC,
-        {
-            "type": "release",
-            "session_id": session_id,
-            "inventory_id": inventory_id,
-            "listing_id": listing_id,
-            "order_id": order_id,
-        },
+        Release(
+            session_id=order.session_id,
+            inventory_id=order.inventory_id,
+            listing_id=order.listing_id,
+            order_id=order.id,
+        ),
     )
 
 
-async def _release(services: Services, event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+async def _release(services: Services, raw: dict[str, Any]) -> list[Topical]:
     """Give a hold back; returns the stock event to announce, if any."""
-    sid = event["session_id"]
+    event = Release.from_json(raw)
     left = await inventory.release(
-        services, session_id=sid, inventory_id=event["inventory_id"], order_id=event["order_id"]
+        services,
+        session_id=event.session_id,
+        inventory_id=event.inventory_id,
+        order_id=event.order_id,
     )
-    if left >= 0 and event["inventory_id"] == event["listing_id"]:
-        return [
-            (
-                f"session:{sid}",
-                {"type": "stock", "listing_id": event["listing_id"], "remaining": left},
-            )
-        ]
-    return []
+    if left < 0:  # no hold was there (given back before, or the counter was rebuilt)
+        return []
+    deal = None if event.inventory_id == event.listing_id else event.inventory_id
+    stock = Stock(listing_id=event.listing_id, remaining=left, deal_id=deal)
+    return [(f"session:{event.session_id}", stock)]
 
 
 async def relay(services: Services, batch: int = 50) -> int:
@@ -83,7 +84,7 @@ async def relay(services: Services, batch: int = 50) -> int:
             ).all()
             if not rows:
                 return sent
-            events: list[tuple[str, dict[str, Any]]] = []
+            events: list[Topical] = []
             for row in rows:
                 for topic, event in orjson.loads(row.events):
                     if topic == RELEASE_TOPIC:

@@ -16,21 +16,25 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import ID, Base, Timestamped
 
-PAYMENT_STATUSES = ("pending", "succeeded", "failed", "cancelled", "refunded")
-
 
 class Payment(Timestamped, Base):
+    """Money asked of a payer through a provider, for one order or one gift."""
+
     __tablename__ = "payments"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending','succeeded','failed','cancelled','refunded')",
+            "status IN ('pending','succeeded','failed','cancelled','refunding','refunded')",
             name="known_status",
         ),
         CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("purpose IN ('order','gift')", name="known_purpose"),
+        CheckConstraint("(purpose = 'order') = (order_id IS NOT NULL)", name="order_has_its_id"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True, nullable=False)
+    # What it pays for: an order (its id here), or a gift (whose row names this payment).
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), unique=True)
     payer_id: Mapped[str] = mapped_column(ForeignKey("users.id"), nullable=False)
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     provider_ref: Mapped[str | None] = mapped_column(String(120))

@@ -1,4 +1,9 @@
-"""Payment providers: the interface a gateway implements, and the sandbox."""
+"""Payment providers: the interface a gateway implements, and the sandbox.
+
+A provider opens a payment (its intent), tells us what happened to it through a signed
+webhook (verified here into a `ProviderEvent`), and returns money on request. Calls to a
+provider are network calls: nothing calls one while holding a database transaction.
+"""
 
 from __future__ import annotations
 
@@ -15,21 +20,24 @@ from core.ids import new_id
 from core.services import Services
 
 DEFAULT_PROVIDER = "sandbox"
-
-
 SIGNATURE_HEADER = "panen-signature"
-
-
 TOLERANCE_S = 300
+SUCCEEDED, FAILED = "payment.succeeded", "payment.failed"
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookEvent:
-    id: str
+class ProviderEvent:
+    """What a provider says happened to one payment, once its signature checked out."""
+
+    id: str  # the provider's event id: each applies once
     type: str  # payment.succeeded | payment.failed
     payment_id: str
     amount: int
     currency: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.type == SUCCEEDED
 
 
 class PaymentProvider(Protocol):
@@ -41,11 +49,13 @@ class PaymentProvider(Protocol):
         """Open a payment with the provider; returns the provider's reference."""
         ...
 
-    def verify_webhook(self, headers: dict[str, str], body: bytes, now: float) -> WebhookEvent:
+    def verify_webhook(self, headers: dict[str, str], body: bytes, now: float) -> ProviderEvent:
         """Check the signature and timestamp of a delivery; raise ApiError 401 if bad."""
         ...
 
-    async def refund(self, payment_id: str, amount: int) -> None: ...
+    async def refund(self, payment_id: str, amount: int, idempotency_key: str) -> None:
+        """Return the payment's money to its payer; the same key twice refunds once."""
+        ...
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -64,12 +74,13 @@ class SandboxProvider:
 
     def __init__(self, secret_key: str) -> None:
         self.secret = hmac.new(secret_key.encode(), b"sandbox-webhook", hashlib.sha256).digest()
+        self.refunded: dict[str, int] = {}  # idempotency key -> amount, as a gateway keeps
 
     async def create_intent(self, payment_id: str, amount: int, currency: str) -> str:
         return f"sbx_{payment_id}"
 
-    async def refund(self, payment_id: str, amount: int) -> None:
-        return None
+    async def refund(self, payment_id: str, amount: int, idempotency_key: str) -> None:
+        self.refunded.setdefault(idempotency_key, amount)
 
     def webhook(
         self, payment: Payment, succeeded: bool, now: float
@@ -77,7 +88,7 @@ class SandboxProvider:
         body = orjson.dumps(
             {
                 "id": new_id("evt"),
-                "type": "payment.succeeded" if succeeded else "payment.failed",
+                "type": SUCCEEDED if succeeded else FAILED,
                 "created": int(now),
                 "data": {
                     "payment_id": payment.id,
@@ -88,21 +99,23 @@ class SandboxProvider:
         )
         return {SIGNATURE_HEADER: sign(self.secret, int(now), body)}, body
 
-    def verify_webhook(self, headers: dict[str, str], body: bytes, now: float) -> WebhookEvent:
+    def verify_webhook(self, headers: dict[str, str], body: bytes, now: float) -> ProviderEvent:
         header = headers.get(SIGNATURE_HEADER, "")
         parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
         stamp, given = parts.get("t", ""), parts.get("v1", "")
-        if not stamp.isdigit() or not given:
+        # A Unix time has at most a dozen digits; anything longer is not one (and a
+        # thousands-digit number would cost a conversion that Python refuses).
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or not given:
             raise _bad_signature(f"missing or malformed {SIGNATURE_HEADER} header")
         expected = sign(self.secret, int(stamp), body).split("v1=", 1)[1]
-        if not hmac.compare_digest(expected, given):
+        if not hmac.compare_digest(expected.encode(), given.encode()):
             raise _bad_signature("the signature does not match")
         if abs(now - int(stamp)) > TOLERANCE_S:
             raise _bad_signature("the webhook timestamp is too old or in the future")
         try:
             raw = orjson.loads(body)
             data = raw["data"]
-            event = WebhookEvent(
+            event = ProviderEvent(
                 id=str(raw["id"]),
                 type=str(raw["type"]),
                 payment_id=str(data["payment_id"]),
@@ -111,8 +124,10 @@ class SandboxProvider:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             raise bad_request("malformed_webhook", "the webhook body is not understood") from None
-        if event.type not in ("payment.succeeded", "payment.failed"):
+        if event.type not in (SUCCEEDED, FAILED):
             raise bad_request("malformed_webhook", f"unknown event type {event.type!r}", "type")
+        if not (0 < len(event.id) <= 120 and 0 < len(event.payment_id) <= 40):
+            raise bad_request("malformed_webhook", "the event or payment id is malformed")
         return event
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from commerce.catalog.models import Product
 from commerce.charities.models import Campaign, Charity
+from commerce.sessions import lifecycle
+from commerce.sessions.lifecycle import SESSION, SessionStatus
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import CreateListing, CreateSession, listing_json, session_json
-from commerce.sessions.service import STATUSES, load_session, require_host
+from commerce.sessions.service import load_session, require_host
 from core.auth import Role
 from core.clock import utcnow
 from core.errors import bad_request, conflict, not_found
@@ -41,7 +41,10 @@ async def create_session(ctx: Ctx) -> Response:
                     "currency_mismatch", f"the campaign counts in {campaign.currency}", "currency"
                 )
         live = LiveSession(
-            id=new_id("ses"), host_id=ctx.user.user_id, status="scheduled", **body.model_dump()
+            id=new_id("ses"),
+            host_id=ctx.user.user_id,
+            status=SessionStatus.SCHEDULED,
+            **body.model_dump(),
         )
         s.add(live)
     return json(session_json(live), 201)
@@ -50,8 +53,10 @@ async def create_session(ctx: Ctx) -> Response:
 @api.get("/api/sessions", ANYONE)
 async def list_sessions(ctx: Ctx) -> Response:
     status = ctx.query("status")
-    if status is not None and status not in STATUSES:
-        raise bad_request("invalid_field", f"status must be one of {', '.join(STATUSES)}", "status")
+    if status is not None and status not in SESSION.states:
+        raise bad_request(
+            "invalid_field", f"status must be one of {', '.join(SESSION.states)}", "status"
+        )
     limit = ctx.query_int("limit", 50, 1, 200)
     query = select(LiveSession).order_by(LiveSession.id.desc()).limit(limit)
     if status is not None:
@@ -74,7 +79,7 @@ async def create_listing(ctx: Ctx) -> Response:
         raise bad_request(
             "invalid_field", "the pledge per unit cannot exceed the price", "pledge_per_unit"
         )
-    if live.status == "ended":
+    if live.status == SessionStatus.ENDED:
         raise conflict("session_ended", "this session has ended")
     async with ctx.services.db.transaction() as s:
         product = await s.get(Product, body.product_id)
@@ -99,34 +104,22 @@ async def create_listing(ctx: Ctx) -> Response:
     return json(listing_json(listing, product), 201)
 
 
-async def _transition(ctx: Ctx, allowed_from: str, to: str) -> Response:
+async def _transition(ctx: Ctx, to: SessionStatus) -> Response:
     session_id = ctx.path("session_id")
     async with ctx.services.db.transaction() as s:
         live = await s.get(LiveSession, session_id, with_for_update=True)
         if live is None:
             raise not_found("session", session_id)
         require_host(ctx.user, live)
-        if live.status != to:  # repeating a transition that already happened is harmless
-            if live.status != allowed_from:
-                raise conflict(
-                    "invalid_transition",
-                    f"a {live.status} session cannot become {to}",
-                    status=live.status,
-                )
-            live.status = to
-            now: datetime = utcnow()
-            if to == "live":
-                live.started_at = now
-            else:
-                live.ended_at = now
+        lifecycle.move(live, to, utcnow())
     return json(session_json(live))
 
 
 @api.post("/api/sessions/{session_id}/start", roles(Role.HOST, Role.ADMIN))
 async def start_session(ctx: Ctx) -> Response:
-    return await _transition(ctx, "scheduled", "live")
+    return await _transition(ctx, SessionStatus.LIVE)
 
 
 @api.post("/api/sessions/{session_id}/end", roles(Role.HOST, Role.ADMIN))
 async def end_session(ctx: Ctx) -> Response:
-    return await _transition(ctx, "live", "ended")
+    return await _transition(ctx, SessionStatus.ENDED)

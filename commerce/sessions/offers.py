@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from commerce.catalog.models import Product
 from commerce.deals.models import FlashDeal
+from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.models import Listing, LiveSession
 from core.clock import utcnow
 from core.errors import not_found
@@ -170,7 +171,7 @@ async def session_offers(services: Services, session_id: str) -> SessionOffers:
     cached = _sessions.get(session_id)
     # An ended session never reopens, so its status needs no refresh.
     if cached is not None and (
-        cached.status == "ended" or time.monotonic() - cached.loaded < TTL_S
+        cached.status == SessionStatus.ENDED or time.monotonic() - cached.loaded < TTL_S
     ):
         return cached
     return await reload(services, session_id)

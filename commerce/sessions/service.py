@@ -14,8 +14,6 @@ from core.auth import Principal
 from core.db import Database
 from core.errors import forbidden, not_found
 
-STATUSES = ("scheduled", "live", "ended")
-
 
 async def load_session(db: Database, session_id: str) -> LiveSession:
     async with db.reader() as s:

@@ -23,11 +23,12 @@ from typing import Any, cast
 
 from sqlalchemy import text
 
+from commerce.orders.lifecycle import HOLDS_STOCK
+from commerce.stock.events import SoldOut, Stock
 from core.batching import Batcher
+from core.events import publish, publish_many
 from core.redis import Arg, Lua, run_scripts
 from core.services import Services
-
-LIVE_STATUSES = ("reserved", "paid", "settled")
 
 # One call reserves a batch of requests for one counter, in order, each exactly as if it
 # came alone: seven ARGV values per request, one reply per request.
@@ -323,9 +324,9 @@ async def _rebuild(services: Services, *, session_id: str, inventory_id: str, st
                 await s.execute(
                     text(
                         "SELECT id, buyer_id, quantity FROM orders"
-                        " WHERE inventory_id = :i AND status IN ('reserved','paid','settled')"
+                        " WHERE inventory_id = :i AND status = ANY(:holding)"
                     ),
-                    {"i": inventory_id},
+                    {"i": inventory_id, "holding": [str(h) for h in HOLDS_STOCK]},
                 )
             ).all()
             await s.execute(
@@ -339,3 +340,45 @@ async def _rebuild(services: Services, *, session_id: str, inventory_id: str, st
         await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
     finally:
         await services.redis.delete(lock)
+
+
+# --- Telling rooms what is left --------------------------------------------------------
+
+ANNOUNCE_EVERY_S = 0.1
+
+# Per process: the latest stock left per (session, listing, deal) not yet announced.
+_left: dict[tuple[str, str, str | None], int] = {}
+_flushing: dict[int, asyncio.Task[None]] = {}
+
+
+async def _flush(services: Services) -> None:
+    """Announce the stock left at most every ANNOUNCE_EVERY_S per process: a room's ticker
+    coalesces anyway, and a stampede would otherwise publish once per order."""
+    try:
+        await asyncio.sleep(ANNOUNCE_EVERY_S)
+        pending = dict(_left)
+        _left.clear()
+        await publish_many(
+            services,
+            [
+                (f"session:{sid}", Stock(listing_id=lid, remaining=left, deal_id=deal_id))
+                for (sid, lid, deal_id), left in pending.items()
+            ],
+        )
+    finally:
+        _flushing.pop(id(services), None)
+
+
+async def announce_left(
+    services: Services, session_id: str, listing_id: str, deal_id: str | None, left: int
+) -> None:
+    """Tell the room how many units of a listing (or its deal) are left; at once when
+    none are, coalesced otherwise."""
+    slot = (session_id, listing_id, deal_id)
+    _left[slot] = min(left, _left.get(slot, left))
+    if id(services) not in _flushing:
+        _flushing[id(services)] = asyncio.create_task(_flush(services))
+    if left == 0:
+        await publish(
+            services, f"session:{session_id}", SoldOut(listing_id=listing_id, deal_id=deal_id)
+        )

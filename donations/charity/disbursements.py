@@ -21,8 +21,8 @@ from core.errors import conflict
 from core.fields import Amount, Currency, Url
 from core.http import Body as RequestBody
 from core.ids import new_id
-from donations.charity import funds
 from donations.charity.models import Allocation, CharityFund, Disbursement
+from donations.charity.service import charity_disbursed
 from donations.transparency import log
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -100,7 +100,7 @@ async def disburse(
         body.currency,
         [
             ledger.Entry(ledger.charity_payable(charity_id), -body.amount),
-            ledger.Entry(funds.charity_disbursed(charity_id), body.amount),
+            ledger.Entry(charity_disbursed(charity_id), body.amount),
         ],
     )
     appended = await log.append(

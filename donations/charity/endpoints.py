@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from commerce.charities.service import load_charity, require_charity_admin
 from commerce.orders.models import Order
+from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.service import load_session
 from core.auth import Role
 from core.errors import conflict, not_found
@@ -30,7 +31,7 @@ api = Api()
 async def create_match(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
     body = await ctx.body(CreateMatch)
-    if live.status == "ended":
+    if live.status == SessionStatus.ENDED:
         raise conflict("session_ended", "the session has ended", status=live.status)
     match = Match(
         id=new_id("mch"),

@@ -9,13 +9,13 @@ the users' locks, so they hold across processes and retries.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce import hooks
 from commerce.outbox import service as outbox
 from core.clock import utcnow
 from core.services import Services
@@ -44,44 +44,57 @@ def _capped(want: int, *caps: tuple[int, int]) -> int:
     return max(0, want)
 
 
-# --- Purchases (settlement and refunds call this through commerce.hooks) -----------------
+# --- Purchases (the settle and refund flows call these) -----------------------------------
 
 
-async def on_orders(s: AsyncSession, movements: Sequence[hooks.OrderMovement]) -> OutboxRows:
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    order_id: str
+    session_id: str
+    buyer_id: str
+    total: int
+    currency: str
+
+
+async def for_purchases(
+    s: AsyncSession, purchases: Sequence[Purchase], now: datetime
+) -> OutboxRows:
+    """Points for a settlement batch's purchases, capped per buyer and day; the buyers'
+    locks are taken at once, in one order (docs/architecture.md)."""
+    if not purchases:
+        return []
     rules = rules_of_current()
+    users = sorted({p.buyer_id for p in purchases})
+    await points.lock_users(s, users)
+    today = await points.earned_sums(s, "purchase", users, day=now.date())
+    awards = []
+    for p in purchases:
+        rate = rules.spend_rate(p.currency)
+        if rate <= 0:
+            continue
+        already = today.get((p.buyer_id, None), 0)
+        got = _capped(p.total // rate, (rules.purchase_max_points_per_day, already))
+        if got:
+            today[(p.buyer_id, None)] = already + got
+            awards.append(
+                points.Award(p.buyer_id, "purchase", f"purchase:{p.order_id}", got, p.session_id)
+            )
     changes: dict[str, tuple[str, int]] = {}
-    settled = [m for m in movements if m.kind == "settled"]
-    if settled:
-        now = settled[0].at
-        users = sorted({m.buyer_id for m in settled})
-        await points.lock_users(s, users)
-        today = await points.earned_sums(s, "purchase", users, day=now.date())
-        awards = []
-        for m in settled:
-            rate = rules.spend_rate(m.currency)
-            if rate <= 0:
-                continue
-            already = today.get((m.buyer_id, None), 0)
-            got = _capped(m.total // rate, (rules.purchase_max_points_per_day, already))
-            if got:
-                today[(m.buyer_id, None)] = already + got
-                awards.append(
-                    points.Award(
-                        m.buyer_id, "purchase", f"purchase:{m.order_id}", got, m.session_id
-                    )
-                )
-        for a, _ in await points.award(s, awards, rules, now):
-            kind, delta = changes.get(a.user_id, ("purchase", 0))
-            changes[a.user_id] = (kind, delta + a.points)
-    for m in movements:
-        if m.kind == "refunded":
-            taken = await points.claw_back(s, f"purchase:{m.order_id}", m.at)
-            if taken is not None:
-                changes[taken[0]] = ("clawback", -taken[1])
-    return await _publish_changes(s, changes, movements[0].at) if changes else []
+    for a, _ in await points.award(s, awards, rules, now):
+        kind, delta = changes.get(a.user_id, ("purchase", 0))
+        changes[a.user_id] = (kind, delta + a.points)
+    return await _publish_changes(s, changes, now) if changes else []
 
 
-# --- Donations (donations.donate.settle calls this) ------------------------------------
+async def purchase_refunded(s: AsyncSession, order_id: str, now: datetime) -> OutboxRows:
+    """A refunded purchase takes its points back (a debt where they were spent)."""
+    taken = await points.claw_back(s, f"purchase:{order_id}", now)
+    if taken is None:
+        return []
+    return await _publish_changes(s, {taken[0]: ("clawback", -taken[1])}, now)
+
+
+# --- Gifts (the payment flow calls this when a gift is paid) ------------------------------------
 
 
 async def for_donation(
@@ -226,13 +239,9 @@ async def _like_awards(
     return awards
 
 
-# --- Wiring ------------------------------------------------------------------------------
+# --- Rules ------------------------------------------------------------------------------
 
 
 def rules_of_current() -> Rules:
     """The process's rules, for hooks (which get a database session, not the services)."""
     return rules_of(get_settings())
-
-
-def register() -> None:
-    hooks.on_orders(on_orders)

@@ -21,14 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import rfc3339
 from core.db import insert_rows
 from core.errors import conflict
+from core.events import Topical
 from core.ids import new_id
+from donations.energy.events import Points
 from donations.energy.models import PointsTransaction
 from donations.energy.rules import Rules
 
 EXPIRED = "expired"
 EARNING = ("watch", "like", "purchase", "donation")
 
-OutboxRows = list[tuple[str, dict[str, Any]]]
+OutboxRows = list[Topical]
 
 
 def user_account(user_id: str) -> str:
@@ -465,18 +467,11 @@ async def unbalanced(s: AsyncSession) -> list[str]:
     return [r[0] for r in rows]
 
 
-def points_event(
-    user_id: str, kind: str, delta: int, st: Standing, now: datetime
-) -> tuple[str, dict[str, Any]]:
+def points_event(user_id: str, kind: str, delta: int, st: Standing, now: datetime) -> Topical:
     """The `me` topic's event for a change of the user's points."""
     return (
         f"me:{user_id}",
-        {
-            "type": "points",
-            "kind": kind,
-            "delta": delta,
-            "balance": st.balance,
-            "redeemable": st.redeemable,
-            "at": rfc3339(now),
-        },
+        Points(
+            kind=kind, delta=delta, balance=st.balance, redeemable=st.redeemable, at=rfc3339(now)
+        ),
     )

@@ -28,8 +28,9 @@ from core.errors import bad_request, conflict, not_found
 from core.ids import new_id
 from core.models import User
 from core.services import Services
-from donations.charity import funds
+from donations.charity import service as charity
 from donations.energy import points
+from donations.energy.events import Energy
 from donations.energy.models import PointsPool, PointsRedemption
 
 
@@ -176,10 +177,10 @@ async def redeem(
                 .join(LiveSession, LiveSession.campaign_id == Campaign.id)
                 .where(LiveSession.id == room)
             )
-        salt = funds.new_salt()
-        appended = await funds.receive(
-            s,
-            funds.Movement(
+        journal = charity.Journal()
+        charity.energy_received(
+            journal,
+            charity.Movement(
                 kind="energy",
                 ref=ref,
                 charity_id=pool.charity_id,
@@ -194,9 +195,10 @@ async def redeem(
                     "rate": {"points": pool.rate_points, "amount": pool.rate_amount},
                 },
                 donor_id=user_id,
-                donor_salt=salt,
+                donor_salt=charity.new_salt(),
             ),
         )
+        entry_index = (await journal.write(s))[ref]  # the log's head: the last lock
         inserted = await s.scalar(
             pg_insert(PointsRedemption)
             .values(
@@ -214,26 +216,24 @@ async def redeem(
         )
         redemption = await s.get(PointsRedemption, rid)
         assert redemption is not None and inserted is not None
-        units: dict[str, Any] = {"entry_index": appended.index}
+        units: dict[str, Any] = {"entry_index": entry_index}
         if campaign is not None:
             units.update(unit_name=campaign.unit_name, unit_cost=campaign.unit_cost)
         user = await s.get(User, user_id)
         events: points.OutboxRows = [points.points_event(user_id, "redeem", -pts, st, now)]
         if room is not None:
-            event: dict[str, Any] = {
-                "type": "energy",
-                "session_id": room,
-                "redemption_id": rid,
-                "points": pts,
-                "amount": amount,
-                "currency": pool.currency,
-                "display_name": user.display_name if user else "",
-                "sponsor_name": pool.sponsor_name,
-                "at": rfc3339(now),
-            }
-            if campaign is not None:
-                event["unit_name"] = campaign.unit_name
-                event["unit_cost"] = campaign.unit_cost
+            event = Energy(
+                session_id=room,
+                redemption_id=rid,
+                points=pts,
+                amount=amount,
+                currency=pool.currency,
+                display_name=user.display_name if user else "",
+                sponsor_name=pool.sponsor_name,
+                at=rfc3339(now),
+                unit_name=campaign.unit_name if campaign else None,
+                unit_cost=campaign.unit_cost if campaign else None,
+            )
             events.append((f"session:{room}", event))
         await outbox.add(s, events)
         out = {

@@ -12,6 +12,7 @@ from core.errors import ApiError, bad_request, not_found
 from core.http import LOGGED_IN, Api, Ctx, json
 from core.models import User
 from donations.charity.receipts import build, fund_of
+from donations.gifts.lifecycle import GiftStatus
 from donations.gifts.models import Donation
 from donations.gifts.schemas import (
     MESSAGE_STATUS,
@@ -36,8 +37,8 @@ async def create_donation(ctx: Ctx) -> Response:
 
 @api.get("/api/donations/{donation_id}", LOGGED_IN)
 async def get_donation(ctx: Ctx) -> Response:
-    d = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
-    return json({"donation": donation_json(d), "payment": payment_json(d)})
+    d, payment = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
+    return json({"donation": donation_json(d), "payment": payment_json(d, payment)})
 
 
 @api.get("/api/me/donations", LOGGED_IN)
@@ -67,7 +68,7 @@ async def donation_messages(ctx: Ctx) -> Response:
         q = (
             select(Donation, User.display_name)
             .join(User, User.id == Donation.donor_id)
-            .where(Donation.session_id == live.id, Donation.status == "paid")
+            .where(Donation.session_id == live.id, Donation.status == GiftStatus.PAID)
             .where(Donation.message_status != "none")
             .order_by(Donation.paid_at, Donation.id)
             .limit(ctx.query_int("limit", 100, 1, 500))
@@ -112,8 +113,8 @@ async def moderate_message(ctx: Ctx) -> Response:
 
 @api.get("/api/donations/{donation_id}/receipt", LOGGED_IN)
 async def donation_receipt(ctx: Ctx) -> Response:
-    d = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
-    if d.status != "paid":
+    d, _ = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
+    if d.status != GiftStatus.PAID:
         raise ApiError(409, "not_settled", f"the donation is {d.status}", {"status": d.status})
     fund = await fund_of(ctx.services, f"donation:{d.id}")
     body = await build(ctx.services, fund, str(ctx.request.base_url))

@@ -30,10 +30,6 @@ class Donation(Timestamped, Base):
         ),
         CheckConstraint("status IN ('pending','paid','failed','cancelled')", name="known_status"),
         CheckConstraint(
-            "payment_status IN ('pending','succeeded','failed','cancelled','refunded')",
-            name="known_payment_status",
-        ),
-        CheckConstraint(
             "message_status IN ('none','pending','approved','hidden','read')",
             name="known_message_status",
         ),
@@ -52,12 +48,14 @@ class Donation(Timestamped, Base):
     message_status: Mapped[str] = mapped_column(String(16), nullable=False)
     visibility: Mapped[str] = mapped_column(String(16), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False)
-    # The payment lives on the donation (one each); its id has the `dpy_` prefix that
-    # routes the provider's webhook here.
-    payment_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
-    provider: Mapped[str] = mapped_column(String(32), nullable=False)
-    provider_ref: Mapped[str | None] = mapped_column(String(120))
-    payment_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    # Its payment, through the same providers and lifecycle as an order's.
+    payment_id: Mapped[str] = mapped_column(
+        # Deferred: a gift is written first (its idempotency key decides whether it is new),
+        # then its payment.
+        ForeignKey("payments.id", deferrable=True, initially="DEFERRED"),
+        unique=True,
+        nullable=False,
+    )
     # Kept private: given to the donor in the receipt, it opens the log's commitment.
     donor_salt: Mapped[str] = mapped_column(String(64), nullable=False)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

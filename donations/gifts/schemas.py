@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints
 
+from commerce.payments.models import Payment
 from core.clock import rfc3339
 from core.fields import Amount, Currency, Id
-from core.http import Body
+from core.http import Body, frame_body
 from donations.gifts.models import Donation
 
 ANONYMOUS = "Anonymous"
@@ -18,11 +20,6 @@ Visibility = Literal["public", "first_name", "anonymous"]
 
 
 Message = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=280)]
-
-
-IdempotencyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
-]
 
 
 class Donate(Body):
@@ -63,13 +60,13 @@ def donation_json(d: Donation, *, private: bool = True) -> dict[str, Any]:
     return out
 
 
-def payment_json(d: Donation) -> dict[str, Any]:
+def payment_json(d: Donation, payment: Payment) -> dict[str, Any]:
     return {
-        "id": d.payment_id,
-        "provider": d.provider,
-        "status": d.payment_status,
-        "amount": d.amount,
-        "currency": d.currency,
+        "id": payment.id,
+        "provider": payment.provider,
+        "status": payment.status,
+        "amount": payment.amount,
+        "currency": payment.currency,
         "donation_id": d.id,
     }
 
@@ -79,3 +76,8 @@ class MessageAction(Body):
 
 
 MESSAGE_STATUS = {"approve": "approved", "hide": "hidden", "read": "read"}
+
+
+def gift_frame(fields: Mapping[str, Any]) -> tuple[Donate, str]:
+    """The socket's `donate` frame, checked exactly as `POST /api/donations` is."""
+    return frame_body(Donate, fields)

@@ -1,39 +1,36 @@
-"""Giving: HTTP and the WebSocket donate frame share make_donation; the payment goes through
-the same provider and signed webhook as an order's.
+"""Giving: HTTP and the socket's `donate` frame both call `give` with a body checked by
+`schemas.Donate`; the gift's payment goes through the same providers, webhook and payment
+lifecycle as an order's. What follows a paid gift (the ledger, the charity's books, the
+log, energy points) is composed by `panen.flows.payment`; here is the gift itself.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from commerce import hooks
 from commerce.charities.models import Charity
 from commerce.ledger import service as ledger
-from commerce.outbox import service as outbox
+from commerce.payments import service as payments
 from commerce.payments.models import Payment
-from commerce.payments.providers import (
-    DEFAULT_PROVIDER,
-    SandboxProvider,
-    WebhookEvent,
-    provider_for,
-)
-from commerce.payments.service import handle_webhook
+from commerce.payments.providers import DEFAULT_PROVIDER, provider_for
+from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.models import LiveSession
 from core.auth import Principal
-from core.clock import rfc3339, utcnow
-from core.errors import bad_request, conflict, forbidden, not_found
+from core.clock import rfc3339
+from core.errors import bad_request, conflict, not_found
+from core.events import Topical
 from core.ids import new_id
 from core.models import User
 from core.services import Services
-from donations.charity import funds
-from donations.energy import earning as energy
+from donations.charity import service as charity
+from donations.gifts.events import Donation as DonationEvent
+from donations.gifts.lifecycle import GiftStatus
 from donations.gifts.models import Donation
 from donations.gifts.schemas import ANONYMOUS, Donate, display_name, donation_json, payment_json
 
@@ -53,8 +50,8 @@ def _same_request(d: Donation, body: Donate, currency: str) -> bool:
 
 async def _target(s: AsyncSession, body: Donate) -> str:
     """Check the charity and the room; returns the gift's currency."""
-    charity = await s.get(Charity, body.charity_id)
-    if charity is None:
+    charity_row = await s.get(Charity, body.charity_id)
+    if charity_row is None:
         raise not_found("charity", body.charity_id)
     if body.session_id is None:
         return body.currency or "IDR"
@@ -63,23 +60,57 @@ async def _target(s: AsyncSession, body: Donate) -> str:
         raise not_found("session", body.session_id)
     if live.charity_id != body.charity_id:
         raise bad_request("invalid_field", "this session gives to another charity", "charity_id")
-    if live.status != "live":
+    if live.status != SessionStatus.LIVE:
         raise conflict("session_not_live", "the session is not live", status=live.status)
     if body.currency is not None and body.currency != live.currency:
         raise bad_request("invalid_field", f"this session is in {live.currency}", "currency")
     return live.currency
 
 
+async def _by_key(s: AsyncSession, donor_id: str, key: str) -> tuple[Donation, Payment] | None:
+    row = (
+        await s.execute(
+            select(Donation, Payment)
+            .join(Payment, Payment.id == Donation.payment_id)
+            .where(Donation.donor_id == donor_id, Donation.idempotency_key == key)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def _answer(
+    s: AsyncSession, body: Donate, currency: str, key: str, donor_id: str
+) -> dict[str, Any] | None:
+    """The gift this key already made (same body), 409 for another body, None if none."""
+    found = await _by_key(s, donor_id, key)
+    if found is None:
+        return None
+    gift, payment = found
+    if not _same_request(gift, body, currency):
+        raise conflict(
+            "idempotency_key_reused",
+            "this idempotency key was used for a different donation",
+            donation_id=gift.id,
+        )
+    return {"donation": donation_json(gift), "payment": payment_json(gift, payment)}
+
+
 async def donate(
     services: Services, principal: Principal, body: Donate, idempotency_key: str
 ) -> tuple[dict[str, Any], bool]:
-    """Record a pledge-to-pay and open its payment; returns ({donation, payment}, created).
-    The same key with the same body gives the same donation; with another body, 409."""
-    provider = provider_for(services, DEFAULT_PROVIDER)
-    async with services.db.transaction() as s:
+    """Record a gift and open its payment; returns ({donation, payment}, created). The same
+    key with the same body gives the same gift; with another body, 409."""
+    async with services.db.reader() as s:
         currency = await _target(s, body)
-        donation_id, payment_id = new_id("don"), new_id(PAYMENT_PREFIX)
-        provider_ref = await provider.create_intent(payment_id, body.amount, currency)
+        prior = await _answer(s, body, currency, idempotency_key, principal.user_id)
+    if prior is not None:
+        return prior, False
+    # The provider is asked before the transaction, never inside it.
+    provider = provider_for(services, DEFAULT_PROVIDER)
+    donation_id, payment_id = new_id("don"), new_id(PAYMENT_PREFIX)
+    provider_ref = await provider.create_intent(payment_id, body.amount, currency)
+    async with services.db.transaction() as s:
         inserted = await s.scalar(
             pg_insert(Donation)
             .values(
@@ -93,186 +124,112 @@ async def donate(
                 message=body.message,
                 message_status="none" if body.message is None else "pending",
                 visibility=body.visibility,
-                status="pending",
+                status=GiftStatus.PENDING,
                 payment_id=payment_id,
-                provider=provider.name,
-                provider_ref=provider_ref,
-                payment_status="pending",
-                donor_salt=funds.new_salt(),
+                donor_salt=charity.new_salt(),
             )
             .on_conflict_do_nothing(index_elements=[Donation.donor_id, Donation.idempotency_key])
             .returning(Donation.id)
         )
-        created = inserted is not None
-        found = await s.scalar(
-            select(Donation)
-            .where(
-                Donation.donor_id == principal.user_id,
-                Donation.idempotency_key == idempotency_key,
+        if inserted is not None:  # its payment; the deferred key checks both at commit
+            payments.add(
+                s,
+                payment_id=payment_id,
+                purpose="gift",
+                payer_id=principal.user_id,
+                provider=provider.name,
+                provider_ref=provider_ref,
+                amount=body.amount,
+                currency=currency,
             )
-            .execution_options(populate_existing=True)
-        )
-        assert found is not None
-        if not created and not _same_request(found, body, currency):
-            raise conflict(
-                "idempotency_key_reused",
-                "this idempotency key was used for a different donation",
-                donation_id=found.id,
-            )
-    return {"donation": donation_json(found), "payment": payment_json(found)}, created
+            await s.flush()
+        out = await _answer(s, body, currency, idempotency_key, principal.user_id)
+    assert out is not None
+    return out, inserted is not None
 
 
-async def make_donation(
-    services: Services,
-    principal: Principal,
-    body: Mapping[str, Any] | Donate,
-    idempotency_key: str,
-) -> dict[str, Any]:
-    """The WebSocket `donate` frame's entry point: `{donation, payment}`, or ApiError with
-    the offending field (unknown frame fields such as `type` and `id` are ignored)."""
-    if not isinstance(body, Donate):
-        known = {k: v for k, v in body.items() if k in Donate.model_fields}
-        try:
-            body = Donate.model_validate(known)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            code = "missing_field" if first["type"] == "missing" else "invalid_field"
-            raise bad_request(code, f"{where}: {first['msg']}", where) from None
-    key_ok = 0 < len(idempotency_key) <= 100 and all(
-        0x21 <= ord(c) <= 0x7E for c in idempotency_key
-    )
-    if not key_ok:
-        raise bad_request("invalid_field", "1-100 printable ASCII characters", "idempotency_key")
-    out, _ = await donate(services, principal, body, idempotency_key)
-    return out
-
-
-async def settle(s: AsyncSession, d: Donation, at: Any) -> funds.OutboxRows:
-    """The paid gift reaches the charity: ledger, log, fund, matches, room sums, events."""
-    await ledger.post(
-        s,
-        "donation",
-        f"donation:{d.id}",
-        d.currency,
-        [
-            ledger.Entry(ledger.buyer_clearing(d.provider), -d.amount),
-            ledger.Entry(ledger.charity_payable(d.charity_id), d.amount),
-        ],
-    )
-    received = funds.Movement(
-        kind="donation",
-        ref=f"donation:{d.id}",
-        charity_id=d.charity_id,
-        session_id=d.session_id,
-        amount=d.amount,
-        currency=d.currency,
-        at=at,
-        data={"donation_id": d.id},
-        donor_id=d.donor_id,
-        donor_salt=d.donor_salt,
-    )
-    appended = await funds.receive(s, received)
-    donor = await s.get(User, d.donor_id)
-    name = display_name(donor.display_name if donor else ANONYMOUS, d.visibility)
-    event: dict[str, Any] = {
-        "type": "donation",
-        "donation_id": d.id,
-        "amount": d.amount,
-        "currency": d.currency,
-        "display_name": name,
-        "charity_id": d.charity_id,
-        "entry_index": appended.index,
-        "at": rfc3339(at),
-    }
-    if d.message is not None:
-        event["message"] = d.message
-    events: funds.OutboxRows = [(f"me:{d.donor_id}", {**event, "status": "paid"})]
-    if d.session_id is not None:
-        events.append((f"session:{d.session_id}", {**event, "session_id": d.session_id}))
-        before, _ = await funds.bump_session(s, d.session_id, donated=d.amount)
-        matched, match_events = await funds.apply_matches(s, received, appended.index, at)
-        if matched:
-            await funds.bump_session(s, d.session_id, matched=matched)
-        events += match_events
-        events += await funds.milestone(s, d.session_id, before, before + d.amount + matched, at)
-    # Giving earns energy points, in this same transaction.
-    events += await energy.for_donation(s, d.donor_id, d.id, d.session_id, d.amount, d.currency, at)
-    return events
-
-
-class DonationPayments:
-    """Owns payments with ids `dpy_…` (registered with commerce.hooks)."""
-
-    async def apply_webhook(
-        self, services: Services, provider: str, event: WebhookEvent
-    ) -> dict[str, Any]:
-        async with services.db.transaction() as s:
-            fresh = await s.scalar(
-                text(
-                    "INSERT INTO webhook_events (provider, event_id, payment_id)"
-                    " VALUES (:p, :e, :pay) ON CONFLICT DO NOTHING RETURNING event_id"
-                ),
-                {"p": provider, "e": event.id, "pay": event.payment_id},
-            )
-            if fresh is None:
-                return {"status": "duplicate", "event_id": event.id}
-            d = await s.scalar(
-                select(Donation).where(Donation.payment_id == event.payment_id).with_for_update()
-            )
-            if d is None or d.provider != provider:
-                return {"status": "ignored", "reason": "unknown payment", "event_id": event.id}
-            if (event.amount, event.currency) != (d.amount, d.currency):
-                return {"status": "ignored", "reason": "amount mismatch", "event_id": event.id}
-            if d.payment_status != "pending":
-                return {"status": "ignored", "reason": f"payment {d.payment_status}"}
-            now = utcnow()
-            if event.type == "payment.failed":
-                d.payment_status, d.status = "failed", "failed"
-                events: funds.OutboxRows = []
-            else:
-                d.payment_status, d.status, d.paid_at = "succeeded", "paid", now
-                events = await settle(s, d, now)
-            await outbox.add(s, events)
-            status = d.payment_status
-        await outbox.relay(services)
-        return {"status": "applied", "event_id": event.id, "payment_status": status}
-
-    async def sandbox_decide(
-        self, services: Services, principal: Principal, payment_id: str, succeeded: bool
-    ) -> dict[str, Any]:
-        async with services.db.reader() as s:
-            d = await s.scalar(select(Donation).where(Donation.payment_id == payment_id))
-        if d is None or d.provider != "sandbox":
-            raise not_found("payment", payment_id)
-        if d.donor_id != principal.user_id and not principal.is_admin:
-            raise forbidden("only the payer may approve or decline this payment")
-        if d.payment_status != "pending":
-            raise conflict(
-                "payment_not_pending",
-                f"this payment is {d.payment_status}",
-                status=d.payment_status,
-            )
-        provider = provider_for(services, "sandbox")
-        assert isinstance(provider, SandboxProvider)
-        # The sandbox signs what a gateway would send about this payment.
-        view = Payment(id=d.payment_id, amount=d.amount, currency=d.currency)
-        headers, body = provider.webhook(view, succeeded, time.time())
-        result = await handle_webhook(services, "sandbox", headers, body)
-        async with services.db.reader() as s:
-            fresh = await s.get(Donation, d.id)
-        assert fresh is not None
-        return {"payment": payment_json(fresh), "donation": donation_json(fresh), "webhook": result}
-
-
-def register() -> None:
-    hooks.own_payments(PAYMENT_PREFIX, DonationPayments())
-
-
-async def load_donation(services: Services, principal: Principal, donation_id: str) -> Donation:
-    """A donation its donor (or an admin) may read; 404 for anyone else."""
+async def load_donation(
+    services: Services, principal: Principal, donation_id: str
+) -> tuple[Donation, Payment]:
+    """A gift its donor (or an admin) may read, with its payment; 404 for anyone else."""
     async with services.db.reader() as s:
-        d = await s.get(Donation, donation_id)
-    if d is None or not (d.donor_id == principal.user_id or principal.is_admin):
+        row = (
+            await s.execute(
+                select(Donation, Payment)
+                .join(Payment, Payment.id == Donation.payment_id)
+                .where(Donation.id == donation_id)
+            )
+        ).first()
+    if row is None or not (row[0].donor_id == principal.user_id or principal.is_admin):
         raise not_found("donation", donation_id)
-    return d
+    return row[0], row[1]
+
+
+async def by_payment(services: Services, payment_id: str) -> tuple[Donation, Payment]:
+    async with services.db.reader() as s:
+        row = (
+            await s.execute(
+                select(Donation, Payment)
+                .join(Payment, Payment.id == Donation.payment_id)
+                .where(Payment.id == payment_id)
+            )
+        ).first()
+    if row is None:
+        raise not_found("payment", payment_id)
+    return row[0], row[1]
+
+
+async def lock_by_payment(s: AsyncSession, payment_id: str) -> Donation | None:
+    """The gift a payment is for, row-locked (before its payment: docs/architecture.md)."""
+    return await s.scalar(
+        select(Donation)
+        .where(Donation.payment_id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+# --- What a paid gift moves (the payment flow calls these in order) -------------------
+
+
+def ledger_entries(gift: Donation, payment: Payment) -> list[ledger.Entry]:
+    return [
+        ledger.Entry(ledger.buyer_clearing(payment.provider), -gift.amount),
+        ledger.Entry(ledger.charity_payable(gift.charity_id), gift.amount),
+    ]
+
+
+def movement(gift: Donation, at: datetime) -> charity.Movement:
+    return charity.Movement(
+        kind="donation",
+        ref=f"donation:{gift.id}",
+        charity_id=gift.charity_id,
+        session_id=gift.session_id,
+        amount=gift.amount,
+        currency=gift.currency,
+        at=at,
+        data={"donation_id": gift.id},
+        donor_id=gift.donor_id,
+        donor_salt=gift.donor_salt,
+    )
+
+
+async def paid_events(
+    s: AsyncSession, gift: Donation, entry_index: int, at: datetime
+) -> list[Topical]:
+    """The paid gift, for its giver and its room, named as the giver chose."""
+    donor = await s.get(User, gift.donor_id)
+    event = DonationEvent(
+        donation_id=gift.id,
+        amount=gift.amount,
+        currency=gift.currency,
+        display_name=display_name(donor.display_name if donor else ANONYMOUS, gift.visibility),
+        charity_id=gift.charity_id,
+        entry_index=entry_index,
+        at=rfc3339(at),
+        message=gift.message,
+    )
+    rows: list[Topical] = [(f"me:{gift.donor_id}", replace(event, status=gift.status))]
+    if gift.session_id is not None:
+        rows.append((f"session:{gift.session_id}", replace(event, session_id=gift.session_id)))
+    return rows

@@ -63,6 +63,14 @@ class NewEntry:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class IndexOf:
+    """A field's value to be: the index of an earlier entry of the same `append_many` call
+    (a match names the gift it matches), known only once the head is locked."""
+
+    ref: str
+
+
 def _split_peaks(blob: bytes) -> list[bytes]:
     return [blob[i : i + merkle.HASH_SIZE] for i in range(0, len(blob), merkle.HASH_SIZE)]
 
@@ -101,14 +109,26 @@ async def append_many(session: AsyncSession, items: Sequence[NewEntry]) -> list[
     if not items:
         return []
     # An entry's text and leaf hash do not depend on its index: made before the lock,
-    # which concurrent appenders wait on until this transaction ends.
-    texts = [canonical_json({**item.data, "kind": item.kind}) for item in items]
-    leaves = [merkle.leaf_hash(text) for text in texts]
+    # which concurrent appenders wait on until this transaction ends (only entries that
+    # name another's index wait for it).
+    later = [any(isinstance(v, IndexOf) for v in item.data.values()) for item in items]
+    texts: list[bytes | None] = [
+        None if wait else canonical_json({**item.data, "kind": item.kind})
+        for item, wait in zip(items, later, strict=True)
+    ]
+    leaves = [None if text is None else merkle.leaf_hash(text) for text in texts]
     size, peaks = await _lock_head(session)
+    at_index = {item.ref: size + n for n, item in enumerate(items)}
     entry_rows: list[dict[str, Any]] = []
     node_rows: list[dict[str, Any]] = []
     out: list[Appended] = []
     for item, text, leaf in zip(items, texts, leaves, strict=True):
+        if text is None or leaf is None:
+            data = {
+                k: at_index[v.ref] if isinstance(v, IndexOf) else v for k, v in item.data.items()
+            }
+            text = canonical_json({**data, "kind": item.kind})
+            leaf = merkle.leaf_hash(text)
         peaks, nodes = merkle.append_to_peaks(size, peaks, leaf)
         decoded = text.decode()
         entry_rows.append(
