@@ -14,7 +14,7 @@ from arq.cron import cron
 
 from commerce.outbox.tasks import relay_job
 from commerce.payments.tasks import refund_sweep
-from commerce.stock.tasks import warm_counters
+from commerce.stock.tasks import reconcile_holds, warm_counters
 from core.clock import utcnow
 from core.logging import configure_logging
 from core.services import Services, arq_queue_name, arq_redis_settings
@@ -73,6 +73,8 @@ class WorkerSettings:
         # outbox, and return the stock of reservations nobody paid for.
         cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
         cron(warm_counters, second={30}, run_at_startup=True, timeout=50),
+        # Units held for orders that never landed (their request died mid-way).
+        cron(reconcile_holds, second={45}, timeout=50),
         cron(relay_job, second=set(range(60)), timeout=50),
         cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
         # Money that is owed back and that no request returned (it crashed meanwhile).

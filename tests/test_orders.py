@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from panen.flows.expire import expire_reservations
 from panen.flows.settle import settle_all
 from tests.api import live_listing, order, pay, register
@@ -233,3 +235,40 @@ async def test_counters_of_live_sessions_are_rebuilt_at_start_from_the_orders(
     assert await inventory.remaining(services, sid, listing["id"]) is None
     assert await warm_counters({"services": services}) >= 1
     assert await inventory.remaining(services, sid, listing["id"]) == 5
+
+
+async def test_a_hold_whose_order_never_landed_is_given_back_long_after_it_ran_out(
+    app, client, admin_token
+):
+    from commerce.stock import service as inventory
+    from commerce.stock.tasks import reconcile_holds
+    from core.ids import new_id
+
+    world, listing = await live_listing(client, admin_token, stock=7)
+    buyer = await register(client)
+    # A real order (its hold stays, whatever its reservation's time) …
+    placed = (await order(client, buyer, listing["id"], 2)).json()["order"]
+    assert (await pay(client, buyer, placed)).status_code == 200
+    services = app.state.services
+    sid = world.session["id"]
+    # … and a hold taken by a request that died before writing its order.
+    long_ago = int((time.time() - 3600) * 1000)
+    r = await inventory.reserve(
+        services,
+        session_id=sid,
+        inventory_id=listing["id"],
+        buyer_id=buyer.id,
+        idempotency_key="died-midway",
+        fingerprint=f"{listing['id']}:3",
+        quantity=3,
+        limit=None,
+        order_id=new_id("ord"),
+        expires_ms=long_ago,
+    )
+    assert r.outcome == "ok" and r.remaining == 2
+    assert await reconcile_holds({"services": services}) == 1
+    assert await inventory.remaining(services, sid, listing["id"]) == 5
+    assert await reconcile_holds({"services": services}) == 0  # the paid order keeps its hold
+    # The buyer's retry with the dead request's key is served afresh, not held up by it.
+    r = await order(client, buyer, listing["id"], 3, key="died-midway")
+    assert r.status_code == 201, r.text

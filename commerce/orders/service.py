@@ -122,7 +122,8 @@ async def _release_unless_landed(
     services: Services, order_id: str, give_back: Callable[[], Awaitable[int]]
 ) -> bool | None:
     """Give a hold back only when its order surely did not land. When that cannot be told
-    the hold stays: `stock.tasks.reconcile_holds` returns it once the database answers."""
+    the hold stays: `stock.tasks.reconcile_holds` gives it back once its reservation
+    has long run out and the database shows no order holding it."""
     landed = await _landed(services, order_id)
     if landed is False:
         await give_back()

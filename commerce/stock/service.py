@@ -382,3 +382,34 @@ async def announce_left(
         await publish(
             services, f"session:{session_id}", SoldOut(listing_id=listing_id, deal_id=deal_id)
         )
+
+
+async def stale_holds(
+    services: Services, session_id: str, inventory_id: str, before_ms: int
+) -> list[str]:
+    """Orders holding units of a counter whose reservation ran out before `before_ms`."""
+    raw = await cast(
+        Awaitable[dict[bytes, bytes]],
+        services.redis.hgetall(services.keys.session(session_id, "holds", inventory_id)),
+    )
+    out = []
+    for order_id, hold in raw.items():
+        expires = hold.rsplit(b"|", 1)[-1]
+        if expires.isdigit() and int(expires) < before_ms:
+            out.append(order_id.decode())
+    return out
+
+
+async def forget_keys_of(services: Services, session_id: str, order_ids: set[str]) -> int:
+    """Drop the idempotency records that name these orders (given-back holds whose orders
+    never landed), so that a retry with the same key may try afresh. Scans the session's
+    records: only for the rare stranded hold."""
+    key = services.keys.session(session_id, "idem")
+    stale = [
+        field
+        async for field, value in services.redis.hscan_iter(key, count=1000)
+        if value.split(b"|", 1)[0].decode() in order_ids
+    ]
+    if stale:
+        await cast(Awaitable[int], services.redis.hdel(key, *stale))
+    return len(stale)
