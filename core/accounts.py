@@ -51,7 +51,7 @@ async def create_user(
         id=new_id("usr"),
         handle=handle,
         display_name=display_name,
-        password_hash=hash_password(password),
+        password_hash=await hash_password(password),
         roles=sorted(set(user_roles)),
     )
     try:
@@ -106,7 +106,7 @@ async def login(ctx: Ctx) -> Response:
         user = (
             await s.execute(select(User).where(User.handle == body.handle))
         ).scalar_one_or_none()
-    if not verify_password(user.password_hash if user else None, body.password) or user is None:
+    if not await verify_password(user.password_hash if user else None, body.password) or not user:
         await limiter.hit(failures, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
         raise ApiError(401, "invalid_credentials", "wrong handle or password")
     await limiter.reset(failures)

@@ -64,21 +64,49 @@ T = TypeVar("T")
 # PostgreSQL aborts one transaction of a deadlock (40P01) or a serialization conflict
 # (40001): nothing of it committed, and running it again from the start is safe.
 RETRYABLE = frozenset({"40P01", "40001"})
-# How long a request waits for a pooled connection before it is told to come back (503).
-POOL_TIMEOUT_S = 3.0
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    """The SQLSTATE of a database error: SQLAlchemy's wraps the driver's (`orig`)."""
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
 
 
-def is_contention(exc: BaseException) -> bool:
-    """A deadlock, a serialization conflict or an exhausted pool: the request changed
-    nothing and may be retried (HTTP answers it 503 with Retry-After)."""
-    return isinstance(exc, PoolTimeout) or (
-        isinstance(exc, DBAPIError) and sqlstate(exc) in RETRYABLE
-    )
+# PostgreSQL shutting down, restarting or out of connections (57P01-03, 53300), and every
+# connection exception (class 08): the server is away for now.
+AWAY = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A deadlock, a serialization conflict, an exhausted pool, or PostgreSQL away (a lost
+    connection, a restart): the client may try again (HTTP answers 503 with Retry-After).
+    Nothing committed, or, for a connection lost during a commit, the client's retry with
+    its idempotency key finds what did."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        state = sqlstate(exc) or ""
+        return (
+            exc.connection_invalidated
+            or state in RETRYABLE
+            or state in AWAY
+            or state.startswith("08")
+            or _lost_connection(exc.orig)
+        )
+    return False
+
+
+def _lost_connection(error: BaseException | None) -> bool:
+    """Whether the driver's error was caused by the connection itself going away (a reset
+    socket, a socket file gone while the server restarts): its code is not always set."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, OSError) or (sqlstate(error) or "").startswith("08"):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 class NestedConnectionError(RuntimeError):
@@ -86,12 +114,14 @@ class NestedConnectionError(RuntimeError):
     every such task waits on the others and the process freezes."""
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, pool_timeout_s: float = 2.0) -> AsyncEngine:
+    """`pool_timeout_s`: how long a request waits for a pooled connection before it is told
+    to come back (503) rather than queue behind a pool that is not draining."""
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_timeout=POOL_TIMEOUT_S,
+        pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         # Each connection gets its own statement cache; a prepared statement goes stale
         # after a migration, which pre-ping does not catch, hence a modest size.
@@ -131,8 +161,10 @@ class Snapshot:
 class Database:
     """The engine and a session factory, created once per process."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, strict: bool = False) -> None:
-        self.engine = create_engine(url, pool_size=pool_size)
+    def __init__(
+        self, url: str, *, pool_size: int = 10, pool_timeout_s: float = 2.0, strict: bool = False
+    ) -> None:
+        self.engine = create_engine(url, pool_size=pool_size, pool_timeout_s=pool_timeout_s)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # The session of an open `snapshot()` block, which `reader()` hands out inside it.
         self._pinned: ContextVar[AsyncSession | None] = ContextVar("pinned", default=None)

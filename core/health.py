@@ -20,6 +20,22 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
+LOOP_LAG = Histogram(
+    "panen_event_loop_lag_seconds",
+    "How late the event loop woke a sleeper: CPU-bound work on the loop shows up here",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+async def watch_loop_lag(interval_s: float = 0.25) -> None:
+    """Measure, forever, how much later than asked the loop runs a timer."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(interval_s)
+        LOOP_LAG.observe(max(0.0, loop.time() - start - interval_s))
+
+
 api = Api()
 
 

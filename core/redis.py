@@ -32,7 +32,15 @@ class Keys:
 
 def create_redis(url: str) -> Redis:
     # decode_responses stays off: payloads are bytes from orjson, sent on as they are.
-    client: Redis = Redis.from_url(url, health_check_interval=15, socket_keepalive=True)
+    # Short timeouts: a request that needs a Redis that is away should hear so (and answer
+    # 503) in seconds, not wait on the kernel. Pub/sub reads pass their own timeout.
+    client: Redis = Redis.from_url(
+        url,
+        health_check_interval=15,
+        socket_keepalive=True,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+    )
     return client
 
 

@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+import arq.connections
+import arq.constants
+import arq.jobs
+import arq.worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job
 from redis.asyncio import Redis
@@ -20,6 +24,27 @@ T = TypeVar("T")
 
 def arq_queue_name(settings: Settings) -> str:
     return f"{settings.redis_prefix}:arq:queue"
+
+
+_ARQ_KEYS = (
+    "job_key_prefix",
+    "in_progress_key_prefix",
+    "result_key_prefix",
+    "retry_key_prefix",
+    "abort_jobs_ss",
+)
+_ARQ_DEFAULTS = {name: str(getattr(arq.constants, name)) for name in _ARQ_KEYS}
+
+
+def arq_keys_under(prefix: str) -> None:
+    """arq names its keys from module constants (`arq:job:…`, `arq:result:…`); put them
+    under REDIS_PREFIX, so that deployments (or test runs) sharing one Redis never see each
+    other's jobs. Patching module constants is sound here because a process has exactly
+    one prefix, set before its first job."""
+    for name, default in _ARQ_DEFAULTS.items():
+        for module in (arq.constants, arq.connections, arq.jobs, arq.worker):
+            if hasattr(module, name):
+                setattr(module, name, f"{prefix}:{default}")
 
 
 def arq_redis_settings(settings: Settings) -> RedisSettings:
@@ -45,15 +70,23 @@ class Services:
         return cast(T, found)
 
     @classmethod
-    async def start(cls, settings: Settings, *, pool_size: int = 10, jobs: bool = True) -> Services:
+    async def start(
+        cls, settings: Settings, *, pool_size: int | None = None, jobs: bool = True
+    ) -> Services:
         services = cls(
             settings=settings,
-            db=Database(settings.database_url, pool_size=pool_size, strict=settings.db_strict),
+            db=Database(
+                settings.database_url,
+                pool_size=pool_size or settings.db_pool_size,
+                pool_timeout_s=settings.db_pool_timeout_s,
+                strict=settings.db_strict,
+            ),
             redis=create_redis(settings.redis_url),
             keys=Keys(settings.redis_prefix),
             tokens=Tokens(settings.secret_key, settings.token_ttl_s),
         )
         if jobs:
+            arq_keys_under(settings.redis_prefix)
             services.jobs = await create_pool(
                 arq_redis_settings(settings), default_queue_name=arq_queue_name(settings)
             )

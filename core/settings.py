@@ -63,6 +63,10 @@ class Settings:
     energy_rules: str = ""
     # Raise, not log, when a task asks for a second database connection (the tests set it).
     db_strict: bool = False
+    # A web process's database connections (and as many again in bursts), and how long a
+    # request waits for one before it is answered 503.
+    db_pool_size: int = 10
+    db_pool_timeout_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -93,6 +97,8 @@ class Settings:
             environment=environment,
             energy_rules=e.get("PANEN_ENERGY_RULES", ""),
             db_strict=e.get("PANEN_DB_STRICT", "") == "1",
+            db_pool_size=_int(e, "PANEN_DB_POOL_SIZE", 10, 1, 200),
+            db_pool_timeout_s=_float(e, "PANEN_DB_POOL_TIMEOUT_S", 2.0, 0.1, 60.0),
         )
 
 

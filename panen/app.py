@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -22,7 +26,7 @@ from commerce.deals import endpoints as deals
 from commerce.orders import endpoints as orders
 from commerce.sessions import endpoints as sessions
 from core import accounts, health
-from core.db import is_contention
+from core.db import is_transient
 from core.errors import ApiError
 from core.health import MetricsMiddleware
 from core.http import error_response
@@ -104,12 +108,34 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(exc.status_code, code, str(exc.detail)))
 
 
-async def on_crash(request: Request, exc: Exception) -> Response:
-    if is_contention(exc):  # nothing committed: the client may simply try again
-        log.warning("busy: %s", type(exc).__name__, extra={"path": request.url.path})
-        return error_response(
-            ApiError(503, "busy", "too busy right now; retry", headers={"Retry-After": "1"})
+async def on_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis is away or restarting (or a server refused a connection). Every request that
+    needs Redis needs it before it commits anything (what follows a commit tolerates its
+    absence), so nothing changed."""
+    log.warning("unavailable: %s", exc, extra={"path": request.url.path})
+    return error_response(
+        ApiError(
+            503,
+            "unavailable",
+            "a service this needs is restarting; retry",
+            {},
+            {"Retry-After": "1"},
         )
+    )
+
+
+async def on_database_error(request: Request, exc: Exception) -> Response:
+    """A deadlock the retries did not clear, no pooled connection in time, PostgreSQL away
+    or restarting: the client may try again. Any other database error is a bug."""
+    if not is_transient(exc):
+        raise exc
+    log.warning("busy: %s", type(exc).__name__, extra={"path": request.url.path})
+    return error_response(
+        ApiError(503, "busy", "too busy right now; retry", headers={"Retry-After": "1"})
+    )
+
+
+async def on_crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     return error_response(ApiError(500, "internal", "something went wrong on our side"))
 
@@ -128,9 +154,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         watch = app.state.watch = Watch(services, hub.owner, hub.connections)
         app.state.live.on_like = watch.note_like
         watch.start()
+        lag = asyncio.create_task(health.watch_loop_lag())
         try:
             yield
         finally:
+            lag.cancel()
             await watch.stop()
             await hub.stop()
             await services.close()
@@ -142,9 +170,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(MetricsMiddleware)],
+        # Handlers by class answer without re-raising; only `Exception` (a 500, a bug)
+        # is logged as a crash and closes the connection.
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_error,
+            RedisError: on_unavailable,
+            # A server we depend on refused or dropped us (PostgreSQL's socket gone while it
+            # restarts, a reset connection): what could not reach it committed nothing.
+            OSError: on_unavailable,
+            DBAPIError: on_database_error,
+            PoolTimeout: on_database_error,
             Exception: on_crash,
         },
     )

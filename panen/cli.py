@@ -36,11 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from arq.worker import run_worker
+    from panen.worker import run
 
-    from panen.worker import WorkerSettings
-
-    run_worker(WorkerSettings)  # type: ignore[arg-type]
+    run()
     return 0
 
 

@@ -7,17 +7,21 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
 from arq.cron import cron
+from arq.worker import Worker, get_kwargs
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from commerce.outbox.tasks import relay_job
 from commerce.payments.tasks import refund_sweep
 from commerce.stock.tasks import reconcile_holds, warm_counters
 from core.clock import utcnow
 from core.logging import configure_logging
-from core.services import Services, arq_queue_name, arq_redis_settings
+from core.services import Services, arq_keys_under, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
 from donations.energy.tasks import award_activity, expire_points
 from donations.transparency.tasks import publish_checkpoint
@@ -39,11 +43,15 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    ctx["heartbeat"].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await ctx["heartbeat"]
-    services: Services = ctx["services"]
-    await services.redis.delete(services.keys("workers", WORKER_ID))
+    if "heartbeat" in ctx:
+        ctx["heartbeat"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx["heartbeat"]
+    services: Services | None = ctx.get("services")
+    if services is None:
+        return
+    with contextlib.suppress(RedisError, OSError):  # Redis may be the reason we stop
+        await services.redis.delete(services.keys("workers", WORKER_ID))
     await services.close()
 
 
@@ -63,24 +71,34 @@ async def canary(ctx: dict[str, Any]) -> dict[str, str]:
     return {"worker": WORKER_ID, "at": utcnow().isoformat()}
 
 
+def _cron(coroutine: Any, **when: Any) -> Any:
+    """A cron job named under REDIS_PREFIX: arq names each run's job `{name}:{time}`, and
+    two deployments sharing a Redis would otherwise take each other's runs."""
+    return cron(coroutine, name=f"{PREFIX}:{coroutine.__name__}", **when)
+
+
+PREFIX = get_settings().redis_prefix
+arq_keys_under(PREFIX)  # before arq makes its first key
+
+
 class WorkerSettings:
     functions: ClassVar[list[Any]] = [canary, settle_orders, award_activity]
     cron_jobs: ClassVar[list[Any]] = [
         # The transparency log's cadence: a signed checkpoint every 15 s when it grew
         # (and at start, which also creates the signing key on a fresh machine).
-        cron(publish_checkpoint, second={0, 15, 30, 45}, run_at_startup=True, timeout=30),
+        _cron(publish_checkpoint, second={0, 15, 30, 45}, run_at_startup=True, timeout=30),
         # Money path: settle what no job picked up (crash, lost enqueue), deliver the
         # outbox, and return the stock of reservations nobody paid for.
-        cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
-        cron(warm_counters, second={30}, run_at_startup=True, timeout=50),
+        _cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
+        _cron(warm_counters, second={30}, run_at_startup=True, timeout=50),
         # Units held for orders that never landed (their request died mid-way).
-        cron(reconcile_holds, second={45}, timeout=50),
-        cron(relay_job, second=set(range(60)), timeout=50),
-        cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
+        _cron(reconcile_holds, second={45}, timeout=50),
+        _cron(relay_job, second=set(range(60)), timeout=50),
+        _cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
         # Money that is owed back and that no request returned (it crashed meanwhile).
-        cron(refund_sweep, second=set(range(0, 60, 10)), timeout=50),
+        _cron(refund_sweep, second=set(range(0, 60, 10)), timeout=50),
         # Energy points past their expiry (Ant Forest's uncollected energy), every minute.
-        cron(expire_points, second={30}, timeout=50),
+        _cron(expire_points, second={30}, timeout=50),
     ]
     on_startup = startup
     on_shutdown = shutdown
@@ -94,3 +112,35 @@ class WorkerSettings:
     # A job that dies with its worker is retried by another: every job is idempotent.
     max_tries = 10
     keep_result = 60
+
+
+class ResilientWorker(Worker):
+    """arq's worker, but a lost Redis (restarted, failed over) is waited out with backoff
+    instead of ending the process: its poll loop raises on the first failed round trip."""
+
+    _backoff = 0.0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            self._backoff = min(max(self._backoff * 2, 0.25), 5.0)
+            log.warning("worker lost Redis (%s); retrying in %.2f s", exc, self._backoff)
+            await asyncio.sleep(self._backoff)
+        else:
+            self._backoff = 0.0
+
+
+def run() -> None:
+    """`panen worker`: run until a signal stops it. A start that fails (Redis or PostgreSQL
+    not there yet) is tried again with backoff, never given up on."""
+    delay = 0.5
+    while True:
+        worker = ResilientWorker(**get_kwargs(WorkerSettings))  # type: ignore[arg-type]
+        try:
+            worker.run()
+            return  # stopped by a signal
+        except (RedisError, OSError, DBAPIError) as exc:
+            log.warning("worker could not start (%s); again in %.1f s", exc, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 10.0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from starlette.responses import Response
 
@@ -11,6 +13,7 @@ from commerce.catalog.models import Product
 from commerce.deals.events import DealAnnounced, Pinned
 from commerce.deals.models import FlashDeal
 from commerce.deals.schemas import CreateDeal, Pin, deal_json
+from commerce.outbox import service as outbox
 from commerce.sessions import offers
 from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.models import Listing, LiveSession
@@ -20,9 +23,10 @@ from commerce.stock import service as inventory
 from core.auth import Role
 from core.clock import utcnow
 from core.errors import bad_request, conflict, not_found
-from core.events import publish
 from core.http import Api, Ctx, json, roles
 from core.ids import new_id
+
+log = logging.getLogger("panen.deals")
 
 api = Api()
 
@@ -65,17 +69,19 @@ async def create_deal(ctx: Ctx) -> Response:
             ends_at=ends,
         )
         s.add(deal)
+        out = deal_json(deal)
+        announced = DealAnnounced(deal={k: v for k, v in out.items() if k != "session_id"})
+        await outbox.add(s, [(f"session:{session_id}", announced)])
     offers.forget(session_id)
-    # Build the deal's counter now, so the first buyer at the countdown's end finds it.
-    await inventory.rebuild(
-        ctx.services, session_id=session_id, inventory_id=deal.id, stock=deal.stock
-    )
-    out = deal_json(deal)
-    await publish(
-        ctx.services,
-        f"session:{session_id}",
-        DealAnnounced(deal={k: v for k, v in out.items() if k != "session_id"}),
-    )
+    # Build the deal's counter now, so the first buyer at the countdown's end finds it (if
+    # Redis is away, the first order or the warm-up job builds it).
+    try:
+        await inventory.rebuild(
+            ctx.services, session_id=session_id, inventory_id=deal.id, stock=deal.stock
+        )
+    except (RedisError, OSError):
+        log.warning("the deal's counter will be built later", exc_info=True)
+    await outbox.deliver(ctx.services)
     return json(out, 201)
 
 
@@ -83,11 +89,7 @@ async def create_deal(ctx: Ctx) -> Response:
 async def pin(ctx: Ctx) -> Response:
     session_id = ctx.path("session_id")
     body = await ctx.body(Pin)
-    async with ctx.services.db.transaction() as s:
-        live = await s.get(LiveSession, session_id, with_for_update=True)
-        if live is None:
-            raise not_found("session", session_id)
-        require_host(ctx.user, live)
+    async with ctx.services.db.reader() as s:
         row = (
             await s.execute(
                 select(Listing, Product)
@@ -95,18 +97,25 @@ async def pin(ctx: Ctx) -> Response:
                 .where(Listing.id == body.listing_id)
             )
         ).first()
-        if row is None or row[0].session_id != session_id:
-            raise bad_request("unknown_listing", "no such listing in this session", "listing_id")
-        live.pinned_listing_id = body.listing_id
+    if row is None or row[0].session_id != session_id:
+        raise bad_request("unknown_listing", "no such listing in this session", "listing_id")
     listing, product = row
-    offers.forget(session_id)
-    out = listing_json(listing, product)
+    # The card shows the units left: read (or rebuilt) before anything changes, so that a
+    # Redis away answers 503 with nothing done.
     left = await inventory.remaining(ctx.services, session_id, listing.id)
     if left is None:
         await inventory.rebuild(
             ctx.services, session_id=session_id, inventory_id=listing.id, stock=listing.stock
         )
         left = await inventory.remaining(ctx.services, session_id, listing.id)
-    out["remaining"] = left
-    await publish(ctx.services, f"session:{session_id}", Pinned(listing=out))
+    out = {**listing_json(listing, product), "remaining": left}
+    async with ctx.services.db.transaction() as s:
+        live = await s.get(LiveSession, session_id, with_for_update=True)
+        if live is None:
+            raise not_found("session", session_id)
+        require_host(ctx.user, live)
+        live.pinned_listing_id = listing.id
+        await outbox.add(s, [(f"session:{session_id}", Pinned(listing=out))])
+    offers.forget(session_id)
+    await outbox.deliver(ctx.services)
     return json({"session_id": session_id, "pinned_listing_id": listing.id, "listing": out})

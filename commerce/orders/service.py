@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,14 +65,23 @@ async def load_order(s: AsyncSession, order_id: str) -> dict[str, Any] | None:
 
 async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dict[str, Any]:
     """The order an idempotency key already made, or 409 if it was made for another body."""
+    found = await _existing_or_none(services, buyer_id, key, fp)
+    if found is None:
+        raise ApiError(
+            409, "order_in_progress", "an order with this key is still being placed; retry"
+        )
+    return found
+
+
+async def _existing_or_none(
+    services: Services, buyer_id: str, key: str, fp: str
+) -> dict[str, Any] | None:
     async with services.db.reader() as s:
         order = await s.scalar(
             select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
         )
         if order is None:
-            raise ApiError(
-                409, "order_in_progress", "an order with this key is still being placed; retry"
-            )
+            return None
         if fp and fingerprint(order.listing_id, order.quantity) != fp:
             raise conflict(
                 "idempotency_key_reused",
@@ -231,6 +241,13 @@ async def _place(
             if prior is None:
                 continue
             return prior, False
+        if r.outcome in ("sold_out", "limit") and r.already > 0:
+            # The buyer holds units here: this may be a resend of their order after Redis
+            # lost its idempotency records (the counter was rebuilt from the database).
+            # Only then is the database asked; a stampede's sold-outs are not.
+            found = await _existing_or_none(services, buyer, key, fp)
+            if found is not None:
+                return found, False
         if r.outcome == "sold_out":
             raise conflict(
                 "sold_out", "not enough stock left", listing_id=listing_id, remaining=r.remaining
@@ -349,9 +366,15 @@ async def _announce(
     key: str,
     answer: dict[str, Any],
 ) -> None:
-    """Keep the answer for duplicate sends (in other processes); tell the room the stock."""
-    await inventory.remember_answer(services, session_id, buyer_id, key, orjson.dumps(answer))
-    await inventory.announce_left(services, session_id, offer.listing_id, offer.deal_id, left)
+    """Keep the answer for duplicate sends (in other processes); tell the room the stock.
+    The order is recorded by now: if Redis fails here, a duplicate send is answered from
+    the database and the room hears of the stock with the next change, so this never fails
+    the request."""
+    try:
+        await inventory.remember_answer(services, session_id, buyer_id, key, orjson.dumps(answer))
+        await inventory.announce_left(services, session_id, offer.listing_id, offer.deal_id, left)
+    except (RedisError, OSError):
+        log.warning("order %s placed; its answer was not kept in Redis", answer["id"])
 
 
 async def place_order(

@@ -102,3 +102,13 @@ async def relay(services: Services, batch: int = 50) -> int:
         sent += len(rows)
         if len(rows) < batch:
             return sent
+
+
+async def deliver(services: Services) -> None:
+    """After a commit: send its events now if Redis is there. Never raises: what this
+    cannot send (Redis restarting) stays in the outbox and the relay's cron sends it, so
+    a committed change is never reported as failed for it."""
+    try:
+        await relay(services)
+    except Exception:
+        log.warning("outbox not relayed now; the relay's cron will", exc_info=True)

@@ -41,14 +41,13 @@ for i = 1, #ARGV, 7 do
   local buyer, idem, fp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local qty, limit = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local prior = redis.call('HGET', KEYS[4], idem)
-  local had = 0
-  if limit > 0 then had = tonumber(redis.call('HGET', KEYS[2], buyer) or '0') end
+  local had = tonumber(redis.call('HGET', KEYS[2], buyer) or '0')
   if prior then
     out[#out + 1] = {'dup', prior}
   elseif not gen then
     out[#out + 1] = {'missing'}
   elseif stock < qty then
-    out[#out + 1] = {'sold_out', stock}
+    out[#out + 1] = {'sold_out', stock, had}
   elseif limit > 0 and had + qty > limit then
     out[#out + 1] = {'limit', had}
   else
@@ -99,7 +98,7 @@ class Reservation:
     outcome: str  # ok | dup | sold_out | limit | missing
     remaining: int = 0
     generation: int = 0
-    already: int = 0  # units the buyer already holds (limit)
+    already: int = 0  # units the buyer already holds (limit, sold out)
     prior_order_id: str = ""
     prior_generation: int = 0
     prior_fingerprint: str = ""
@@ -144,7 +143,7 @@ def _reservation(raw: list[Any]) -> Reservation:
             "dup", prior_order_id=prior_id, prior_generation=int(gen), prior_fingerprint=fp
         )
     if outcome == "sold_out":
-        return Reservation("sold_out", remaining=int(raw[1]))
+        return Reservation("sold_out", remaining=int(raw[1]), already=int(raw[2]))
     if outcome == "limit":
         return Reservation("limit", already=int(raw[1]))
     return Reservation("missing")

@@ -241,7 +241,7 @@ async def redeem(
             "balance": st.balance,
             "redeemable": st.redeemable,
         }
-    await outbox.relay(services)
+    await outbox.deliver(services)
     return out, True
 
 

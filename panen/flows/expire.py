@@ -59,7 +59,7 @@ async def expire_reservations(services: Services, limit: int = BATCH) -> int:
     """Expire up to `limit` unpaid reservations in one transaction; returns how many."""
     n = await services.db.run(lambda s: _expire(s, limit))
     if n:
-        await outbox.relay(services)
+        await outbox.deliver(services)
     return n
 
 

@@ -187,9 +187,9 @@ async def _after_commit(services: Services, outcome: _Outcome) -> None:
             await call_for_settlement(services)
         if outcome.refunds:
             await payments.execute_refunds(services, outcome.refunds)
-        await outbox.relay(services)
     except Exception:
         log.warning("after a payment event: left to the sweepers", exc_info=True)
+    await outbox.deliver(services)
 
 
 # --- The sandbox: the payer approves or declines, the sandbox delivers its webhook ----------
