@@ -195,6 +195,9 @@ class Seen:
     late_payments: list[str] = field(default_factory=list)  # payment ids paid after closing
     faults: Counter[str] = field(default_factory=Counter)
     socket_totals: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Event-loop lag the web processes measured (since their last start): samples, and
+    # how many were over 50 and 100 ms.
+    lag: Counter[str] = field(default_factory=Counter)
 
 
 class Client:
@@ -534,6 +537,24 @@ async def inject(
         seen.faults[kind] += 1
 
 
+async def loop_lag(web: Proc, seen: Seen) -> None:
+    """Read a web process's event-loop lag histogram from /metrics."""
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            body = (await http.get(web.base + "/metrics")).text
+    except httpx.HTTPError:
+        return
+    buckets = {}
+    for line in body.splitlines():
+        if line.startswith("panen_event_loop_lag_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[le] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf", 0.0)
+    seen.lag["samples"] += int(total)
+    seen.lag["over 50 ms"] += int(total - buckets.get("0.05", total))
+    seen.lag["over 100 ms"] += int(total - buckets.get("0.1", total))
+
+
 # --- After: drain, then check ---------------------------------------------------------------
 
 
@@ -720,6 +741,7 @@ async def soak(
         "DATABASE_URL": url,
         "REDIS_URL": kv.url,
         "REDIS_PREFIX": settings.redis_prefix,
+        "PANEN_ENV": "development",
         "PANEN_SECRET_KEY": secret,
         "PANEN_SIGNING_KEY_FILE": str(settings.signing_key_file),
         "PANEN_RESERVATION_TTL_S": str(TTL_S),
@@ -756,6 +778,8 @@ async def soak(
             inject(random.Random(seed * 13), pg, kv, webs, workers, seen, duration, per_kind),
         )
         await client.http.aclose()
+        for web in webs:
+            await loop_lag(web, seen)
         # Every server up, then the sweepers finish what the faults left.
         for p in webs + workers:
             if p.proc is None or p.proc.poll() is not None:
@@ -808,14 +832,22 @@ def main() -> int:
         cells = [("ok" if not r[name] else f"**VIOLATED**: {r[name]}") for _, r, _ in rows]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print()
-    print("| seed | faults | requests | 503 | dropped connections | orders accepted |")
-    print("|---:|---|---:|---:|---:|---:|")
+    print(
+        "| seed | faults | requests | 503 | dropped connections | orders accepted"
+        " | loop lag > 50 ms / > 100 ms |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|")
     for s, _, seen in rows:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(seen.faults.items()))
         total = sum(seen.codes.values())
         unavailable = sum(v for k, v in seen.codes.items() if k.endswith(" 503"))
         accepted = len(seen.orders)
-        print(f"| {s} | {faults} | {total:,} | {unavailable:,} | {seen.dropped:,} | {accepted:,} |")
+        lag = seen.lag
+        lagged = f"{lag['over 50 ms']} / {lag['over 100 ms']} of {lag['samples']:,}"
+        print(
+            f"| {s} | {faults} | {total:,} | {unavailable:,} | {seen.dropped:,}"
+            f" | {accepted:,} | {lagged} |"
+        )
     return 1 if failed else 0
 
 

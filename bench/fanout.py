@@ -325,6 +325,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
         "DATABASE_URL": db_url,
         "REDIS_URL": args.redis_url,
         "REDIS_PREFIX": prefix,
+        "PANEN_ENV": "development",
         "PANEN_SECRET_KEY": settings.secret_key,
         "PANEN_TICKER_HZ": str(args.hz),
         "PANEN_LOG_LEVEL": "WARNING",

@@ -297,6 +297,7 @@ def web_servers(settings: Settings, n: int) -> Iterator[list[str]]:
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "REDIS_PREFIX": settings.redis_prefix,
+        "PANEN_ENV": "development",
         "PANEN_SECRET_KEY": settings.secret_key,
         "PANEN_LOG_LEVEL": "WARNING",
     }

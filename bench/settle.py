@@ -91,6 +91,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "REDIS_PREFIX": settings.redis_prefix,
+        "PANEN_ENV": "development",
         "PANEN_LOG_LEVEL": "WARNING",
     }
 

@@ -21,7 +21,7 @@ from core.ratelimit import RateLimiter
 LOGIN_FAILURES_ALLOWED = 10
 LOGIN_FAILURE_WINDOW_S = 300
 
-Handle = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{3,32}$")]
+Handle = Annotated[str, StringConstraints(max_length=32, pattern=r"^[a-z0-9_]{3,32}$")]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 
@@ -33,7 +33,7 @@ class Register(Body):
 
 
 class Login(Body):
-    handle: Annotated[str, StringConstraints(max_length=64)]
+    handle: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     password: Annotated[str, StringConstraints(max_length=200)]
 
 

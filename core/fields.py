@@ -1,8 +1,14 @@
-"""Field types shared by request bodies: bounded text, amounts, currencies, ids, URLs."""
+"""Field types shared by request bodies: bounded text, amounts, currencies, ids, URLs.
+
+One rule holds for every string a client sends (bodies, socket frames, paths, queries):
+no control characters but tab, newline and carriage return. PostgreSQL cannot store NUL,
+and nothing we show needs the others.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -14,6 +20,8 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A
 Url = Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://[^\s<>\"']+$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=160)]
+# What a campaign counts in ("Love Package"): shown in a room's goal bar, so short.
+UnitName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 Bps = Annotated[int, Field(ge=0, le=10_000)]
@@ -34,3 +42,27 @@ def is_idempotency_key(value: object) -> bool:
         and 0 < len(value) <= IDEMPOTENCY_KEY_MAX
         and all(0x21 <= ord(c) <= 0x7E for c in value)
     )
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character_at(value: Any, path: str = "") -> str | None:
+    """Where (a dotted path) the first string of a JSON value holding a control character
+    is, or None. Keys count as strings of their own."""
+    if isinstance(value, str):
+        return (path or "body") if CONTROL.search(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            where = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and CONTROL.search(k):
+                return path or "body"
+            found = control_character_at(v, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = control_character_at(v, f"{path}.{i}" if path else str(i))
+            if found:
+                return found
+    return None

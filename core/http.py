@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from core.auth import Principal
 from core.errors import ApiError, bad_request, forbidden, unauthorized
-from core.fields import is_idempotency_key
+from core.fields import control_character_at, is_idempotency_key
 from core.services import Services
 
 M = TypeVar("M", bound=BaseModel)
@@ -147,12 +147,20 @@ def _field_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "body"
 
 
+def refuse_control_characters(value: Any, path: str = "") -> None:
+    """400 `invalid_field` naming the first string that holds a control character."""
+    where = control_character_at(value, path)
+    if where is not None:
+        raise bad_request("invalid_field", f"{where}: control characters are not allowed", where)
+
+
 def parse_body(raw: bytes, model: type[M]) -> M:
     try:
         # orjson is strict RFC 8259 (no NaN, no trailing garbage); pydantic's parser is not.
-        orjson.loads(raw)
+        parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise bad_request("malformed_json", "the body is not valid JSON", "body") from None
+    refuse_control_characters(parsed)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -163,6 +171,7 @@ def validate(model: type[M], data: Mapping[str, Any]) -> M:
     """A body that arrived already parsed (a socket frame's fields): the same checks and the
     same answer for the same mistake as over HTTP (it is checked as the JSON it came as:
     pydantic's strict mode reads JSON and Python objects differently)."""
+    refuse_control_characters(dict(data))
     try:
         return model.model_validate_json(orjson.dumps(data))
     except ValidationError as exc:
@@ -221,6 +230,10 @@ class Api:
         def register(handler: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
                 services: Services = request.app.state.services
+                # Every path parameter and query value, before anything reads them.
+                refuse_control_characters(dict(request.path_params))
+                for name, value in request.query_params.multi_items():
+                    refuse_control_characters({name: value})
                 principal = authenticate(request, services)
                 if access.login:
                     if principal is None:

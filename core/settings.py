@@ -67,6 +67,13 @@ class Settings:
     # request waits for one before it is answered 503.
     db_pool_size: int = 10
     db_pool_timeout_s: float = 2.0
+    # The sandbox payment provider (anyone "pays" by approving their own payment): only
+    # where development is chosen, or enabled on purpose for a staging deployment.
+    sandbox: bool = True
+
+    @property
+    def production(self) -> bool:
+        return self.environment != "development"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -77,15 +84,25 @@ class Settings:
         log_format = e.get("PANEN_LOG_FORMAT", "text")
         if log_format not in ("text", "json"):
             raise SettingsError("PANEN_LOG_FORMAT must be 'text' or 'json'")
-        environment = e.get("PANEN_ENV", "development")
-        secret = e.get("PANEN_SECRET_KEY") or DEV_SECRET_KEY
-        if environment == "production" and secret == DEV_SECRET_KEY:
-            raise SettingsError("PANEN_SECRET_KEY must be set in production")
+        # Safe by default: development (its public key, the sandbox) must be chosen.
+        environment = e.get("PANEN_ENV") or "production"
+        if environment not in ("development", "production"):
+            raise SettingsError("PANEN_ENV must be 'development' or 'production'")
+        secret = e.get("PANEN_SECRET_KEY") or ""
+        if environment == "production":
+            if not secret or secret == DEV_SECRET_KEY:
+                raise SettingsError(
+                    "PANEN_SECRET_KEY must be set to a secret of your own (at least 32"
+                    " characters); for a development machine, set PANEN_ENV=development"
+                )
+            if len(secret) < 32:
+                raise SettingsError("PANEN_SECRET_KEY must be at least 32 characters")
+        sandbox = environment == "development" or e.get("PANEN_SANDBOX") == "1"
         return cls(
             database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=e.get("REDIS_URL") or DEFAULT_REDIS_URL,
             redis_prefix=prefix,
-            secret_key=secret,
+            secret_key=secret or DEV_SECRET_KEY,
             signing_key_file=Path(e.get("PANEN_SIGNING_KEY_FILE") or ".panen/signing-key.pem"),
             platform_fee_bps=_int(e, "PANEN_PLATFORM_FEE_BPS", 500, 0, 10_000),
             token_ttl_s=_int(e, "PANEN_TOKEN_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
@@ -99,6 +116,7 @@ class Settings:
             db_strict=e.get("PANEN_DB_STRICT", "") == "1",
             db_pool_size=_int(e, "PANEN_DB_POOL_SIZE", 10, 1, 200),
             db_pool_timeout_s=_float(e, "PANEN_DB_POOL_TIMEOUT_S", 2.0, 0.1, 60.0),
+            sandbox=sandbox,
         )
 
 
@@ -106,3 +124,14 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings.from_env()
+
+
+def check_can_serve(settings: Settings) -> None:
+    """What a process checks before it serves: in production the transparency log's
+    signing key must already exist (a new key would be a new log, silently), made on
+    purpose with `panen keygen`."""
+    if settings.production and not settings.signing_key_file.exists():
+        raise SettingsError(
+            f"the log's signing key {settings.signing_key_file} does not exist: create it"
+            " once with `panen keygen` (PANEN_SIGNING_KEY_FILE names where)"
+        )

@@ -16,12 +16,15 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from commerce.orders.schemas import order_frame
 from commerce.orders.service import place_order
 from core.accounts import get_user
+from core.db import is_transient
 from core.errors import ApiError
 from core.services import Services
 from donations.gifts.schemas import gift_frame
@@ -187,6 +190,19 @@ async def handle(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         raise FrameError(
             "unavailable", "live rooms are reconnecting; try again", None, frame.id
         ) from None
+    except (DBAPIError, PoolTimeout) as exc:
+        if not is_transient(exc):
+            log.exception("frame %s failed", frame.type)
+            raise FrameError(
+                "internal", "something went wrong on our side", None, frame.id
+            ) from None
+        raise FrameError("unavailable", "busy right now; try again", None, frame.id) from None
+    except _Close:
+        raise  # a deliberate close (a policy), not a failure
+    except Exception:
+        # A bug: logged as one, and answered with an error frame, not a dropped socket.
+        log.exception("frame %s failed", frame.type)
+        raise FrameError("internal", "something went wrong on our side", None, frame.id) from None
 
 
 def _login(conn: Connection, frame: Frame) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from core.fields import control_character_at
 from live import limits
 
 CLIENT_TYPES = frozenset(
@@ -103,6 +104,11 @@ def parse(text: str | bytes) -> Frame:
         raise FrameError("invalid_field", "id must be a string or an integer", "id")
     if isinstance(frame_id, str) and len(frame_id) > 64:
         raise FrameError("invalid_field", "id is longer than 64 characters", "id")
+    where = control_character_at(data)
+    if where is not None:
+        raise FrameError(
+            "invalid_field", f"{where}: control characters are not allowed", where, frame_id
+        )
     kind = data.get("type")
     if not isinstance(kind, str):
         raise FrameError("missing_field", "a frame needs a type", "type", frame_id)

@@ -28,6 +28,7 @@ from commerce.sessions import endpoints as sessions
 from core import accounts, health
 from core.db import is_transient
 from core.errors import ApiError
+from core.headers import SecurityHeaders
 from core.health import MetricsMiddleware
 from core.http import error_response
 from core.logging import configure_logging
@@ -169,7 +170,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(MetricsMiddleware)],
+        middleware=[Middleware(SecurityHeaders), Middleware(MetricsMiddleware)],
         # Handlers by class answer without re-raising; only `Exception` (a 500, a bug)
         # is logged as a crash and closes the connection.
         exception_handlers={

@@ -14,6 +14,9 @@ from core.auth import ROLES
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from core.settings import check_can_serve, get_settings
+
+    check_can_serve(get_settings())
     uvicorn.run(
         "panen.app:create_app",
         factory=True,
@@ -36,8 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from core.settings import check_can_serve, get_settings
     from panen.worker import run
 
+    check_can_serve(get_settings())
     run()
     return 0
 
@@ -90,10 +95,25 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(port=args.port, home=args.home, simulate=args.simulate)
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from core.settings import get_settings
+    from donations.transparency.signing import load_or_create
+
+    path = get_settings().signing_key_file
+    if path.exists():
+        print(f"{path} already exists; its key is kept", file=sys.stderr)
+        return 1
+    key = load_or_create(path)
+    print(f"created {path}; the log's public key: {key.verifier.vkey}")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from donations.transparency.verify import verify_files
 
-    status, lines = verify_files(args.receipt, args.checkpoint, args.public_key, args.server)
+    status, lines = verify_files(
+        args.receipt, args.checkpoint, args.public_key, args.server, args.pin
+    )
     print("\n".join(lines), file=sys.stdout if status == 0 else sys.stderr)
     return status
 
@@ -139,20 +159,37 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    keygen = sub.add_parser("keygen", help="create the transparency log's signing key, once")
+    keygen.set_defaults(func=_keygen)
+
     verify = sub.add_parser("verify", help="check a donation or pledge receipt offline")
     verify.add_argument("receipt", help="the receipt JSON file")
     verify.add_argument("--checkpoint", help="a checkpoint JSON you saved earlier")
     verify.add_argument(
         "--public-key", help="the log's key: vkey, base64, or a file holding either"
     )
-    verify.add_argument("--server", help="the log's address, to fetch a consistency proof")
+    verify.add_argument(
+        "--pin",
+        metavar="FILE",
+        help="a file holding the key you trust; if it does not exist, the key is fetched"
+        " once from --server and kept there",
+    )
+    verify.add_argument(
+        "--server", help="the log's address, to fetch a consistency proof (or a key to pin)"
+    )
     verify.set_defaults(func=_verify)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.settings import SettingsError
+
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"panen: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

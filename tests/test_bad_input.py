@@ -1,5 +1,7 @@
 """Bad input gets a clear 4xx with a stable code and the offending field, and changes nothing."""
 
+from typing import Any
+
 import pytest
 from sqlalchemy import func, select
 
@@ -158,3 +160,83 @@ async def test_a_viewer_cannot_use_admin_or_host_endpoints(client):
     ]:
         r = await client.post(path, json=body, headers=viewer.headers)
         assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden"), path
+
+
+def _longest(prop: dict[str, Any]) -> int | None:
+    """The most characters a JSON-schema property lets through (None: no bound)."""
+    if "enum" in prop:
+        return max(len(str(v)) for v in prop["enum"])
+    if "const" in prop:
+        return len(str(prop["const"]))
+    if "anyOf" in prop:
+        bounds = [_longest(p) for p in prop["anyOf"] if p.get("type") != "null"]
+        return None if None in bounds or not bounds else max(b for b in bounds if b is not None)
+    if prop.get("type") != "string":
+        return 0
+    return prop.get("maxLength")
+
+
+def test_every_body_field_fits_the_column_it_is_written_to():
+    """A text field's limit is at most its column's: a longer value would pass validation
+    and fail in PostgreSQL (a 500). Each body is matched to the table sharing most of its
+    fields' names."""
+    from sqlalchemy import String
+
+    from core.http import Body
+    from panen.app import create_app
+    from panen.models import metadata
+
+    create_app()  # every endpoint module, with its bodies, is imported
+    tables = metadata().tables.values()
+
+    def bodies(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *bodies(sub))]
+
+    too_long = []
+    for body in bodies(Body):
+        props = body.model_json_schema()["properties"]
+        table = max(tables, key=lambda t: len(set(props) & set(t.columns.keys())))
+        for name, prop in props.items():
+            column = table.columns.get(name)
+            if column is None or not isinstance(column.type, String) or not column.type.length:
+                continue
+            longest = _longest(prop)
+            if longest is None or longest > column.type.length:
+                too_long.append(f"{body.__name__}.{name} ({longest}) -> {table.name}.{name}")
+    assert too_long == []
+
+
+async def test_a_nul_anywhere_in_a_request_is_400_never_500(client, admin_token):
+    """PostgreSQL cannot store NUL: every path, query and body string holding a control
+    character is refused, on every route, before anything reads it."""
+    from starlette.routing import Route
+
+    from panen.app import create_app
+
+    routes = [r for r in create_app().routes if isinstance(r, Route) and r.path.startswith("/api")]
+    answers = []
+    for route in routes:
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            path = route.path
+            for name in route.param_convertors:
+                path = path.replace("{" + name + "}", "bad%00id")
+            r = await client.request(
+                method,
+                path + "?limit=1&q=a%00b",
+                headers=auth(admin_token),
+                json={"name": "a\u0000b"} if method == "POST" else None,
+            )
+            answers.append((method, route.path, r.status_code))
+    assert [a for a in answers if a[2] >= 500] == []
+    assert all(code == 400 for _, _, code in answers), [a for a in answers if a[2] != 400]
+
+
+async def test_a_nul_in_a_body_field_is_400_naming_the_field(client, admin_token):
+    r = await client.post(
+        "/api/auth/register",
+        json={"handle": "nul_user", "password": "long enough pw", "display_name": "Si\u0000ti"},
+    )
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["field"] == "display_name"

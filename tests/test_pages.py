@@ -700,3 +700,52 @@ async def test_a_viewer_sees_points_earned_live_and_redeems_them_into_love_packa
         await expect(t.page.locator("#points-balance")).to_have_text("0")
         await expect(t.page.locator("#ticker")).to_contain_text("turned 300 energy points into")
         assert t.errors == []
+
+
+async def test_after_login_the_page_goes_only_to_a_path_of_this_site(browser, server, http):
+    viewer = await register(http)
+    async with tab(browser, server.base) as t:
+        for sneaky in (
+            "/%5Cevil.example/x",
+            "//evil.example/x",
+            "https://evil.example/",
+            "/\\evil",
+        ):
+            await t.page.goto(f"/login?next={sneaky}")
+            await t.page.fill("#login-handle", viewer.user["handle"])
+            await t.page.fill("#login-password", PASSWORD)
+            await t.page.click("#login-form button[type=submit]")
+            await t.page.wait_for_load_state("load")
+            assert t.page.url.startswith(server.base + "/"), (sneaky, t.page.url)
+            await t.page.evaluate("localStorage.clear()")
+        await t.page.goto("/login?next=/verify%3Fdonation%3Dx")
+        await t.page.fill("#login-handle", viewer.user["handle"])
+        await t.page.fill("#login-password", PASSWORD)
+        await t.page.click("#login-form button[type=submit]")
+        await t.page.wait_for_url(server.base + "/verify?donation=x")
+
+
+async def test_no_page_can_be_framed_by_another_site_and_every_page_keeps_its_csp(
+    browser, server, world
+):
+    pages = ["/", "/login", f"/sessions/{world.session['id']}", "/verify", "/farmer"]
+    async with httpx.AsyncClient(base_url=server.base) as http:
+        for path in [*pages, "/api/sessions", "/static/js/common.js"]:
+            r = await http.get(path)
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
+            assert r.headers["x-content-type-options"] == "nosniff", path
+            assert r.headers["referrer-policy"], path
+    async with tab(browser, server.base, viewport=DESKTOP) as t:
+        # Another origin (a data: page) tries to frame the room: the browser refuses.
+        await t.page.set_content(
+            f'<iframe id="f" src="{server.base}/sessions/{world.session["id"]}"></iframe>'
+        )
+        await t.page.wait_for_timeout(1000)
+        frame = t.page.frame_locator("#f")
+        assert await frame.locator("#donate-btn").count() == 0
+    async with tab(browser, server.base) as t:
+        for path in pages:  # and the pages themselves break none of their own rules
+            await t.page.goto(path)
+            await t.page.wait_for_load_state("networkidle")
+        violations = [e for e in t.errors if "Content Security Policy" in e]
+        assert violations == []

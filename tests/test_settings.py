@@ -24,17 +24,55 @@ def test_settings_read_every_documented_variable():
     assert s.platform_fee_bps == 250
 
 
+DEV = {"PANEN_ENV": "development"}
+
+
 @pytest.mark.parametrize(
     "env",
     [
-        {"PANEN_PLATFORM_FEE_BPS": "12.5"},
-        {"PANEN_PLATFORM_FEE_BPS": "10001"},
-        {"PANEN_PLATFORM_FEE_BPS": "-1"},
-        {"REDIS_PREFIX": "has space"},
-        {"PANEN_LOG_FORMAT": "xml"},
-        {"PANEN_ENV": "production"},  # without its own secret key
+        {**DEV, "PANEN_PLATFORM_FEE_BPS": "12.5"},
+        {**DEV, "PANEN_PLATFORM_FEE_BPS": "10001"},
+        {**DEV, "PANEN_PLATFORM_FEE_BPS": "-1"},
+        {**DEV, "REDIS_PREFIX": "has space"},
+        {**DEV, "PANEN_LOG_FORMAT": "xml"},
+        {"PANEN_ENV": "staging"},
     ],
 )
 def test_malformed_settings_stop_the_process_with_a_clear_error(env):
     with pytest.raises(SettingsError):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},  # nothing chosen: production, which needs a secret of its own
+        {"PANEN_ENV": "production"},
+        {
+            "PANEN_ENV": "production",
+            "PANEN_SECRET_KEY": "dev-insecure-secret-change-me-in-production",
+        },
+        {"PANEN_SECRET_KEY": "too short"},
+    ],
+)
+def test_without_a_secret_of_its_own_nothing_starts_unless_development_is_chosen(env):
+    with pytest.raises(SettingsError, match="PANEN_SECRET_KEY"):
+        Settings.from_env(env)
+
+
+def test_the_sandbox_exists_only_in_development_or_when_enabled_on_purpose():
+    secret = {"PANEN_SECRET_KEY": "k" * 40}
+    assert Settings.from_env(DEV).sandbox
+    assert not Settings.from_env(secret).sandbox
+    assert Settings.from_env({**secret, "PANEN_SANDBOX": "1"}).sandbox
+
+
+def test_production_will_not_serve_without_its_signing_key(tmp_path):
+    from core.settings import check_can_serve
+
+    settings = Settings.from_env(
+        {"PANEN_SECRET_KEY": "k" * 40, "PANEN_SIGNING_KEY_FILE": str(tmp_path / "k.pem")}
+    )
+    with pytest.raises(SettingsError, match="panen keygen"):
+        check_can_serve(settings)
+    check_can_serve(Settings.from_env({**DEV, "PANEN_SIGNING_KEY_FILE": str(tmp_path / "x")}))

@@ -292,8 +292,22 @@ async def test_the_worker_publishes_checkpoints_and_panen_verify_checks_a_receip
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert "VERIFIED" in ok.stdout and "nothing was rewritten" in ok.stdout
 
-        unpinned = await _panen_verify(str(path), env=env)  # no key given, none in the receipt
-        assert unpinned.returncode == 1 and "no public key" in unpinned.stderr
+        unpinned = await _panen_verify(str(path), env=env)  # no key chosen: it fails closed
+        assert unpinned.returncode == 1 and "no trusted public key" in unpinned.stderr
+        # A receipt that carries a key of its own (an attacker's) does not change that.
+        signer = signing.SigningKey.generate()
+        own = base64.b64encode(signer.verifier.public_key).decode()
+        carrying = dict(receipt, public_key={"public_key": own})
+        (tmp_path / "carrying.json").write_text(json.dumps(carrying))
+        carried = await _panen_verify(str(tmp_path / "carrying.json"), env=env)
+        assert carried.returncode == 1 and "VERIFIED" not in carried.stdout
+        # Pinning: fetched once from the log and kept, then read from the file.
+        pin = tmp_path / "log-key.json"
+        first = await _panen_verify(str(path), "--pin", str(pin), "--server", server.base, env=env)
+        assert first.returncode == 0 and "pinned in" in first.stdout, first.stdout + first.stderr
+        assert pin.exists()
+        again = await _panen_verify(str(path), "--pin", str(pin), env=env)
+        assert again.returncode == 0 and "read from" in again.stdout
 
         forged = dict(receipt, entry=receipt["entry"].replace('"i":1', '"i":9'))
         (tmp_path / "forged.json").write_text(json.dumps(forged))

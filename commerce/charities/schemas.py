@@ -8,7 +8,7 @@ from pydantic import Field
 
 from commerce.charities.models import Campaign, Charity
 from core.clock import rfc3339
-from core.fields import Amount, Currency, Id, LongText, Name
+from core.fields import Amount, Currency, Id, LongText, Name, UnitName
 from core.http import Body
 
 
@@ -20,7 +20,7 @@ class CreateCharity(Body):
 
 class CreateCampaign(Body):
     title: Name
-    unit_name: Name
+    unit_name: UnitName
     unit_cost: Amount
     goal_units: Annotated[int, Field(gt=0, le=100_000_000)]
     currency: Currency = "IDR"

@@ -31,7 +31,7 @@ from commerce.orders.pricing import split
 from commerce.orders.schemas import PlaceOrder, fingerprint, order_json
 from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
-from commerce.payments.providers import DEFAULT_PROVIDER, provider_for
+from commerce.payments.providers import checkout_provider
 from commerce.sessions import offers
 from commerce.sessions.lifecycle import SessionStatus
 from commerce.stock import service as inventory
@@ -279,7 +279,7 @@ async def _place(
         )
         writing: asyncio.Future[order_writer.Written] | None = None
         try:
-            provider = provider_for(services, DEFAULT_PROVIDER)
+            provider = checkout_provider(services)
             provider_ref = await provider.create_intent(payment_id, total, session_offers.currency)
             params = {
                 "id": order_id,

@@ -135,9 +135,24 @@ _providers: dict[tuple[str, str], PaymentProvider] = {}
 
 
 def provider_for(services: Services, name: str) -> PaymentProvider:
+    """A provider this deployment offers, by name; 404 for any other (the sandbox exists
+    only where development is chosen, or it is enabled on purpose)."""
+    if name != "sandbox" or not services.settings.sandbox:
+        raise not_found("payment provider", name)
     key = (name, services.settings.secret_key)
     if key not in _providers:
-        if name != "sandbox":
-            raise not_found("payment provider", name)
         _providers[key] = SandboxProvider(services.settings.secret_key)
     return _providers[key]
+
+
+def checkout_provider(services: Services) -> PaymentProvider:
+    """The provider new orders and gifts pay through; 503 while the deployment offers none."""
+    try:
+        return provider_for(services, DEFAULT_PROVIDER)
+    except ApiError:
+        raise ApiError(
+            503,
+            "payments_unavailable",
+            "this deployment takes no payments yet",
+            headers={"Retry-After": "3600"},
+        ) from None

@@ -25,7 +25,7 @@ from donations.charity.models import Allocation, CharityFund, Disbursement
 from donations.charity.service import charity_disbursed
 from donations.transparency import log
 
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Sha256 = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9a-f]{64}$")]
 
 
 Purpose = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]

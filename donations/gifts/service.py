@@ -18,7 +18,7 @@ from commerce.charities.models import Charity
 from commerce.ledger import service as ledger
 from commerce.payments import service as payments
 from commerce.payments.models import Payment
-from commerce.payments.providers import DEFAULT_PROVIDER, provider_for
+from commerce.payments.providers import checkout_provider
 from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.models import LiveSession
 from core.auth import Principal
@@ -107,7 +107,7 @@ async def donate(
     if prior is not None:
         return prior, False
     # The provider is asked before the transaction, never inside it.
-    provider = provider_for(services, DEFAULT_PROVIDER)
+    provider = checkout_provider(services)
     donation_id, payment_id = new_id("don"), new_id(PAYMENT_PREFIX)
     provider_ref = await provider.create_intent(payment_id, body.amount, currency)
     async with services.db.transaction() as s:

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -238,18 +239,62 @@ def _fetch_consistency(server: str, first: int, second: int) -> list[bytes]:
     return [_b64(h, "consistency proof hash") for h in hashes]
 
 
+def _fetch_key(server: str) -> str:
+    """The log's public key as its /public-key answers it (JSON text)."""
+    import urllib.request
+
+    url = f"{server.rstrip('/')}/api/transparency/public-key"
+    if not url.startswith(("http://", "https://")):
+        raise VerificationError("the log's address must be an http(s) URL")
+    try:
+        with urllib.request.urlopen(url, timeout=15) as resp:  # noqa: S310 (checked above)
+            return str(resp.read().decode())
+    except OSError as exc:
+        raise VerificationError(f"cannot fetch the log's public key from {url}: {exc}") from None
+
+
+def trusted_key(
+    public_key: str | None, pin: str | None, server: str | None, origin: str
+) -> tuple[VerifierKey, list[str]]:
+    """The key a receipt must be signed with, chosen by the person checking it: given
+    (`--public-key`), or pinned in a file (`--pin FILE`: read if it exists, else fetched
+    once from `--server` and kept there). A receipt's own key proves nothing: whoever made
+    the receipt chose it."""
+    if public_key:
+        return _load_key(public_key, origin), []
+    if pin:
+        path = Path(pin)
+        if path.exists():
+            return _load_key(str(path), origin), [f"pinned key read from {pin}"]
+        if not server:
+            raise VerificationError(
+                f"{pin} does not exist yet: pass --server to fetch the log's key once"
+            )
+        text = _fetch_key(server)
+        key = _load_key(text, origin)
+        path.write_text(text)
+        return key, [f"the log's key was fetched from {server} and pinned in {pin}"]
+    raise VerificationError(
+        "no trusted public key: pass --public-key, or --pin FILE (with --server the first"
+        " time) to fetch the log's key once and keep it"
+    )
+
+
 def verify_files(
     receipt_path: str,
     checkpoint_path: str | None = None,
     public_key: str | None = None,
     server: str | None = None,
+    pin: str | None = None,
 ) -> tuple[int, list[str]]:
-    """`panen verify`: exit status and the lines to print."""
+    """`panen verify`: exit status and the lines to print. Without a trusted key it fails:
+    a receipt checked against the key it carries itself proves nothing."""
+    notes: list[str] = []
     try:
         receipt = _load_json(receipt_path, "receipt")
         ckpt = receipt.get("checkpoint") if isinstance(receipt, dict) else None
         origin = ckpt.get("origin") if isinstance(ckpt, dict) else None
-        key = _load_key(public_key, str(origin or "")) if public_key else None
+        key, notes = trusted_key(public_key, pin, server, str(origin or ""))
         earlier = proof = None
         if checkpoint_path:
             earlier = _load_json(checkpoint_path, "checkpoint")
@@ -266,7 +311,7 @@ def verify_files(
         verdict = verify_receipt(receipt, key, earlier, proof)
     except VerificationError as exc:
         return 1, [f"FAILED: {exc}"]
-    lines = [f"ok: {c}" for c in verdict.checks]
+    lines = [f"note: {n}" for n in notes] + [f"ok: {c}" for c in verdict.checks]
     lines += [f"warning: {w}" for w in verdict.warnings]
     lines.append("VERIFIED")
     return 0, lines

@@ -65,6 +65,8 @@ export function el(tag, attrs, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k === "text") node.textContent = v;
     else if (k === "class") node.className = v;
+    // Through the CSSOM, which the pages' CSP allows (a style="" attribute it does not).
+    else if (k === "style") node.style.cssText = v;
     else if (k === "dataset") Object.assign(node.dataset, v);
     else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
     else if (k === "href" || k === "src") node.setAttribute(k, safeUrl(v));

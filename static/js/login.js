@@ -1,8 +1,16 @@
 import { $, api, auth, boot, errorText } from "./common.js";
 
+// Where to go after logging in: a path of this site only. The browser resolves it (a
+// backslash is a slash to it, "/\\evil.example" is another host) and it must stay here.
 function next() {
   const n = new URLSearchParams(location.search).get("next") || "/";
-  return n.startsWith("/") && !n.startsWith("//") ? n : "/";  // never off-site
+  try {
+    const target = new URL(n, location.origin);
+    if (n.startsWith("/") && target.origin === location.origin) {
+      return target.pathname + target.search + target.hash;
+    }
+  } catch (_) { /* not a URL at all */ }
+  return "/";
 }
 
 function show() {
