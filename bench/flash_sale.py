@@ -298,6 +298,9 @@ def web_servers(settings: Settings, n: int) -> Iterator[list[str]]:
         "REDIS_URL": settings.redis_url,
         "REDIS_PREFIX": settings.redis_prefix,
         "PANEN_ENV": "development",
+        "PANEN_SOCKETS_PER_ADDRESS": "0",
+        "PANEN_LOGINS_PER_ADDRESS": "0",
+        "PANEN_REGISTRATIONS_PER_ADDRESS": "0",
         "PANEN_SECRET_KEY": settings.secret_key,
         "PANEN_LOG_LEVEL": "WARNING",
     }

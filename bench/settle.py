@@ -92,6 +92,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "REDIS_URL": settings.redis_url,
         "REDIS_PREFIX": settings.redis_prefix,
         "PANEN_ENV": "development",
+        "PANEN_SOCKETS_PER_ADDRESS": "0",
+        "PANEN_LOGINS_PER_ADDRESS": "0",
+        "PANEN_REGISTRATIONS_PER_ADDRESS": "0",
         "PANEN_LOG_LEVEL": "WARNING",
     }
 

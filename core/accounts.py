@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from core.auth import ROLES, Role, hash_password, verify_password
+from core.clock import utcnow
 from core.db import Database
 from core.errors import ApiError, bad_request, conflict, not_found
 from core.http import ANYONE, LOGGED_IN, Api, Body, Ctx, json, roles
@@ -71,7 +72,8 @@ async def get_user(db: Database, user_id: str) -> User:
 
 
 async def grant_role(s: AsyncSession, user_id: str, role: str) -> User:
-    """Add a role to a user inside the caller's transaction (their next token carries it)."""
+    """Add a role to a user inside the caller's transaction. Roles are read from here on
+    each request (`core.identity`): the user needs no new token for it."""
     user = await s.get(User, user_id, with_for_update=True)
     if user is None:
         raise not_found("user", user_id)
@@ -83,9 +85,23 @@ async def grant_role(s: AsyncSession, user_id: str, role: str) -> User:
 api = Api()
 
 
-@api.post("/api/auth/register", ANYONE)
+def client_address(ctx: Ctx) -> str:
+    """The caller's address (the proxy's X-Forwarded-For when it is a trusted proxy)."""
+    client = ctx.request.client
+    return client.host if client is not None else "unknown"
+
+
+async def per_address(ctx: Ctx, what: str, limit: int, window_s: float) -> None:
+    """429 once an address made more than `limit` of `what` in the window (0: no limit)."""
+    if limit > 0:
+        key = ctx.services.keys("ratelimit", what, client_address(ctx))
+        await RateLimiter(ctx.services.redis).hit(key, limit, window_s)
+
+
+@api.post("/api/auth/register", ANYONE, body=Register, status=201)
 async def register(ctx: Ctx) -> Response:
     body = await ctx.body(Register)
+    await per_address(ctx, "register", ctx.services.settings.registrations_per_address, 3600)
     user = await create_user(
         ctx.services.db, body.handle, body.password, body.display_name, [Role.VIEWER]
     )
@@ -93,23 +109,23 @@ async def register(ctx: Ctx) -> Response:
     return json({"user": user.private(), "token": token}, 201)
 
 
-@api.post("/api/auth/login", ANYONE)
+@api.post("/api/auth/login", ANYONE, body=Login)
 async def login(ctx: Ctx) -> Response:
     body = await ctx.body(Login)
+    await per_address(ctx, "login", ctx.services.settings.logins_per_address, 60)
     limiter = RateLimiter(ctx.services.redis)
-    # Failed attempts are counted per handle, so guessing one account's password is slow
-    # while everyone else logs in as usual.
-    failures = ctx.services.keys("ratelimit", "login-failures", body.handle.lower())
-    if await limiter.over(failures, LOGIN_FAILURES_ALLOWED):
-        await limiter.hit(failures, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
+    # Attempts on one handle are counted before the password is checked, in one atomic
+    # step: a burst of guesses across processes gets LOGIN_FAILURES_ALLOWED checks, no
+    # more. The right password clears the count.
+    attempts = ctx.services.keys("ratelimit", "login-failures", body.handle.lower())
+    await limiter.hit(attempts, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
     async with ctx.services.db.reader() as s:
         user = (
             await s.execute(select(User).where(User.handle == body.handle))
         ).scalar_one_or_none()
     if not await verify_password(user.password_hash if user else None, body.password) or not user:
-        await limiter.hit(failures, LOGIN_FAILURES_ALLOWED, LOGIN_FAILURE_WINDOW_S)
         raise ApiError(401, "invalid_credentials", "wrong handle or password")
-    await limiter.reset(failures)
+    await limiter.reset(attempts)
     token = ctx.services.tokens.issue(user.id, user.roles)
     return json({"user": user.private(), "token": token})
 
@@ -120,7 +136,33 @@ async def me(ctx: Ctx) -> Response:
     return json({"user": user.private()})
 
 
-@api.post("/api/admin/users", roles(Role.ADMIN))
+async def revoke_tokens(ctx: Ctx, user_id: str) -> None:
+    """Every token the user holds stops working: on this process at once, on every other
+    within `core.identity.FRESH_S`."""
+    async with ctx.services.db.transaction() as s:
+        user = await s.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise not_found("user", user_id)
+        user.tokens_valid_after = utcnow()
+    ctx.services.identities.forget(user_id)
+
+
+@api.post("/api/auth/logout", LOGGED_IN)
+async def logout(ctx: Ctx) -> Response:
+    """Log out everywhere: every token of the caller is revoked."""
+    await revoke_tokens(ctx, ctx.user.user_id)
+    return json({"status": "logged_out"})
+
+
+@api.post("/api/admin/users/{user_id}/revoke-tokens", roles(Role.ADMIN))
+async def admin_revoke_tokens(ctx: Ctx) -> Response:
+    """An admin ends every session of a user (a stolen token, a departed staff member)."""
+    user_id = ctx.path("user_id")
+    await revoke_tokens(ctx, user_id)
+    return json({"user_id": user_id, "status": "revoked"})
+
+
+@api.post("/api/admin/users", roles(Role.ADMIN), body=CreateUser, status=201)
 async def admin_create_user(ctx: Ctx) -> Response:
     body = await ctx.body(CreateUser)
     user = await create_user(

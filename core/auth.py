@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -113,9 +113,41 @@ class Tokens:
         self._ttl_s = ttl_s
 
     def issue(self, user_id: str, roles: frozenset[str] | set[str] | list[str]) -> str:
-        now = int(utcnow().timestamp())
-        claims = {"sub": user_id, "roles": sorted(roles), "iat": now, "exp": now + self._ttl_s}
+        """A token for the user. Its roles are a hint for clients: the server reads each
+        user's roles from the database (`core.identity`), so a change or a revocation
+        takes effect without waiting for tokens to expire."""
+        at = utcnow().timestamp()
+        now = int(at)
+        claims = {
+            "sub": user_id,
+            "roles": sorted(roles),
+            "iat": now,
+            "exp": now + self._ttl_s,
+            "ts": int(at * 1000),  # when it was issued, in ms: revocation compares this
+        }
         return jwt.encode(claims, self._secret, algorithm=self.ALGORITHM)
+
+    def read(self, token: str) -> tuple[str, int]:
+        """(user id, when issued in ms) of a token whose signature and expiry check out."""
+        claims = self._decode(token)
+        issued = claims.get("ts", claims["iat"] * 1000)
+        if not isinstance(claims["sub"], str) or not isinstance(issued, int):
+            raise ApiError(401, "invalid_token", "the token is not valid")
+        return claims["sub"], issued
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[self.ALGORITHM],
+                options={"require": ["sub", "exp", "iat"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise ApiError(401, "token_expired", "the token has expired; log in again") from exc
+        except jwt.PyJWTError as exc:
+            raise ApiError(401, "invalid_token", "the token is not valid") from exc
+        return claims
 
     def verify(self, token: str) -> Principal:
         try:

@@ -6,7 +6,8 @@ to add a route under `/api`, and a test checks that every one declares its acces
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -70,15 +71,51 @@ def roles(*names: str) -> Access:
     return Access(login=True, roles=frozenset(names))
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query parameter an endpoint reads: declared once, read through `Ctx.query` and
+    `Ctx.query_int` with these bounds, and published in the OpenAPI document."""
+
+    name: str
+    kind: type = str  # str or int
+    default: int | None = None  # an int's when absent
+    lo: int = 0
+    hi: int = 2**62
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    max_length: int = 40
+
+
+LIMIT = Query("limit", int, 50, 1, 200)
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What an endpoint takes and gives: checked on every call (reading anything not
+    declared is a programming error), and the source of `/openapi.json`."""
+
+    method: str
+    path: str
+    access: Access
+    summary: str
+    body: type[BaseModel] | None = None
+    query: tuple[Query, ...] = ()
+    idempotent: bool = False  # takes an Idempotency-Key header
+    status: int = 200  # on success (201: creates; an idempotent repeat answers 200)
+
+
 class Ctx:
     """One request as a handler sees it."""
 
-    __slots__ = ("principal", "request", "services")
+    __slots__ = ("principal", "request", "services", "spec")
 
-    def __init__(self, request: Request, services: Services, principal: Principal | None):
+    def __init__(
+        self, request: Request, services: Services, principal: Principal | None, spec: Spec
+    ) -> None:
         self.request = request
         self.services = services
         self.principal = principal
+        self.spec = spec
 
     @property
     def user(self) -> Principal:
@@ -89,21 +126,47 @@ class Ctx:
     def path(self, name: str) -> str:
         return cast(str, self.request.path_params[name])
 
-    def query(self, name: str) -> str | None:
-        return self.request.query_params.get(name)
+    def _declared(self, name: str) -> Query:
+        for q in self.spec.query:
+            if q.name == name:
+                return q
+        raise RuntimeError(f"{self.spec.path} reads query {name!r} without declaring it")
 
-    def query_int(self, name: str, default: int | None = None, lo: int = 0, hi: int = 2**62) -> int:
+    def query(self, name: str) -> str | None:
+        q = self._declared(name)
         raw = self.request.query_params.get(name)
         if raw is None or raw == "":
-            if default is None:
+            if q.required:
                 raise bad_request("missing_field", f"query parameter {name!r} is required", name)
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise bad_request("invalid_field", f"{name} must be an integer", name) from None
-        if not lo <= value <= hi:
-            raise bad_request("invalid_field", f"{name} must be between {lo} and {hi}", name)
+            return None
+        if len(raw) > q.max_length:
+            raise bad_request("invalid_field", f"{name} is longer than {q.max_length}", name)
+        if q.choices and raw not in q.choices:
+            raise bad_request(
+                "invalid_field", f"{name} must be one of {', '.join(q.choices)}", name
+            )
+        return raw
+
+    def query_int(self, name: str) -> int:
+        value = self.opt_query_int(name)
+        if value is None:
+            raise bad_request("missing_field", f"query parameter {name!r} is required", name)
+        return value
+
+    def opt_query_int(self, name: str) -> int | None:
+        """An integer query parameter: its declared default when absent (None if it has
+        none), 400 when it is not an integer within its declared bounds."""
+        q = self._declared(name)
+        raw = self.request.query_params.get(name)
+        if raw is None or raw == "":
+            if q.required:
+                raise bad_request("missing_field", f"query parameter {name!r} is required", name)
+            return q.default
+        if not (raw.isascii() and raw.lstrip("-").isdigit() and len(raw) <= 20):
+            raise bad_request("invalid_field", f"{name} must be an integer", name)
+        value = int(raw)
+        if not q.lo <= value <= q.hi:
+            raise bad_request("invalid_field", f"{name} must be between {q.lo} and {q.hi}", name)
         return value
 
     def header(self, name: str) -> str | None:
@@ -111,6 +174,8 @@ class Ctx:
 
     def idempotency_key(self) -> str:
         """The required `Idempotency-Key` of a write a client may retry."""
+        if not self.spec.idempotent:
+            raise RuntimeError(f"{self.spec.path} reads an Idempotency-Key it does not declare")
         key = self.request.headers.get("idempotency-key")
         if key is None or not key.strip():
             raise bad_request(
@@ -125,8 +190,16 @@ class Ctx:
         return key
 
     async def body(self, model: type[M]) -> M:
+        if self.spec.body is not model:
+            raise RuntimeError(f"{self.spec.path} reads a {model.__name__} it does not declare")
         raw = await read_body(self.request, self.services.settings.max_body_bytes)
         return parse_body(raw, model)
+
+
+# A body that trickles in slower than this is dropped (408): a slow-body client would
+# otherwise hold a connection, and its request's resources, as long as it liked. Slow
+# headers are the proxy's to cut (README: "Running it for real").
+BODY_TIMEOUT_S = 10.0
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -135,11 +208,19 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError(413, "too_large", f"the body is over {limit} bytes", {"limit": limit})
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"the body is over {limit} bytes", {"limit": limit})
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        413, "too_large", f"the body is over {limit} bytes", {"limit": limit}
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(
+            408, "request_timeout", f"the body took over {BODY_TIMEOUT_S:.0f} s to arrive"
+        ) from None
     return b"".join(chunks)
 
 
@@ -221,20 +302,33 @@ Handler = Callable[[Ctx], Awaitable[Response]]
 
 
 class Api:
-    """A set of routes of one module, each with its declared access."""
+    """A set of routes of one module, each with its declared access and `Spec`."""
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def route(self, method: str, path: str, access: Access) -> Callable[[Handler], Handler]:
+    def route(
+        self,
+        method: str,
+        path: str,
+        access: Access,
+        *,
+        body: type[BaseModel] | None = None,
+        query: Sequence[Query] = (),
+        idempotent: bool = False,
+        status: int = 200,
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
+            summary = (handler.__doc__ or handler.__name__.replace("_", " ")).strip()
+            spec = Spec(method, path, access, summary, body, tuple(query), idempotent, status)
+
             async def endpoint(request: Request) -> Response:
                 services: Services = request.app.state.services
                 # Every path parameter and query value, before anything reads them.
                 refuse_control_characters(dict(request.path_params))
                 for name, value in request.query_params.multi_items():
                     refuse_control_characters({name: value})
-                principal = authenticate(request, services)
+                principal = await authenticate(request, services)
                 if access.login:
                     if principal is None:
                         raise unauthorized()
@@ -242,21 +336,35 @@ class Api:
                         raise forbidden(
                             f"needs one of the roles: {', '.join(sorted(access.roles))}"
                         )
-                return await handler(Ctx(request, services, principal))
+                return await handler(Ctx(request, services, principal, spec))
 
             endpoint.__name__ = handler.__name__
             endpoint.__doc__ = handler.__doc__
             endpoint.panen_access = access  # type: ignore[attr-defined]
+            endpoint.panen_spec = spec  # type: ignore[attr-defined]
             self.routes.append(Route(path, endpoint, methods=[method], name=handler.__name__))
             return handler
 
         return register
 
-    def get(self, path: str, access: Access) -> Callable[[Handler], Handler]:
-        return self.route("GET", path, access)
+    def get(
+        self, path: str, access: Access, *, query: Sequence[Query] = ()
+    ) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, access, query=query)
 
-    def post(self, path: str, access: Access) -> Callable[[Handler], Handler]:
-        return self.route("POST", path, access)
+    def post(
+        self,
+        path: str,
+        access: Access,
+        *,
+        body: type[BaseModel] | None = None,
+        query: Sequence[Query] = (),
+        idempotent: bool = False,
+        status: int = 200,
+    ) -> Callable[[Handler], Handler]:
+        return self.route(
+            "POST", path, access, body=body, query=query, idempotent=idempotent, status=status
+        )
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -268,6 +376,6 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
-def authenticate(request: Request, services: Services) -> Principal | None:
+async def authenticate(request: Request, services: Services) -> Principal | None:
     token = bearer_token(request.headers.get("authorization"))
-    return None if token is None else services.tokens.verify(token)
+    return None if token is None else await services.identities.principal(token)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, String, Text
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +26,8 @@ class User(Timestamped, Base):
     display_name: Mapped[str] = mapped_column(String(80), nullable=False)
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
     roles: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    # Tokens issued at or before this are revoked (logging out, an admin's revocation).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def public(self) -> dict[str, object]:
         return {"id": self.id, "handle": self.handle, "display_name": self.display_name}

@@ -35,9 +35,5 @@ class RateLimiter:
                 headers={"Retry-After": str(retry)},
             )
 
-    async def over(self, key: str, limit: int) -> bool:
-        raw = await self._redis.get(key)
-        return raw is not None and int(raw) >= limit
-
     async def reset(self, key: str) -> None:
         await self._redis.delete(key)

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from core.auth import Tokens
 from core.db import Database
+from core.identity import Identities
 from core.redis import Keys, create_redis
 from core.settings import Settings
 
@@ -58,6 +59,7 @@ class Services:
     redis: Redis
     keys: Keys
     tokens: Tokens
+    identities: Identities
     jobs: ArqRedis | None = None
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -73,17 +75,20 @@ class Services:
     async def start(
         cls, settings: Settings, *, pool_size: int | None = None, jobs: bool = True
     ) -> Services:
+        db = Database(
+            settings.database_url,
+            pool_size=pool_size or settings.db_pool_size,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            strict=settings.db_strict,
+        )
+        tokens = Tokens(settings.secret_key, settings.token_ttl_s)
         services = cls(
             settings=settings,
-            db=Database(
-                settings.database_url,
-                pool_size=pool_size or settings.db_pool_size,
-                pool_timeout_s=settings.db_pool_timeout_s,
-                strict=settings.db_strict,
-            ),
+            db=db,
             redis=create_redis(settings.redis_url),
             keys=Keys(settings.redis_prefix),
-            tokens=Tokens(settings.secret_key, settings.token_ttl_s),
+            tokens=tokens,
+            identities=Identities(db, tokens),
         )
         if jobs:
             arq_keys_under(settings.redis_prefix)

@@ -70,6 +70,11 @@ class Settings:
     # The sandbox payment provider (anyone "pays" by approving their own payment): only
     # where development is chosen, or enabled on purpose for a staging deployment.
     sandbox: bool = True
+    # Per client address, across processes: logins a minute, registrations an hour, and
+    # sockets at once (0: no limit; a carrier's NAT puts many phones behind one address).
+    logins_per_address: int = 60
+    registrations_per_address: int = 20
+    sockets_per_address: int = 200
 
     @property
     def production(self) -> bool:
@@ -117,6 +122,9 @@ class Settings:
             db_pool_size=_int(e, "PANEN_DB_POOL_SIZE", 10, 1, 200),
             db_pool_timeout_s=_float(e, "PANEN_DB_POOL_TIMEOUT_S", 2.0, 0.1, 60.0),
             sandbox=sandbox,
+            logins_per_address=_int(e, "PANEN_LOGINS_PER_ADDRESS", 60, 0, 10**6),
+            registrations_per_address=_int(e, "PANEN_REGISTRATIONS_PER_ADDRESS", 20, 0, 10**6),
+            sockets_per_address=_int(e, "PANEN_SOCKETS_PER_ADDRESS", 200, 0, 10**6),
         )
 
 

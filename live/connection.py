@@ -70,7 +70,8 @@ class Connection:
         self.closed = False
         self.principal: Principal | None = None
         self.display_name: str | None = None
-        # The device watch minutes are capped by: hello's device id, else the address.
+        # The device watch minutes are capped by: the client's address (never an id the
+        # client chooses, which would lift the cap).
         self.device: str | None = None
         self.topics: dict[str, str] = {}  # the client's topic name -> the internal topic
         self.frames = limits.Bucket(limits.FRAMES_PER_SECOND, 2 * limits.FRAMES_PER_SECOND)

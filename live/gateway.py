@@ -117,8 +117,15 @@ async def endpoint(websocket: WebSocket) -> None:
     proto = _transport_of(websocket)
     send: Send = proto.send if proto is not None else websocket.send
     conn = Connection(send, _closer(websocket, proto), _direct(proto) if proto else None)
-    if websocket.client is not None:  # until hello names the device
-        conn.device = "addr:" + websocket.client.host
+    address = "addr:" + (websocket.client.host if websocket.client else "unknown")
+    # Watch points are capped per device by the address, which a client cannot choose.
+    conn.device = address
+    counted = await _count_address(gateway, address)
+    if counted is None:  # over the address's limit: told so, and closed
+        refusal = error_frame("too_many_connections", "too many sockets from this address")
+        await websocket.send_text(refusal.decode())
+        await websocket.close(POLICY)
+        return
     gateway.hub.connections.add(conn)
     close_code: int | None = None
     try:
@@ -146,6 +153,11 @@ async def endpoint(websocket: WebSocket) -> None:
                 close_code = close.code
                 break
     finally:
+        if counted:
+            with contextlib.suppress(RedisError, OSError):
+                await presence.release(
+                    gateway.services.redis, gateway.services.keys, gateway.hub.owner, address
+                )
         gateway.hub.connections.discard(conn)
         for topic in list(conn.topics.values()):
             gateway.hub.leave(conn, topic)
@@ -166,6 +178,23 @@ async def endpoint(websocket: WebSocket) -> None:
                     await websocket.close(close_code)
             except Exception:  # noqa: S110 - the client is gone either way
                 pass
+
+
+async def _count_address(gateway: Gateway, address: str) -> bool | None:
+    """Count a socket against its address (PANEN_SOCKETS_PER_ADDRESS, across processes):
+    True if counted, False if not counted (no limit, or Redis away: the room may still be
+    watched), None if the address is at its limit."""
+    limit = gateway.services.settings.sockets_per_address
+    if limit <= 0:
+        return False
+    services = gateway.services
+    try:
+        ok = await presence.acquire(
+            services.redis, services.keys, gateway.hub.owner, address, limit
+        )
+    except (RedisError, OSError):
+        return False
+    return True if ok else None
 
 
 class _Close(Exception):
@@ -215,7 +244,7 @@ async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     token = frame.str_field("token", 4096)
     device = frame.opt_str("device_id", 64)
     try:
-        principal = gateway.services.tokens.verify(token)
+        principal = await gateway.services.identities.principal(token)
     except ApiError as err:
         raise FrameError(err.code, err.message, "token") from None
     if conn.principal is not None:
@@ -244,8 +273,7 @@ async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
             raise FrameError("invalid_token", "the token's user does not exist", "token") from None
         conn.display_name = user.display_name
     conn.principal = principal
-    if device is not None:
-        conn.device = "id:" + device
+    del device  # accepted (the contract names it) but never a cap's key: a client chooses it
     out: dict[str, Any] = {
         "type": "welcome",
         "user": {

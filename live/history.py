@@ -12,8 +12,11 @@ lost (Redis restarted empty) starts above any number a client saw before.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from core.events import topic_key
 from core.redis import Keys
@@ -183,3 +186,41 @@ def seq_of(frame: bytes) -> int:
     while frame[end : end + 1].isdigit():
         end += 1
     return int(frame[start:end])
+
+
+async def forget_message(redis: Redis, tk: TopicKeys, donation_id: str) -> int:
+    """Take a hidden donor message out of every frame of the topic's history, so that no
+    client replays it with `since`; the frames keep their numbers. Returns frames changed."""
+    needle = donation_id.encode()
+    for _ in range(5):  # the ticker appends meanwhile: try again on a conflict
+        async with redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(tk.hist)
+            frames: list[bytes] = await pipe.lrange(tk.hist, 0, -1)  # type: ignore[misc]
+            changed: list[tuple[int, bytes]] = []
+            for i, raw in enumerate(frames):
+                if needle not in raw:
+                    continue
+                frame = orjson.loads(raw)
+                if strip_message(frame.get("events"), donation_id):
+                    changed.append((i, orjson.dumps(frame)))
+            if not changed:
+                return 0
+            pipe.multi()  # type: ignore[no-untyped-call]
+            for i, body in changed:
+                pipe.lset(tk.hist, i, body)  # type: ignore[arg-type]
+            try:
+                await pipe.execute()
+                return len(changed)
+            except WatchError:
+                continue
+    return 0
+
+
+def strip_message(events: Any, donation_id: str) -> bool:
+    """Remove the message of `donation_id`'s events in place; whether any had one."""
+    changed = False
+    for event in events if isinstance(events, list) else []:
+        is_it = isinstance(event, dict) and event.get("donation_id") == donation_id
+        if is_it and event.pop("message", None) is not None:
+            changed = True
+    return changed

@@ -1,4 +1,5 @@
-"""Connections per user, counted across every process and right after a process dies.
+"""Connections per user (and per client address), counted across every process and right
+after a process dies.
 
 Each process keeps its count in a field of the user's hash; a field counts only while its
 process's heartbeat key lives, so a killed process's sockets stop counting within seconds.
@@ -19,8 +20,10 @@ def _user_key(keys: Keys, user_id: str) -> str:
     return keys("live", "conns", user_id)
 
 
-async def acquire(redis: Redis, keys: Keys, owner: str, user_id: str) -> bool:
-    """Count one more socket of `user_id` here, unless the user is at the limit."""
+async def acquire(
+    redis: Redis, keys: Keys, owner: str, user_id: str, limit: int = limits.MAX_CONNECTIONS_PER_USER
+) -> bool:
+    """Count one more socket of `user_id` (or of `addr:…`) here, unless it is at the limit."""
     key = _user_key(keys, user_id)
     fields: dict[bytes, bytes] = await redis.hgetall(key)  # type: ignore[misc]
     others = [f for f in fields if f != owner.encode()]
@@ -33,7 +36,7 @@ async def acquire(redis: Redis, keys: Keys, owner: str, user_id: str) -> bool:
     total = int(fields.get(owner.encode(), 0)) + sum(
         int(fields[f]) for f, ok in zip(others, alive, strict=True) if ok
     )
-    if total >= limits.MAX_CONNECTIONS_PER_USER:
+    if total >= limit:
         return False
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hincrby(key, owner, 1)

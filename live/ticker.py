@@ -195,6 +195,11 @@ class Ticker:
                 public = rooms.public_event(event)
                 if public is not None:
                     events.append(public)
+        for hidden in [e["donation_id"] for e in events if e.get("type") == "message_hidden"]:
+            # A donor message the host hid: gone from this frame and from the replay.
+            for event in events:
+                history.strip_message([event], str(hidden))
+            await history.forget_message(self.services.redis, self.tk, str(hidden))
         totals = state["totals"]
         if rooms.kind_of(self.topic) == "session":
             totals["viewers"] = viewers

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import metadata
 from pathlib import Path
 
 from redis.exceptions import RedisError
@@ -30,8 +31,9 @@ from core.db import is_transient
 from core.errors import ApiError
 from core.headers import SecurityHeaders
 from core.health import MetricsMiddleware
-from core.http import error_response
+from core.http import error_response, json
 from core.logging import configure_logging
+from core.openapi import document
 from core.services import Services
 from core.settings import Settings, get_settings
 from donations.charity import endpoints as charity
@@ -80,6 +82,7 @@ PAGES = {
     "/farmer": "farmer.html",
     "/charities/{charity_id}": "charity.html",
     "/verify": "verify.html",
+    "/docs": "docs.html",
 }
 
 
@@ -88,6 +91,16 @@ def api_routes() -> list[BaseRoute]:
     for module in API_MODULES:
         routes.extend(module.api.routes)
     return routes
+
+
+def openapi(routes: list[BaseRoute]) -> Callable[[Request], Awaitable[Response]]:
+    """GET /openapi.json: the HTTP contract, made once from the declared routes."""
+    spec = document(routes, title="Panen", version=metadata.version("panen"))
+
+    async def serve(request: Request) -> Response:
+        return json(spec, headers={"Cache-Control": "no-cache"})
+
+    return serve
 
 
 def page(filename: str) -> Callable[[Request], Awaitable[Response]]:
@@ -165,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await services.close()
 
     routes: list[BaseRoute] = [*api_routes(), *gateway.routes]
+    routes.append(Route("/openapi.json", openapi(routes), name="openapi"))
     routes += [Route(path, page(name), name=f"page:{name}") for path, name in PAGES.items()]
     routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     return Starlette(

@@ -70,8 +70,12 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "PANEN_SIGNING_KEY_FILE": str(Path(home).resolve() / "signing-key.pem"),
-        # The demo is a development machine by choice: its public key, the sandbox.
+        # The demo is a development machine by choice: its public key, the sandbox, and no
+        # per-address limits (every simulated viewer comes from this one address).
         "PANEN_ENV": "development",
+        "PANEN_LOGINS_PER_ADDRESS": "0",
+        "PANEN_REGISTRATIONS_PER_ADDRESS": "0",
+        "PANEN_SOCKETS_PER_ADDRESS": "0",
     }
     os.environ.update(env)
 

@@ -72,6 +72,10 @@ def settings(backing: Backing, tmp_path_factory: pytest.TempPathFactory) -> Iter
         secret_key=secrets.token_hex(32),
         signing_key_file=tmp_path_factory.mktemp("keys") / "signing-key.pem",
         db_strict=True,  # a second connection asked for while holding one fails the test
+        # Every test client shares one address: the per-address limits are tested apart.
+        logins_per_address=0,
+        registrations_per_address=0,
+        sockets_per_address=0,
     )
     try:
         yield conf
@@ -103,6 +107,9 @@ def process_env(conf: Settings) -> dict[str, str]:
         "PANEN_SIGNING_KEY_FILE": str(conf.signing_key_file),
         "PANEN_DB_STRICT": "1",
         "PANEN_ENV": "development",
+        "PANEN_LOGINS_PER_ADDRESS": "0",
+        "PANEN_REGISTRATIONS_PER_ADDRESS": "0",
+        "PANEN_SOCKETS_PER_ADDRESS": "0",
     }
 
 

@@ -1,3 +1,4 @@
+import asyncio
 import time
 
 import jwt
@@ -98,3 +99,71 @@ async def test_repeated_wrong_passwords_for_one_handle_are_rate_limited_with_ret
     # other accounts are unaffected
     ok = {"handle": other.user["handle"], "password": PASSWORD}
     assert (await client.post("/api/auth/login", json=ok)).status_code == 200
+
+
+async def test_logging_out_revokes_every_token_of_the_user_and_a_new_login_works(client):
+    me = await register(client)
+    other_device = (
+        await client.post(
+            "/api/auth/login", json={"handle": me.user["handle"], "password": PASSWORD}
+        )
+    ).json()["token"]
+    r = await client.post("/api/auth/logout", headers=me.headers)
+    assert r.status_code == 200
+    for token in (me.token, other_device):
+        r = await client.get("/api/me", headers=auth(token))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "token_revoked"
+    await asyncio.sleep(0.002)  # a token issued after the logout
+    fresh = await client.post(
+        "/api/auth/login", json={"handle": me.user["handle"], "password": PASSWORD}
+    )
+    assert (await client.get("/api/me", headers=auth(fresh.json()["token"]))).status_code == 200
+
+
+async def test_an_admin_revokes_a_users_tokens_and_no_one_else_may(client, admin_token):
+    victim, bystander = await register(client), await register(client)
+    r = await client.post(f"/api/admin/users/{victim.id}/revoke-tokens", headers=bystander.headers)
+    assert r.status_code == 403
+    r = await client.post(f"/api/admin/users/{victim.id}/revoke-tokens", headers=auth(admin_token))
+    assert r.status_code == 200
+    assert (await client.get("/api/me", headers=victim.headers)).status_code == 401
+    assert (await client.get("/api/me", headers=bystander.headers)).status_code == 200
+    r = await client.post("/api/admin/users/usr_nobody/revoke-tokens", headers=auth(admin_token))
+    assert r.status_code == 404
+
+
+async def test_roles_come_from_the_database_not_from_what_a_token_claims(client, settings):
+    viewer = await register(client)
+    claims = jwt.decode(viewer.token, options={"verify_signature": False})
+    claims["roles"] = ["admin"]  # signed with the real key, but the user is no admin
+    forged = jwt.encode(claims, settings.secret_key, algorithm="HS256")
+    r = await client.post(
+        "/api/admin/users",
+        headers=auth(forged),
+        json={"handle": handle(), "password": PASSWORD, "display_name": "x", "roles": ["admin"]},
+    )
+    assert r.status_code == 403
+
+
+async def test_a_role_granted_works_without_logging_in_again(client, admin_token):
+    user = await register(client)
+    r = await client.post(
+        "/api/farmers",
+        headers=auth(admin_token),
+        json={"user_id": user.id, "name": "Kebun", "region": "Garut"},
+    )
+    assert r.status_code == 201
+    r = await client.get("/api/me/farmer", headers=user.headers)  # the old token
+    assert r.status_code == 200
+    r = await client.post(
+        "/api/products",
+        headers=user.headers,
+        json={
+            "farmer_id": r.json()["id"],
+            "name": "Kopi",
+            "unit": "kg",
+            "unit_price": 1000,
+            "currency": "IDR",
+        },
+    )
+    assert r.status_code == 201, r.text

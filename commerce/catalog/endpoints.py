@@ -12,13 +12,13 @@ from commerce.catalog.service import load_farmer, require_farmer_or_admin
 from core.accounts import grant_role
 from core.auth import Role
 from core.errors import conflict, not_found
-from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, roles
+from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, Query, json, roles
 from core.ids import new_id
 
 api = Api()
 
 
-@api.post("/api/farmers", roles(Role.ADMIN))
+@api.post("/api/farmers", roles(Role.ADMIN), body=CreateFarmer, status=201)
 async def create_farmer(ctx: Ctx) -> Response:
     body = await ctx.body(CreateFarmer)
     farmer = Farmer(id=new_id("frm"), user_id=body.user_id, name=body.name, region=body.region)
@@ -30,6 +30,7 @@ async def create_farmer(ctx: Ctx) -> Response:
         raise conflict(
             "already_farmer", "that user already has a farmer profile", field="user_id"
         ) from None
+    ctx.services.identities.forget(body.user_id)  # their new role, at once on this process
     return json(farmer_json(farmer), 201)
 
 
@@ -48,7 +49,7 @@ async def my_farmer(ctx: Ctx) -> Response:
     return json(farmer_json(farmer))
 
 
-@api.post("/api/products", roles(Role.FARMER, Role.ADMIN))
+@api.post("/api/products", roles(Role.FARMER, Role.ADMIN), body=CreateProduct, status=201)
 async def create_product(ctx: Ctx) -> Response:
     body = await ctx.body(CreateProduct)
     farmer = await load_farmer(ctx.services.db, body.farmer_id)
@@ -59,9 +60,9 @@ async def create_product(ctx: Ctx) -> Response:
     return json(product_json(product), 201)
 
 
-@api.get("/api/products", ANYONE)
+@api.get("/api/products", ANYONE, query=(LIMIT, Query("farmer_id"), Query("before")))
 async def list_products(ctx: Ctx) -> Response:
-    limit = ctx.query_int("limit", 50, 1, 200)
+    limit = ctx.query_int("limit")
     query = select(Product).order_by(Product.id.desc()).limit(limit)
     farmer_id = ctx.query("farmer_id")
     if farmer_id is not None:

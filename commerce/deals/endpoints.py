@@ -31,7 +31,12 @@ log = logging.getLogger("panen.deals")
 api = Api()
 
 
-@api.post("/api/sessions/{session_id}/flash-deals", roles(Role.HOST, Role.ADMIN))
+@api.post(
+    "/api/sessions/{session_id}/flash-deals",
+    roles(Role.HOST, Role.ADMIN),
+    body=CreateDeal,
+    status=201,
+)
 async def create_deal(ctx: Ctx) -> Response:
     session_id = ctx.path("session_id")
     body = await ctx.body(CreateDeal)
@@ -85,7 +90,7 @@ async def create_deal(ctx: Ctx) -> Response:
     return json(out, 201)
 
 
-@api.post("/api/sessions/{session_id}/pin", roles(Role.HOST, Role.ADMIN))
+@api.post("/api/sessions/{session_id}/pin", roles(Role.HOST, Role.ADMIN), body=Pin)
 async def pin(ctx: Ctx) -> Response:
     session_id = ctx.path("session_id")
     body = await ctx.body(Pin)

@@ -12,12 +12,12 @@ from commerce.orders.schemas import PlaceOrder
 from commerce.orders.service import host_of, load_order, may_read, place_order
 from commerce.orders.totals import farmer_totals
 from core.errors import not_found
-from core.http import LOGGED_IN, Api, Ctx, json
+from core.http import LIMIT, LOGGED_IN, Api, Ctx, Query, json
 
 api = Api()
 
 
-@api.post("/api/orders", LOGGED_IN)
+@api.post("/api/orders", LOGGED_IN, body=PlaceOrder, idempotent=True, status=201)
 async def create_order(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(PlaceOrder)
@@ -37,9 +37,9 @@ async def get_order(ctx: Ctx) -> Response:
     return json({"order": order})
 
 
-@api.get("/api/me/orders", LOGGED_IN)
+@api.get("/api/me/orders", LOGGED_IN, query=(LIMIT, Query("before")))
 async def my_orders(ctx: Ctx) -> Response:
-    limit = ctx.query_int("limit", 50, 1, 200)
+    limit = ctx.query_int("limit")
     query = (
         select(Order.id)
         .where(Order.buyer_id == ctx.user.user_id)

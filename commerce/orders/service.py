@@ -227,6 +227,9 @@ async def _place(
             order_id=order_id,
             expires_ms=int(expires_at.timestamp() * 1000),
         )
+        if r.outcome == "ended":  # ended through another process, this very moment
+            offers.forget(sid)
+            raise conflict("session_not_live", "this session is not live", status="ended")
         if r.outcome == "missing":
             await inventory.rebuild(
                 services, session_id=sid, inventory_id=offer.inventory_id, stock=offer.stock

@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from commerce.catalog.models import Product
 from commerce.charities.models import Campaign, Charity
-from commerce.sessions import lifecycle
+from commerce.sessions import lifecycle, offers
 from commerce.sessions.lifecycle import SESSION, SessionStatus
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import CreateListing, CreateSession, listing_json, session_json
 from commerce.sessions.service import load_session, require_host
+from commerce.stock import service as inventory
 from core.auth import Role
 from core.clock import utcnow
 from core.errors import bad_request, conflict, not_found
-from core.http import ANYONE, Api, Ctx, json, roles
+from core.http import ANYONE, LIMIT, Api, Ctx, Query, json, roles
 from core.ids import new_id
+
+log = logging.getLogger("panen.sessions")
 
 api = Api()
 
 
-@api.post("/api/sessions", roles(Role.HOST, Role.ADMIN))
+@api.post("/api/sessions", roles(Role.HOST, Role.ADMIN), body=CreateSession, status=201)
 async def create_session(ctx: Ctx) -> Response:
     body = await ctx.body(CreateSession)
     async with ctx.services.db.transaction() as s:
@@ -50,14 +56,14 @@ async def create_session(ctx: Ctx) -> Response:
     return json(session_json(live), 201)
 
 
-@api.get("/api/sessions", ANYONE)
+@api.get("/api/sessions", ANYONE, query=(Query("status", choices=SESSION.states), LIMIT))
 async def list_sessions(ctx: Ctx) -> Response:
     status = ctx.query("status")
     if status is not None and status not in SESSION.states:
         raise bad_request(
             "invalid_field", f"status must be one of {', '.join(SESSION.states)}", "status"
         )
-    limit = ctx.query_int("limit", 50, 1, 200)
+    limit = ctx.query_int("limit")
     query = select(LiveSession).order_by(LiveSession.id.desc()).limit(limit)
     if status is not None:
         query = query.where(LiveSession.status == status)
@@ -66,7 +72,12 @@ async def list_sessions(ctx: Ctx) -> Response:
     return json({"sessions": [session_json(r) for r in rows]})
 
 
-@api.post("/api/sessions/{session_id}/listings", roles(Role.HOST, Role.ADMIN))
+@api.post(
+    "/api/sessions/{session_id}/listings",
+    roles(Role.HOST, Role.ADMIN),
+    body=CreateListing,
+    status=201,
+)
 async def create_listing(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
     require_host(ctx.user, live)
@@ -112,6 +123,14 @@ async def _transition(ctx: Ctx, to: SessionStatus) -> Response:
             raise not_found("session", session_id)
         require_host(ctx.user, live)
         lifecycle.move(live, to, utcnow())
+    if to is SessionStatus.ENDED:
+        # Before answering, where every reservation looks: no process takes another order.
+        # (Redis away: no process can reserve anyway, and their caches expire in a second.)
+        try:
+            await inventory.session_ended(ctx.services, session_id)
+        except (RedisError, OSError):
+            log.warning("session %s ended; its counters were not told", session_id)
+        offers.forget(session_id)
     return json(session_json(live))
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from core.db import ID, Base, Timestamped
 
@@ -38,6 +40,10 @@ class LiveSession(Timestamped, Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     pinned_listing_id: Mapped[str | None] = mapped_column(ForeignKey("listings.id", use_alter=True))
+    # Donor messages reach the room only once the host approves each (the read-out queue).
+    moderate_messages: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class Listing(Timestamped, Base):

@@ -20,6 +20,7 @@ class CreateSession(Body):
     stream_url: Url | None = None
     scheduled_at: AwareDatetime | None = None
     currency: Currency
+    moderate_messages: bool = False
 
 
 class CreateListing(Body):
@@ -67,5 +68,6 @@ def session_json(s: LiveSession) -> dict[str, Any]:
         "started_at": rfc3339(s.started_at),
         "ended_at": rfc3339(s.ended_at),
         "pinned_listing_id": s.pinned_listing_id,
+        "moderate_messages": s.moderate_messages,
         "created_at": rfc3339(s.created_at),
     }

@@ -37,6 +37,10 @@ RESERVE = Lua(
 local gen = redis.call('HGET', KEYS[1], 'gen')
 local stock = tonumber(redis.call('HGET', KEYS[1], 'stock') or '0')
 local out = {}
+if redis.call('GET', KEYS[5]) == 'ended' then
+  for i = 1, #ARGV, 7 do out[#out + 1] = {'ended'} end
+  return out
+end
 for i = 1, #ARGV, 7 do
   local buyer, idem, fp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local qty, limit = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
@@ -95,13 +99,23 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    outcome: str  # ok | dup | sold_out | limit | missing
+    outcome: str  # ok | dup | sold_out | limit | missing | ended
     remaining: int = 0
     generation: int = 0
     already: int = 0  # units the buyer already holds (limit, sold out)
     prior_order_id: str = ""
     prior_generation: int = 0
     prior_fingerprint: str = ""
+
+
+def status_key(services: Services, session_id: str) -> str:
+    """`ended` once the session has ended: every reservation checks it in the same script,
+    so a session ended through one process takes no order on any other after that."""
+    return services.keys.session(session_id, "status")
+
+
+async def session_ended(services: Services, session_id: str) -> None:
+    await services.redis.set(status_key(services, session_id), b"ended", ex=30 * 24 * 3600)
 
 
 def _keys(services: Services, session_id: str, inventory_id: str) -> list[str]:
@@ -146,6 +160,8 @@ def _reservation(raw: list[Any]) -> Reservation:
         return Reservation("sold_out", remaining=int(raw[1]), already=int(raw[2]))
     if outcome == "limit":
         return Reservation("limit", already=int(raw[1]))
+    if outcome == "ended":
+        return Reservation("ended")
     return Reservation("missing")
 
 
@@ -156,7 +172,11 @@ async def _reserve_batch(services: Services, asks: list[_Ask]) -> list[Reservati
     for n, ask in enumerate(asks):
         by_counter.setdefault((ask.session_id, ask.inventory_id), []).append(n)
     calls: list[tuple[Lua, Sequence[str], Sequence[Arg]]] = [
-        (RESERVE, _keys(services, sid, inv), [a for n in members for a in asks[n].args])
+        (
+            RESERVE,
+            [*_keys(services, sid, inv), status_key(services, sid)],
+            [a for n in members for a in asks[n].args],
+        )
         for (sid, inv), members in by_counter.items()
     ]
     out: list[Reservation | None] = [None] * len(asks)

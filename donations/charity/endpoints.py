@@ -11,7 +11,7 @@ from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.service import load_session
 from core.auth import Role
 from core.errors import conflict, not_found
-from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, roles
+from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, json, roles
 from core.ids import new_id
 from donations.charity.disbursements import (
     CreateDisbursement,
@@ -27,7 +27,12 @@ from donations.charity.schemas import CreateMatch, match_json
 api = Api()
 
 
-@api.post("/api/sessions/{session_id}/matches", roles(Role.SPONSOR, Role.ADMIN))
+@api.post(
+    "/api/sessions/{session_id}/matches",
+    roles(Role.SPONSOR, Role.ADMIN),
+    body=CreateMatch,
+    status=201,
+)
 async def create_match(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
     body = await ctx.body(CreateMatch)
@@ -62,7 +67,12 @@ async def list_matches(ctx: Ctx) -> Response:
         return json({"matches": [match_json(m) for m in rows]})
 
 
-@api.post("/api/charities/{charity_id}/disbursements", roles(Role.CHARITY_ADMIN, Role.ADMIN))
+@api.post(
+    "/api/charities/{charity_id}/disbursements",
+    roles(Role.CHARITY_ADMIN, Role.ADMIN),
+    body=CreateDisbursement,
+    status=201,
+)
 async def create_disbursement(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
     require_charity_admin(ctx.user, charity)
@@ -73,10 +83,10 @@ async def create_disbursement(ctx: Ctx) -> Response:
     return json(disbursement_json(d, allocations[d.id]), 201)
 
 
-@api.get("/api/charities/{charity_id}/disbursements", ANYONE)
+@api.get("/api/charities/{charity_id}/disbursements", ANYONE, query=(LIMIT,))
 async def list_disbursements(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
-    limit = ctx.query_int("limit", 50, 1, 200)
+    limit = ctx.query_int("limit")
     async with ctx.services.db.reader() as s:
         rows = list(
             (

@@ -10,7 +10,7 @@ from commerce.sessions.models import LiveSession
 from core.auth import Role
 from core.clock import utcnow
 from core.errors import bad_request, not_found
-from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, roles
+from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, Query, json, roles
 from core.ids import new_id
 from donations.charity import receipts
 from donations.charity.models import CharityFund
@@ -21,13 +21,13 @@ from donations.energy.schemas import CreatePool, Redeem
 api = Api()
 
 
-@api.get("/api/me/points", LOGGED_IN)
+@api.get("/api/me/points", LOGGED_IN, query=(LIMIT,))
 async def my_points(ctx: Ctx) -> Response:
     """Balance, what can be redeemed now, lots with their expiry (soonest first), history."""
     now = utcnow()
     async with ctx.services.db.reader() as s:
         st = await points.standing(s, ctx.user.user_id, now)
-        past = await points.history(s, ctx.user.user_id, ctx.query_int("limit", 50, 1, 200))
+        past = await points.history(s, ctx.user.user_id, ctx.query_int("limit"))
     return json(
         {
             "balance": st.balance,
@@ -39,7 +39,7 @@ async def my_points(ctx: Ctx) -> Response:
     )
 
 
-@api.post("/api/points/redeem", LOGGED_IN)
+@api.post("/api/points/redeem", LOGGED_IN, body=Redeem, idempotent=True, status=201)
 async def redeem(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(Redeem)
@@ -63,7 +63,7 @@ async def redemption_receipt(ctx: Ctx) -> Response:
     return json({"redemption": pools.redemption_json(r), **body})
 
 
-@api.post("/api/pools", roles(Role.SPONSOR, Role.ADMIN))
+@api.post("/api/pools", roles(Role.SPONSOR, Role.ADMIN), body=CreatePool, status=201)
 async def create_pool(ctx: Ctx) -> Response:
     body = await ctx.body(CreatePool)
     async with ctx.services.db.transaction() as s:
@@ -121,7 +121,7 @@ async def create_pool(ctx: Ctx) -> Response:
     return json(pools.pool_json(pool, 0, campaign), 201)
 
 
-@api.get("/api/pools", ANYONE)
+@api.get("/api/pools", ANYONE, query=(Query("charity_id"), Query("session_id")))
 async def list_pools(ctx: Ctx) -> Response:
     """`?charity_id=` or `?session_id=` (a room: its own pools and its charity's)."""
     charity_id, session_id = ctx.query("charity_id"), ctx.query("session_id")

@@ -5,16 +5,19 @@ from __future__ import annotations
 from sqlalchemy import select
 from starlette.responses import Response
 
+from commerce.outbox import service as outbox
 from commerce.sessions.models import LiveSession
 from commerce.sessions.service import load_session, require_host
-from core.clock import rfc3339
+from core.clock import rfc3339, utcnow
 from core.errors import ApiError, bad_request, not_found
-from core.http import LOGGED_IN, Api, Ctx, json
+from core.http import LIMIT, LOGGED_IN, Api, Ctx, Query, json
 from core.models import User
 from donations.charity.receipts import build, fund_of
+from donations.gifts.events import DonationMessage, MessageHidden
 from donations.gifts.lifecycle import GiftStatus
 from donations.gifts.models import Donation
 from donations.gifts.schemas import (
+    ANONYMOUS,
     MESSAGE_STATUS,
     Donate,
     MessageAction,
@@ -27,7 +30,7 @@ from donations.gifts.service import donate, load_donation
 api = Api()
 
 
-@api.post("/api/donations", LOGGED_IN)
+@api.post("/api/donations", LOGGED_IN, body=Donate, idempotent=True, status=201)
 async def create_donation(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(Donate)
@@ -41,9 +44,9 @@ async def get_donation(ctx: Ctx) -> Response:
     return json({"donation": donation_json(d), "payment": payment_json(d, payment)})
 
 
-@api.get("/api/me/donations", LOGGED_IN)
+@api.get("/api/me/donations", LOGGED_IN, query=(LIMIT,))
 async def my_donations(ctx: Ctx) -> Response:
-    limit = ctx.query_int("limit", 50, 1, 200)
+    limit = ctx.query_int("limit")
     async with ctx.services.db.reader() as s:
         rows = (
             await s.execute(
@@ -56,7 +59,14 @@ async def my_donations(ctx: Ctx) -> Response:
         return json({"donations": [donation_json(d) for d in rows]})
 
 
-@api.get("/api/sessions/{session_id}/donation-messages", LOGGED_IN)
+@api.get(
+    "/api/sessions/{session_id}/donation-messages",
+    LOGGED_IN,
+    query=(
+        Query("status", choices=("pending", "approved", "hidden", "read", "all")),
+        Query("limit", int, 100, 1, 500),
+    ),
+)
 async def donation_messages(ctx: Ctx) -> Response:
     """Paid gifts with a message, oldest first: `?status=pending` (default) is the queue."""
     live = await load_session(ctx.services.db, ctx.path("session_id"))
@@ -71,7 +81,7 @@ async def donation_messages(ctx: Ctx) -> Response:
             .where(Donation.session_id == live.id, Donation.status == GiftStatus.PAID)
             .where(Donation.message_status != "none")
             .order_by(Donation.paid_at, Donation.id)
-            .limit(ctx.query_int("limit", 100, 1, 500))
+            .limit(ctx.query_int("limit"))
         )
         if status != "all":
             q = q.where(Donation.message_status == status)
@@ -94,8 +104,10 @@ async def donation_messages(ctx: Ctx) -> Response:
     )
 
 
-@api.post("/api/donations/{donation_id}/message", LOGGED_IN)
+@api.post("/api/donations/{donation_id}/message", LOGGED_IN, body=MessageAction)
 async def moderate_message(ctx: Ctx) -> Response:
+    """The host's read-out queue. In a room that holds messages back, approving one shows
+    it to the room; hiding one takes it off every page and out of the room's replay."""
     body = await ctx.body(MessageAction)
     donation_id = ctx.path("donation_id")
     async with ctx.services.db.transaction() as s:
@@ -105,14 +117,37 @@ async def moderate_message(ctx: Ctx) -> Response:
         live = await s.get(LiveSession, d.session_id)
         assert live is not None
         require_host(ctx.user, live)
-        if d.message_status == "none":
+        if d.message_status == "none" or d.message is None:
             raise ApiError(409, "no_message", "this donation carries no message")
-        d.message_status = MESSAGE_STATUS[body.action]
+        was, d.message_status = d.message_status, MESSAGE_STATUS[body.action]
+        topic = f"session:{d.session_id}"
+        if body.action == "hide" and was != "hidden":
+            await outbox.add(s, [(topic, MessageHidden(session_id=live.id, donation_id=d.id))])
+        elif (
+            body.action == "approve"
+            and live.moderate_messages
+            and was == "pending"
+            and d.status == GiftStatus.PAID
+        ):
+            donor = await s.get(User, d.donor_id)
+            shown = DonationMessage(
+                session_id=live.id,
+                donation_id=d.id,
+                display_name=display_name(donor.display_name if donor else ANONYMOUS, d.visibility),
+                amount=d.amount,
+                currency=d.currency,
+                message=d.message,
+                at=rfc3339(utcnow()),
+            )
+            await outbox.add(s, [(topic, shown)])
+    await outbox.deliver(ctx.services)
     return json({"donation_id": d.id, "status": d.message_status})
 
 
 @api.get("/api/donations/{donation_id}/receipt", LOGGED_IN)
 async def donation_receipt(ctx: Ctx) -> Response:
+    """The donor's proof: the log entry, its inclusion proof in a signed checkpoint, the
+    salt of the donor's commitment, and the trace of where the money went."""
     d, _ = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
     if d.status != GiftStatus.PAID:
         raise ApiError(409, "not_settled", f"the donation is {d.status}", {"status": d.status})

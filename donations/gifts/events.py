@@ -1,4 +1,5 @@
-"""The event of a paid gift, for its room and its giver."""
+"""Events of gifts: a paid gift for its room and its giver, and the moderation of the
+messages donors attach."""
 
 from __future__ import annotations
 
@@ -21,3 +22,26 @@ class Donation(Event):
     message: str | None = None
     session_id: str | None = None  # the room's copy
     status: str | None = None  # the giver's copy (`me`)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DonationMessage(Event):
+    """A donor's message the host approved, in a room that holds messages back."""
+
+    type: ClassVar[str] = "donation_message"
+    session_id: str
+    donation_id: str
+    display_name: str
+    amount: int
+    currency: str
+    message: str
+    at: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageHidden(Event):
+    """The host hid a donor's message: pages drop it, and the room's replay forgets it."""
+
+    type: ClassVar[str] = "message_hidden"
+    session_id: str
+    donation_id: str

@@ -231,5 +231,10 @@ async def paid_events(
     )
     rows: list[Topical] = [(f"me:{gift.donor_id}", replace(event, status=gift.status))]
     if gift.session_id is not None:
-        rows.append((f"session:{gift.session_id}", replace(event, session_id=gift.session_id)))
+        room = await s.get(LiveSession, gift.session_id)
+        held_back = room is not None and room.moderate_messages
+        shown = replace(
+            event, session_id=gift.session_id, message=None if held_back else gift.message
+        )
+        rows.append((f"session:{gift.session_id}", shown))
     return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from core.errors import ApiError, bad_request
-from core.http import ANYONE, Api, Ctx, json
+from core.http import ANYONE, Api, Ctx, Query, json
 from donations.transparency import checkpoint, log
 from donations.transparency.service import _committed_size, b64, signing_key
 
@@ -19,12 +19,12 @@ IMMUTABLE = {"Cache-Control": "public, max-age=86400, immutable"}
 api = Api()
 
 
-@api.get("/api/transparency/checkpoint", ANYONE)
+@api.get("/api/transparency/checkpoint", ANYONE, query=(Query("size", int),))
 async def get_checkpoint(ctx: Ctx) -> Response:
     """The latest signed checkpoint, or the one of `?size=` if it was published."""
     db = ctx.services.db
-    if ctx.query("size") is not None:
-        size = ctx.query_int("size")
+    size = ctx.opt_query_int("size")
+    if size is not None:
         async with db.reader() as s:
             found = await checkpoint.at_size(s, size)
         if found is None:
@@ -37,10 +37,15 @@ async def get_checkpoint(ctx: Ctx) -> Response:
     return json(current.to_json(), headers={"Cache-Control": "no-cache"})
 
 
-@api.get("/api/transparency/entries", ANYONE)
+@api.get(
+    "/api/transparency/entries",
+    ANYONE,
+    query=(Query("start", int, required=True), Query("end", int)),
+)
 async def get_entries(ctx: Ctx) -> Response:
     start = ctx.query_int("start")
-    end = ctx.query_int("end", start + 100)
+    given_end = ctx.opt_query_int("end")
+    end = start + 100 if given_end is None else given_end
     if end < start:
         raise bad_request("invalid_field", "end must not be before start", "end")
     if end - start > MAX_PAGE:
@@ -62,7 +67,11 @@ async def get_entries(ctx: Ctx) -> Response:
     )
 
 
-@api.get("/api/transparency/proof/inclusion", ANYONE)
+@api.get(
+    "/api/transparency/proof/inclusion",
+    ANYONE,
+    query=(Query("index", int, required=True), Query("size", int, required=True)),
+)
 async def get_inclusion_proof(ctx: Ctx) -> Response:
     index = ctx.query_int("index")
     size = ctx.query_int("size")
@@ -84,10 +93,17 @@ async def get_inclusion_proof(ctx: Ctx) -> Response:
     )
 
 
-@api.get("/api/transparency/proof/consistency", ANYONE)
+@api.get(
+    "/api/transparency/proof/consistency",
+    ANYONE,
+    query=(
+        Query("first", int, lo=1, required=True),
+        Query("second", int, lo=1, required=True),
+    ),
+)
 async def get_consistency_proof(ctx: Ctx) -> Response:
-    first = ctx.query_int("first", lo=1)
-    second = ctx.query_int("second", lo=1)
+    first = ctx.query_int("first")
+    second = ctx.query_int("second")
     if second > await _committed_size(ctx.services):
         raise bad_request("invalid_field", "second is beyond the log's current size", "second")
     if first > second:

@@ -15,6 +15,7 @@ export function describe(ev, ctx) {
     case "order_paid":
       return t("ev_order_paid", { who: who(ev), qty: num(ev.quantity ?? 1), product });
     case "donation":
+    case "donation_message":  // a message the host approved, in a room that holds them back
       return t("ev_donation", { who: who(ev), amount: money(ev.amount, cur) }) + (ev.message ? ` — “${ev.message}”` : "");
     case "match":
       return t("ev_match", { who: ev.sponsor_name || who(ev), amount: money(ev.amount, cur) });

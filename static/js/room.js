@@ -143,9 +143,17 @@ function renderDeal() {
 // --- live frames ------------------------------------------------------------------------
 
 function pushEvent(ev) {
+  if (ev.type === "message_hidden") {  // the host hid a donor's message: the gift stays
+    state.feed = state.feed
+      .filter((e) => !(e.ev.type === "donation_message" && e.ev.donation_id === ev.donation_id))
+      .map((e) => (e.ev.donation_id === ev.donation_id && e.ev.message
+        ? { ...e, ev: { ...e.ev, message: undefined }, text: describe({ ...e.ev, message: undefined }, ctx) }
+        : e));
+    return;
+  }
   const text = describe(ev, ctx);
   if (text) {
-    state.feed.unshift({ type: ev.type, text });
+    state.feed.unshift({ type: ev.type, text, ev });
     state.feed.length = Math.min(state.feed.length, 50);
   }
   if (ev.type === "pinned") {
