@@ -1,4 +1,5 @@
-"""One error type for everything a client can get wrong; it renders as API.md's error object."""
+"""One error type for everything a client can get wrong; it renders as the contract's error
+object (docs/api.md)."""
 
 from __future__ import annotations
 

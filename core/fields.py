@@ -44,7 +44,7 @@ def is_idempotency_key(value: object) -> bool:
     )
 
 
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def control_character_at(value: Any, path: str = "") -> str | None:

@@ -25,6 +25,10 @@ CSP = "; ".join(
     )
 )
 
+# The API reference page (/docs) renders with RapiDoc, whose components carry their
+# styles inline; it loads no data but our own /openapi.json.
+DOCS_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
 HEADERS = (
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),

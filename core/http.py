@@ -132,12 +132,22 @@ class Ctx:
                 return q
         raise RuntimeError(f"{self.spec.path} reads query {name!r} without declaring it")
 
+    def _raw(self, q: Query) -> str | None:
+        """A declared parameter's text, None when absent; given empty (`?before=`) it is
+        neither absent nor a value: 400, as the document's minimum length says."""
+        raw = self.request.query_params.get(q.name)
+        if raw is None:
+            if q.required:
+                raise bad_request("missing_field", f"{q.name!r} is required", q.name)
+            return None
+        if raw == "":
+            raise bad_request("invalid_field", f"{q.name} must not be empty", q.name)
+        return raw
+
     def query(self, name: str) -> str | None:
         q = self._declared(name)
-        raw = self.request.query_params.get(name)
-        if raw is None or raw == "":
-            if q.required:
-                raise bad_request("missing_field", f"query parameter {name!r} is required", name)
+        raw = self._raw(q)
+        if raw is None:
             return None
         if len(raw) > q.max_length:
             raise bad_request("invalid_field", f"{name} is longer than {q.max_length}", name)
@@ -157,10 +167,8 @@ class Ctx:
         """An integer query parameter: its declared default when absent (None if it has
         none), 400 when it is not an integer within its declared bounds."""
         q = self._declared(name)
-        raw = self.request.query_params.get(name)
-        if raw is None or raw == "":
-            if q.required:
-                raise bad_request("missing_field", f"query parameter {name!r} is required", name)
+        raw = self._raw(q)
+        if raw is None:
             return q.default
         if not (raw.isascii() and raw.lstrip("-").isdigit() and len(raw) <= 20):
             raise bad_request("invalid_field", f"{name} must be an integer", name)

@@ -40,6 +40,7 @@ RAW = "panen.raw"  # ASGI servers ignore keys they do not know
 class Connection:
     __slots__ = (
         "abort",
+        "checked_at",
         "closed",
         "device",
         "direct",
@@ -50,6 +51,7 @@ class Connection:
         "queue",
         "send",
         "sending",
+        "token",
         "topics",
         "writer",
     )
@@ -69,6 +71,9 @@ class Connection:
         self.queue: deque[Message] = deque()
         self.closed = False
         self.principal: Principal | None = None
+        # The hello's token, checked again (revocation, roles) every identity.FRESH_S.
+        self.token: str | None = None
+        self.checked_at = 0.0
         self.display_name: str | None = None
         # The device watch minutes are capped by: the client's address (never an id the
         # client chooses, which would lift the cap).

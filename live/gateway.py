@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from commerce.orders.service import place_order
 from core.accounts import get_user
 from core.db import is_transient
 from core.errors import ApiError
+from core.identity import FRESH_S
 from core.services import Services
 from donations.gifts.schemas import gift_frame
 from donations.gifts.service import donate
@@ -206,6 +208,8 @@ class _Close(Exception):
 
 async def handle(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     try:
+        if conn.principal is not None and frame.type != "hello":
+            await _recheck(gateway, conn, frame)
         await HANDLERS[frame.type](gateway, conn, frame)
     except FrameError as err:
         if err.frame_id is None:
@@ -232,6 +236,20 @@ async def handle(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         # A bug: logged as one, and answered with an error frame, not a dropped socket.
         log.exception("frame %s failed", frame.type)
         raise FrameError("internal", "something went wrong on our side", None, frame.id) from None
+
+
+async def _recheck(gateway: Gateway, conn: Connection, frame: Frame) -> None:
+    """A socket's user as of now: a token revoked since `hello` (logout, an admin) closes
+    the socket, and roles granted or taken apply, within identity.FRESH_S of the change
+    (the pages ping every 10 s, so an idle page finds out too)."""
+    now = time.monotonic()
+    if conn.token is None or now - conn.checked_at < FRESH_S:
+        return
+    try:
+        conn.principal = await gateway.services.identities.principal(conn.token)
+    except ApiError as err:
+        raise _Close(POLICY, error_frame(err.code, err.message, None, frame.id)) from None
+    conn.checked_at = now
 
 
 def _login(conn: Connection, frame: Frame) -> str:
@@ -273,6 +291,7 @@ async def _hello(gateway: Gateway, conn: Connection, frame: Frame) -> None:
             raise FrameError("invalid_token", "the token's user does not exist", "token") from None
         conn.display_name = user.display_name
     conn.principal = principal
+    conn.token, conn.checked_at = token, time.monotonic()
     del device  # accepted (the contract names it) but never a cap's key: a client chooses it
     out: dict[str, Any] = {
         "type": "welcome",
@@ -323,7 +342,7 @@ async def _subscribe(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         )
     conn.topics[client_topic] = topic
     try:
-        await gateway.hub.join(conn, topic, client_topic, since)
+        await gateway.hub.join(conn, topic, client_topic, since, frame.id)
     except BaseException:
         conn.topics.pop(client_topic, None)
         raise
@@ -438,7 +457,7 @@ async def _order(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         async with asyncio.timeout(ORDER_TIMEOUT_S):
             order, _ = await place_order(gateway.services, conn.principal, body, key)
     except ApiError as err:
-        raise FrameError(err.code, err.message, err.details.get("field")) from None
+        raise FrameError.of(err) from None
     except TimeoutError:
         raise FrameError("timeout", "the order took too long; retry with the same key") from None
     conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id, "order": order}))
@@ -452,14 +471,14 @@ async def _donate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         async with asyncio.timeout(ORDER_TIMEOUT_S):
             out, _ = await donate(gateway.services, conn.principal, body, key)
     except ApiError as err:
-        raise FrameError(err.code, err.message, err.details.get("field")) from None
+        raise FrameError.of(err) from None
     except TimeoutError:
         raise FrameError("timeout", "the donation took too long; retry with the same key") from None
     conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id, **out}))
 
 
 async def _ping(gateway: Gateway, conn: Connection, frame: Frame) -> None:
-    conn.push_frame(PONG)
+    conn.push_frame(PONG if frame.id is None else orjson.dumps({"type": "pong", "id": frame.id}))
 
 
 HANDLERS = {

@@ -207,7 +207,7 @@ class Hub:
             for frame in found.frames:
                 self._fan_out(topic, history.seq_of(frame), frame)
         else:
-            message = text(await self._snapshot_frame(topic, found, recovered=False))
+            message = text(await self._snapshot_frame(topic, found, None))
             for conn, sub in topic.subs.items():
                 if type(sub) is int:
                     topic.subs[conn] = found.seq
@@ -219,9 +219,17 @@ class Hub:
 
     # subscribers
 
-    async def join(self, conn: Connection, name: str, client_name: str, since: int | None) -> None:
+    async def join(
+        self,
+        conn: Connection,
+        name: str,
+        client_name: str,
+        since: int | None,
+        reply_to: str | None = None,
+    ) -> None:
         """Subscribe `conn` to a topic: send it a snapshot or the frames after `since`, then
-        every frame as it comes. Raises `Unavailable` when Redis is away."""
+        every frame as it comes. Raises `Unavailable` when Redis is away. The `subscribed`
+        frame carries `reply_to` as its `id`, the subscribe frame's."""
         topic = self.topics.get(name)
         if topic is None:
             topic = Topic(name, client_name, TopicKeys.of(self.services.keys, name))
@@ -240,11 +248,11 @@ class Hub:
         if topic.subs.get(conn) is not held:
             return  # left while joining
         if isinstance(found, Recovery):
-            conn.push_frame(_subscribed(topic, found.seq, recovered=True))
+            conn.push_frame(_subscribed(topic, found.seq, True, reply_to))
             for frame in found.frames:
                 conn.push_frame(frame)
         else:
-            conn.push_frame(await self._snapshot_frame(topic, found, recovered=False))
+            conn.push_frame(await self._snapshot_frame(topic, found, reply_to))
         if topic.last_seq < found.seq and topic.buffer is None:
             topic.last_seq = found.seq
         for seq, message in held:
@@ -295,7 +303,7 @@ class Hub:
         rooms.finish(state)
         return state
 
-    async def _snapshot_frame(self, topic: Topic, found: Snapshot, recovered: bool) -> bytes:
+    async def _snapshot_frame(self, topic: Topic, found: Snapshot, reply_to: str | None) -> bytes:
         state: dict[str, Any] | None = None
         if found.state is not None and found.state != COLD:
             state = orjson.loads(found.state)
@@ -306,17 +314,20 @@ class Hub:
             snapshot += b',"chat":[' + b",".join(found.chat) + b"]"
         snapshot += b"}"
         return (
-            _subscribed(topic, found.seq, recovered=recovered)[:-1]
-            + b',"snapshot":'
-            + snapshot
-            + b"}"
+            _subscribed(topic, found.seq, False, reply_to)[:-1] + b',"snapshot":' + snapshot + b"}"
         )
 
 
-def _subscribed(topic: Topic, seq: int, recovered: bool) -> bytes:
-    return orjson.dumps(
-        {"type": "subscribed", "topic": topic.client_name, "seq": seq, "recovered": recovered}
-    )
+def _subscribed(topic: Topic, seq: int, recovered: bool, reply_to: str | None) -> bytes:
+    out: dict[str, Any] = {
+        "type": "subscribed",
+        "topic": topic.client_name,
+        "seq": seq,
+        "recovered": recovered,
+    }
+    if reply_to is not None:
+        out["id"] = reply_to
+    return orjson.dumps(out)
 
 
 async def _close(ps: PubSub) -> None:

@@ -23,9 +23,15 @@ def _user_key(keys: Keys, user_id: str) -> str:
 async def acquire(
     redis: Redis, keys: Keys, owner: str, user_id: str, limit: int = limits.MAX_CONNECTIONS_PER_USER
 ) -> bool:
-    """Count one more socket of `user_id` (or of `addr:…`) here, unless it is at the limit."""
+    """Count one more socket of `user_id` (or of `addr:…`) here, unless that puts it over
+    the limit. Counted first and checked after, so sockets opening at once on several
+    processes can only be refused too eagerly, never let past the limit."""
     key = _user_key(keys, user_id)
-    fields: dict[bytes, bytes] = await redis.hgetall(key)  # type: ignore[misc]
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hincrby(key, owner, 1)
+        pipe.pexpire(key, USER_TTL_MS)
+        pipe.hgetall(key)
+        fields: dict[bytes, bytes] = (await pipe.execute())[2]
     others = [f for f in fields if f != owner.encode()]
     alive = []
     for f in others:
@@ -36,12 +42,9 @@ async def acquire(
     total = int(fields.get(owner.encode(), 0)) + sum(
         int(fields[f]) for f, ok in zip(others, alive, strict=True) if ok
     )
-    if total >= limit:
+    if total > limit:
+        await release(redis, keys, owner, user_id)
         return False
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hincrby(key, owner, 1)
-        pipe.pexpire(key, USER_TTL_MS)
-        await pipe.execute()
     return True
 
 

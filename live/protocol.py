@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from core.errors import ApiError
 from core.fields import control_character_at
 from live import limits
 
@@ -23,16 +24,30 @@ class FrameError(Exception):
     """A client frame that cannot be served; the socket stays open."""
 
     def __init__(
-        self, code: str, message: str, field: str | None = None, frame_id: Any = None
+        self,
+        code: str,
+        message: str,
+        field: str | None = None,
+        frame_id: Any = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
         self.frame_id = frame_id
+        self.details = details or {}
+
+    @classmethod
+    def of(cls, err: ApiError) -> FrameError:
+        """The error an HTTP request would get, as a frame: the same code, field and
+        details (what is left in stock, a buyer's limit …)."""
+        return cls(err.code, err.message, err.details.get("field"), None, err.details)
 
     def frame(self) -> bytes:
-        return error_frame(self.code, self.message, self.field, self.frame_id)
+        if not self.details:
+            return error_frame(self.code, self.message, self.field, self.frame_id)
+        return error_frame(self.code, self.message, self.field, self.frame_id, details=self.details)
 
 
 def error_frame(

@@ -29,7 +29,7 @@ from commerce.sessions import endpoints as sessions
 from core import accounts, health
 from core.db import is_transient
 from core.errors import ApiError
-from core.headers import SecurityHeaders
+from core.headers import CSP, DOCS_CSP, SecurityHeaders
 from core.health import MetricsMiddleware
 from core.http import error_response, json
 from core.logging import configure_logging
@@ -73,7 +73,7 @@ API_MODULES = (
     sessions_api,
 )
 
-# Page paths of API.md and the file in static/ that serves each.
+# Page paths of the contract (docs/api.md) and the file in static/ that serves each.
 PAGES = {
     "/": "index.html",
     "/login": "login.html",
@@ -82,7 +82,6 @@ PAGES = {
     "/farmer": "farmer.html",
     "/charities/{charity_id}": "charity.html",
     "/verify": "verify.html",
-    "/docs": "docs.html",
 }
 
 
@@ -103,9 +102,11 @@ def openapi(routes: list[BaseRoute]) -> Callable[[Request], Awaitable[Response]]
     return serve
 
 
-def page(filename: str) -> Callable[[Request], Awaitable[Response]]:
+def page(filename: str, csp: str = CSP) -> Callable[[Request], Awaitable[Response]]:
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": csp}
+
     async def serve(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / filename, headers={"Cache-Control": "no-cache"})
+        return FileResponse(STATIC_DIR / filename, headers=headers)
 
     return serve
 
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes: list[BaseRoute] = [*api_routes(), *gateway.routes]
     routes.append(Route("/openapi.json", openapi(routes), name="openapi"))
+    routes.append(Route("/docs", page("docs.html", DOCS_CSP), name="page:docs.html"))
     routes += [Route(path, page(name), name=f"page:{name}") for path, name in PAGES.items()]
     routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
     return Starlette(

@@ -233,10 +233,22 @@ async def test_a_nul_anywhere_in_a_request_is_400_never_500(client, admin_token)
     assert all(code == 400 for _, _, code in answers), [a for a in answers if a[2] != 400]
 
 
-async def test_a_nul_in_a_body_field_is_400_naming_the_field(client, admin_token):
+@pytest.mark.parametrize("control", ["\u0000", "\u001b", "\u007f", "\u0085", "\u009b"])
+async def test_a_control_character_in_a_body_field_is_400_naming_the_field(
+    client, admin_token, control
+):
     r = await client.post(
         "/api/auth/register",
-        json={"handle": "nul_user", "password": "long enough pw", "display_name": "Si\u0000ti"},
+        json={"handle": "nul_user", "password": "long enough pw", "display_name": f"Si{control}ti"},
     )
     assert r.status_code == 400
+    assert r.json()["error"]["code"] == "invalid_field"
     assert r.json()["error"]["details"]["field"] == "display_name"
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/products?before=", "/api/sessions?limit=", "/api/sessions?status="]
+)
+async def test_a_query_parameter_given_empty_is_400_not_taken_as_absent(client, path):
+    r = await client.get(path)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_field"

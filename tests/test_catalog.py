@@ -95,6 +95,12 @@ async def test_a_host_lists_products_starts_and_ends_a_session(client, admin_tok
         json={"product_id": world.product["id"], "price": 1, "stock": 1},
     )
     assert (r.status_code, r.json()["error"]["code"]) == (409, "session_ended")
+    r = await client.post(
+        f"/api/sessions/{sid}/pin",
+        headers=world.host.headers,
+        json={"listing_id": detail["listings"][0]["id"]},
+    )
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "session_ended")
 
 
 async def test_another_host_cannot_touch_my_session(client, admin_token):

@@ -73,6 +73,14 @@ async def test_a_paid_donation_reaches_the_charity_the_log_and_the_room(
 
     report = (await client.get(f"/api/charities/{world.charity['id']}/report")).json()
     assert report["currencies"]["IDR"]["donations"] == 70_000
+    # the charity itself, alone and in the list, carries the same public totals
+    one = (await client.get(f"/api/charities/{world.charity['id']}")).json()
+    assert one["totals"] == report["currencies"]
+    listed = (await client.get("/api/charities", params={"limit": 200})).json()["charities"]
+    assert listed and all(isinstance(c["totals"], dict) for c in listed)
+    for c in listed:
+        if c["id"] == world.charity["id"]:
+            assert c["totals"] == one["totals"]
     await assert_ledger_invariants(db)
     await assert_charity_books(db, world.charity["id"])
 

@@ -75,6 +75,7 @@ async def test_redeeming_moves_exactly_the_rate_to_the_charity_and_never_beyond_
     assert first["amount"] == 225_000 and first["points"] == 150
     again = await redeem(client, user, pool["id"], 150, key, session_id=world.session["id"])
     assert again.status_code == 200 and again.json()["redemption"]["id"] == first["id"]
+    assert again.json()["balance"] == r.json()["balance"] == 250  # shaped like the first
     other = await redeem(client, user, pool["id"], 100, key)
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
     # 150,000 left: 101 points would be 151,500.

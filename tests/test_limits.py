@@ -109,3 +109,41 @@ async def test_a_session_ended_through_one_process_takes_no_order_on_another(
 def http_on(http: httpx.AsyncClient, server: Server) -> httpx.AsyncClient:
     http.base_url = httpx.URL(server.base)
     return http
+
+
+async def test_a_burst_of_sockets_at_once_over_two_processes_never_passes_the_limit(pair) -> None:
+    a, b = pair
+    viewers = await asyncio.gather(*(Viewer.connect((a, b)[i % 2].ws) for i in range(12)))
+
+    async def answer(v: Viewer) -> str:
+        try:
+            await v.send({"type": "ping"})
+            return str((await v.recv())["type"])
+        except websockets.ConnectionClosed:
+            return "closed"
+        except TimeoutError:
+            return "silent"
+
+    answers = Counter(await asyncio.gather(*(answer(v) for v in viewers)))
+    assert answers["pong"] <= 3, answers
+    for v in viewers:
+        await v.close()
+
+
+async def test_a_socket_whose_token_was_revoked_is_closed_at_its_next_frame(pair, client) -> None:
+    a, b = pair
+    await asyncio.sleep(0.5)  # the sockets of the tests before are let go
+    me = await register(client)  # in-process: this module's address is out of registrations
+    sock = await Viewer.connect(b.ws, token=me.token)
+    await sock.send({"type": "subscribe", "topic": "me"})
+    assert (await sock.recv())["type"] == "subscribed"
+    async with httpx.AsyncClient(base_url=a.base, timeout=30) as http:
+        r = await http.post("/api/auth/logout", headers=me.headers)
+        assert r.status_code in (200, 204)
+    await asyncio.sleep(5.5)  # identity.FRESH_S: how stale another process may be
+    await sock.send({"type": "ping"})
+    refused = await sock.expect(lambda f: f["type"] in ("error", "pong"))
+    assert refused["type"] == "error" and refused["code"] == "token_revoked"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await sock.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -246,6 +246,12 @@ async def test_a_reconnect_with_since_recovers_exactly_the_missed_frames(
     sub = await other.subscribe(room.topic, since=1)
     assert sub["recovered"] is False and "totals" in sub["snapshot"]
     assert [m["text"] for m in sub["snapshot"]["chat"]][-3:] == ["one", "two", "three"]
+    # either kind of `subscribed` answers the subscribe frame by its id
+    for since, sock in ((before["seq"], back), (None, other)):
+        frame = {"type": "subscribe", "topic": room.topic, "id": "s9"}
+        await sock.send(frame if since is None else {**frame, "since": since})
+        sub = await sock.expect(lambda f: f["type"] == "subscribed")
+        assert sub["id"] == "s9"
     for v in (talker, back, other):
         await v.close()
 
@@ -305,8 +311,9 @@ async def test_garbage_oversized_and_unauthorised_frames_get_the_right_answers(
     assert answers["anon_me"]["code"] == "unauthorized"
     assert answers["bad_token"]["code"] == "invalid_token"
     assert answers["donate"]["code"] == "unauthorized" and answers["donate"]["id"] == "d1"
-    await v.send({"type": "ping"})
-    assert (await v.recv())["type"] == "pong"  # the socket stayed open through all of it
+    await v.send({"type": "ping", "id": "p1"})
+    # the socket stayed open through all of it, and a reply names the frame it answers
+    assert await v.recv() == {"type": "pong", "id": "p1"}
 
     # a farmer's live totals are that farmer's (or an admin's) only
     stranger = await register(room.http, "stranger")
@@ -442,6 +449,8 @@ async def test_an_order_frame_places_an_order_and_bad_or_unfillable_ones_get_err
     await v.send({**order, "id": "c4", "quantity": 41, "idempotency_key": "key-2"})
     gone = await v.expect(lambda f: f.get("id") == "c4")
     assert gone["type"] == "error" and gone["code"] in ("sold_out", "limit_exceeded")
+    # the same details as over HTTP: what is left, or the buyer's limit
+    assert {"remaining", "max_per_buyer"} & set(gone["details"]), gone
     await v.close()
 
 

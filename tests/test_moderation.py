@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api import build_world, donate_and_pay, register
+from tests.api import build_world, donate, donate_and_pay, register
 from tests.conftest import process_env
 from tests.live_clients import Viewer, ticker_with
 from tests.processes import Server, running
@@ -106,3 +106,56 @@ async def test_a_hidden_message_is_gone_from_the_replay_of_a_resubscribing_clien
         assert gifts and all("message" not in e for e in gifts)
         for v in (viewer, again):
             await v.close()
+
+
+async def moderate(http: httpx.AsyncClient, world: Any, gift_id: str, action: str) -> None:
+    r = await http.post(
+        f"/api/donations/{gift_id}/message", headers=world.host.headers, json={"action": action}
+    )
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("moderated", "action", "shown"),
+    [(False, "hide", False), (True, "approve", True), (True, "hide", False)],
+)
+async def test_a_decision_taken_before_the_gift_is_paid_holds_when_it_is_paid(
+    server: Server, admin_token: str, moderated: bool, action: str, shown: bool
+) -> None:
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as http:
+        world = await live_room(http, admin_token, moderated=moderated)
+        viewer = await Viewer.connect(server.ws)
+        await viewer.subscribe(f"session:{world.session['id']}")
+        donor = await register(http)
+        r = await donate(http, donor, world, 10_000, message="pesan awal")
+        assert r.status_code == 201, r.text
+        placed = r.json()
+        await moderate(http, world, placed["donation"]["id"], action)
+        r = await http.post(
+            f"/api/payments/{placed['payment']['id']}/sandbox/approve", headers=donor.headers
+        )
+        assert r.status_code == 200, r.text
+        [paid] = donations_in(await viewer.expect(ticker_with("donation")))
+        assert paid.get("message") == ("pesan awal" if shown else None)
+        await viewer.close()
+
+
+async def test_a_hidden_message_approved_again_is_shown_again(
+    server: Server, admin_token: str
+) -> None:
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as http:
+        world = await live_room(http, admin_token, moderated=False)
+        viewer = await Viewer.connect(server.ws)
+        await viewer.subscribe(f"session:{world.session['id']}")
+        donor = await register(http)
+        gift = await donate_and_pay(http, donor, world, 12_000, message="maaf, salah tekan")
+        await viewer.expect(ticker_with("donation"))
+        await moderate(http, world, gift["id"], "hide")
+        await viewer.expect(ticker_with("message_hidden"))
+        await moderate(http, world, gift["id"], "hide")  # twice: the room hears it once
+        await moderate(http, world, gift["id"], "approve")
+        frame = await viewer.expect(ticker_with("donation_message"))
+        assert not any(e["type"] == "message_hidden" for e in frame["events"])
+        [again] = donations_in(frame)
+        assert again["message"] == "maaf, salah tekan"
+        await viewer.close()

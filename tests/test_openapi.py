@@ -13,6 +13,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import negative_data_rejection, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -40,6 +41,7 @@ SEED = int(os.environ.get("PANEN_FUZZ_SEED") or random.randrange(2**32))
 EXAMPLES = int(os.environ.get("PANEN_FUZZ_EXAMPLES", "6"))
 CHECKS = [
     not_a_server_error,
+    negative_data_rejection,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
@@ -145,3 +147,25 @@ async def test_requests_generated_from_the_openapi_document_get_documented_answe
     statuses = fuzz(server.base, headers, real_ids(world), skip)
     print(f"schemathesis {role}: seed={SEED} requests={sum(statuses.values())} {statuses}")
     assert statuses and not any(s >= 500 for s in statuses)
+
+
+def test_the_asyncapi_document_names_every_frame_the_socket_accepts() -> None:
+    import yaml
+
+    from live.gateway import HANDLERS
+
+    doc = yaml.safe_load((Path(__file__).parent.parent / "docs" / "asyncapi.yaml").read_text())
+
+    def resolve(ref: str) -> Any:
+        node: Any = doc
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        return node
+
+    accepted = set()
+    for op in doc["operations"].values():
+        if op["action"] == "receive":  # what the server receives: client frames
+            for message in op["messages"]:
+                found = resolve(message["$ref"])
+                accepted.add(resolve(found["$ref"])["name"] if "$ref" in found else found["name"])
+    assert accepted == set(HANDLERS)

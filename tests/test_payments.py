@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import orjson
+import pytest
 
 from commerce.payments.providers import SIGNATURE_HEADER, SandboxProvider, sign
 from tests.api import live_listing, order, register
@@ -95,8 +96,15 @@ async def test_a_replayed_webhook_is_acknowledged_once_and_applied_once(
     await assert_ledger_invariants(db)
 
 
-async def test_a_malformed_but_signed_webhook_is_400(client, settings):
-    body = b'{"id": "evt_x", "type": "payment.succeeded"}'
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "evt_x", "type": "payment.succeeded"}',
+        b'{"id": "evt\\u0000x", "type": "payment.succeeded", "data": {"payment_id": "pay_1",'
+        b' "amount": 1, "currency": "IDR"}}',
+    ],
+)
+async def test_a_malformed_but_signed_webhook_is_400(client, settings, body):
     headers = {
         SIGNATURE_HEADER: sign(SandboxProvider(settings.secret_key).secret, int(time.time()), body)
     }

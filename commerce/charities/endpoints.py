@@ -1,16 +1,16 @@
-"""HTTP: charities and their campaigns."""
+"""HTTP: making charities and their campaigns (reading them, with their totals, is
+`donations.charity.endpoints`: the totals come from the ledger, a layer above)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from starlette.responses import Response
 
 from commerce.charities.models import Campaign, Charity
 from commerce.charities.schemas import CreateCampaign, CreateCharity, campaign_json, charity_json
-from commerce.charities.service import campaigns_of, load_charity, require_charity_admin
+from commerce.charities.service import load_charity, require_charity_admin
 from core.accounts import grant_role
 from core.auth import Role
-from core.http import ANYONE, LIMIT, Api, Ctx, json, roles
+from core.http import Api, Ctx, json, roles
 from core.ids import new_id
 
 api = Api()
@@ -25,22 +25,6 @@ async def create_charity(ctx: Ctx) -> Response:
         s.add(charity)
     ctx.services.identities.forget(body.admin_user_id)  # their new role, at once here
     return json(charity_json(charity, []), 201)
-
-
-@api.get("/api/charities", ANYONE, query=(LIMIT,))
-async def list_charities(ctx: Ctx) -> Response:
-    limit = ctx.query_int("limit")
-    async with ctx.services.db.reader() as s:
-        rows = (await s.execute(select(Charity).order_by(Charity.id).limit(limit))).scalars().all()
-    campaigns = await campaigns_of(ctx.services.db, [c.id for c in rows])
-    return json({"charities": [charity_json(c, campaigns[c.id]) for c in rows]})
-
-
-@api.get("/api/charities/{charity_id}", ANYONE)
-async def get_charity(ctx: Ctx) -> Response:
-    charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
-    campaigns = await campaigns_of(ctx.services.db, [charity.id])
-    return json(charity_json(charity, campaigns[charity.id]))
 
 
 @api.post(

@@ -119,6 +119,8 @@ async def pin(ctx: Ctx) -> Response:
         if live is None:
             raise not_found("session", session_id)
         require_host(ctx.user, live)
+        if live.status == SessionStatus.ENDED:
+            raise conflict("session_ended", "this session has ended")
         live.pinned_listing_id = listing.id
         await outbox.add(s, [(f"session:{session_id}", Pinned(listing=out))])
     offers.forget(session_id)

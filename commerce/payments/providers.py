@@ -16,6 +16,7 @@ import orjson
 
 from commerce.payments.models import Payment
 from core.errors import ApiError, bad_request, not_found
+from core.fields import control_character_at
 from core.ids import new_id
 from core.services import Services
 
@@ -126,7 +127,9 @@ class SandboxProvider:
             raise bad_request("malformed_webhook", "the webhook body is not understood") from None
         if event.type not in (SUCCEEDED, FAILED):
             raise bad_request("malformed_webhook", f"unknown event type {event.type!r}", "type")
-        if not (0 < len(event.id) <= 120 and 0 < len(event.payment_id) <= 40):
+        if not (0 < len(event.id) <= 120 and 0 < len(event.payment_id) <= 40) or (
+            control_character_at([event.id, event.payment_id, event.currency])
+        ):
             raise bad_request("malformed_webhook", "the event or payment id is malformed")
         return event
 

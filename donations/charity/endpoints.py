@@ -5,7 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from starlette.responses import Response
 
-from commerce.charities.service import load_charity, require_charity_admin
+from commerce.charities.models import Charity
+from commerce.charities.schemas import charity_json
+from commerce.charities.service import campaigns_of, load_charity, require_charity_admin
 from commerce.orders.models import Order
 from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.service import load_session
@@ -21,10 +23,33 @@ from donations.charity.disbursements import (
 )
 from donations.charity.models import Disbursement, Match
 from donations.charity.receipts import build, fund_of
-from donations.charity.reports import charity_report, session_report
+from donations.charity.reports import charity_report, charity_totals, session_report
 from donations.charity.schemas import CreateMatch, match_json
 
 api = Api()
+
+
+@api.get("/api/charities", ANYONE, query=(LIMIT,))
+async def list_charities(ctx: Ctx) -> Response:
+    """Charities with their campaigns and public totals (received, matched, disbursed)."""
+    limit = ctx.query_int("limit")
+    async with ctx.services.db.reader() as s:
+        rows = (await s.execute(select(Charity).order_by(Charity.id).limit(limit))).scalars().all()
+    ids = [c.id for c in rows]
+    campaigns = await campaigns_of(ctx.services.db, ids)
+    totals = await charity_totals(ctx.services.db, ids)
+    return json(
+        {"charities": [{**charity_json(c, campaigns[c.id]), "totals": totals[c.id]} for c in rows]}
+    )
+
+
+@api.get("/api/charities/{charity_id}", ANYONE)
+async def get_charity(ctx: Ctx) -> Response:
+    """A charity with its campaigns and public totals by currency."""
+    charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
+    campaigns = await campaigns_of(ctx.services.db, [charity.id])
+    totals = await charity_totals(ctx.services.db, [charity.id])
+    return json({**charity_json(charity, campaigns[charity.id]), "totals": totals[charity.id]})
 
 
 @api.post(

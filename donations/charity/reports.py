@@ -6,6 +6,7 @@ account by the kind of ledger transaction that moved it; balance = received - di
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -24,39 +25,52 @@ KINDS = {
 
 
 async def charity_report(db: Database, charity_id: str) -> dict[str, Any]:
+    totals = await charity_totals(db, [charity_id])
+    return {"charity_id": charity_id, "currencies": totals[charity_id]}
+
+
+async def charity_totals(
+    db: Database, charity_ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Each charity's public totals by currency, in one query for all of them."""
+    accounts = {f"charity_payable:{c}": c for c in charity_ids}
     async with db.reader() as s:
         rows = (
             await s.execute(
                 text(
-                    "SELECT t.kind, p.currency, sum(p.amount) AS amount"
+                    "SELECT p.account_code, t.kind, p.currency, sum(p.amount) AS amount"
                     " FROM ledger_postings p JOIN ledger_transactions t ON t.id = p.transaction_id"
-                    " WHERE p.account_code = :acct GROUP BY t.kind, p.currency"
+                    " WHERE p.account_code = ANY(:accts)"
+                    " GROUP BY p.account_code, t.kind, p.currency"
                 ),
-                {"acct": f"charity_payable:{charity_id}"},
+                {"accts": list(accounts)},
             )
         ).all()
-    by_currency: dict[str, dict[str, int]] = {}
-    for kind, currency, amount in rows:
-        sums = by_currency.setdefault(
+    sums: dict[str, dict[str, dict[str, int]]] = {c: {} for c in charity_ids}
+    for account, kind, currency, amount in rows:
+        by_kind = sums[accounts[account]].setdefault(
             currency,
             {"pledges": 0, "donations": 0, "matches": 0, "reversals": 0, "disbursed": 0},
         )
         name = KINDS.get(kind, "other")
-        sums[name] = sums.get(name, 0) + int(amount)
-    out = {}
-    for currency, sums in by_currency.items():
-        received = sums["pledges"] + sums["donations"] + sums["matches"] + sums["reversals"]
-        disbursed = -sums["disbursed"]
-        out[currency] = {
-            "received": received,
-            "pledges": sums["pledges"],
-            "donations": sums["donations"],
-            "matched": sums["matches"],
-            "reversals": -sums["reversals"],
-            "disbursed": disbursed,
-            "balance": received - disbursed,
-        }
-    return {"charity_id": charity_id, "currencies": out}
+        by_kind[name] = by_kind.get(name, 0) + int(amount)
+    return {
+        c: {cur: _totals(k) for cur, k in by_currency.items()} for c, by_currency in sums.items()
+    }
+
+
+def _totals(sums: dict[str, int]) -> dict[str, int]:
+    received = sums["pledges"] + sums["donations"] + sums["matches"] + sums["reversals"]
+    disbursed = -sums["disbursed"]
+    return {
+        "received": received,
+        "pledges": sums["pledges"],
+        "donations": sums["donations"],
+        "matched": sums["matches"],
+        "reversals": -sums["reversals"],
+        "disbursed": disbursed,
+        "balance": received - disbursed,
+    }
 
 
 async def session_report(db: Database, session_id: str) -> dict[str, Any]:

@@ -135,7 +135,14 @@ async def redeem(
                     "this idempotency key was used for a different redemption",
                     redemption_id=prior.id,
                 )
-            return {"redemption": redemption_json(prior)}, False
+            # The same answer as the first time, with the balance as it is now.
+            now_st = await points.standing(s, user_id, now)
+            repeat = {
+                "redemption": redemption_json(prior),
+                "balance": now_st.balance,
+                "redeemable": max(0, now_st.redeemable),
+            }
+            return repeat, False
         pool = await s.get(PointsPool, pool_id, with_for_update=True)
         if pool is None:
             raise not_found("pool", pool_id)
@@ -239,7 +246,7 @@ async def redeem(
         out = {
             "redemption": redemption_json(redemption, units),
             "balance": st.balance,
-            "redeemable": st.redeemable,
+            "redeemable": max(0, st.redeemable),
         }
     await outbox.deliver(services)
     return out, True

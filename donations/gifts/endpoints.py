@@ -23,6 +23,7 @@ from donations.gifts.schemas import (
     MessageAction,
     display_name,
     donation_json,
+    message_shown,
     payment_json,
 )
 from donations.gifts.service import donate, load_donation
@@ -120,15 +121,14 @@ async def moderate_message(ctx: Ctx) -> Response:
         if d.message_status == "none" or d.message is None:
             raise ApiError(409, "no_message", "this donation carries no message")
         was, d.message_status = d.message_status, MESSAGE_STATUS[body.action]
+        # Before payment the room has seen nothing; the paid event will follow this status.
+        paid = d.status == GiftStatus.PAID
+        before = paid and message_shown(was, live.moderate_messages)
+        after = paid and message_shown(d.message_status, live.moderate_messages)
         topic = f"session:{d.session_id}"
-        if body.action == "hide" and was != "hidden":
+        if before and not after:
             await outbox.add(s, [(topic, MessageHidden(session_id=live.id, donation_id=d.id))])
-        elif (
-            body.action == "approve"
-            and live.moderate_messages
-            and was == "pending"
-            and d.status == GiftStatus.PAID
-        ):
+        elif after and not before:
             donor = await s.get(User, d.donor_id)
             shown = DonationMessage(
                 session_id=live.id,

@@ -78,6 +78,15 @@ class MessageAction(Body):
 MESSAGE_STATUS = {"approve": "approved", "hide": "hidden", "read": "read"}
 
 
+def message_shown(message_status: str, moderated: bool) -> bool:
+    """Whether a paid gift's message is shown to its room: never once hidden; once the
+    host approved or read it out; before that only in a room that does not hold messages
+    back. The one rule for the paid event and for every moderation after it."""
+    if message_status in ("approved", "read"):
+        return True
+    return message_status == "pending" and not moderated
+
+
 def gift_frame(fields: Mapping[str, Any]) -> tuple[Donate, str]:
     """The socket's `donate` frame, checked exactly as `POST /api/donations` is."""
     return frame_body(Donate, fields)

@@ -32,7 +32,14 @@ from donations.charity import service as charity
 from donations.gifts.events import Donation as DonationEvent
 from donations.gifts.lifecycle import GiftStatus
 from donations.gifts.models import Donation
-from donations.gifts.schemas import ANONYMOUS, Donate, display_name, donation_json, payment_json
+from donations.gifts.schemas import (
+    ANONYMOUS,
+    Donate,
+    display_name,
+    donation_json,
+    message_shown,
+    payment_json,
+)
 
 PAYMENT_PREFIX = "dpy"
 
@@ -227,14 +234,17 @@ async def paid_events(
         charity_id=gift.charity_id,
         entry_index=entry_index,
         at=rfc3339(at),
-        message=gift.message,
+        message=gift.message if gift.message_status != "hidden" else None,
     )
     rows: list[Topical] = [(f"me:{gift.donor_id}", replace(event, status=gift.status))]
     if gift.session_id is not None:
         room = await s.get(LiveSession, gift.session_id)
-        held_back = room is not None and room.moderate_messages
-        shown = replace(
-            event, session_id=gift.session_id, message=None if held_back else gift.message
+        moderated = room is not None and room.moderate_messages
+        shown = message_shown(gift.message_status, moderated)
+        rows.append(
+            (
+                f"session:{gift.session_id}",
+                replace(event, session_id=gift.session_id, message=gift.message if shown else None),
+            )
         )
-        rows.append((f"session:{gift.session_id}", shown))
     return rows
