@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
@@ -16,8 +16,9 @@ from core.db import Database
 from core.errors import ApiError, bad_request, conflict, not_found
 from core.http import ANYONE, LOGGED_IN, Api, Body, Ctx, json, roles
 from core.ids import new_id
-from core.models import User
+from core.models import User, UserOut
 from core.ratelimit import RateLimiter
+from core.shapes import TypedDict, closed
 
 LOGIN_FAILURES_ALLOWED = 10
 LOGIN_FAILURE_WINDOW_S = 300
@@ -98,7 +99,29 @@ async def per_address(ctx: Ctx, what: str, limit: int, window_s: float) -> None:
         await RateLimiter(ctx.services.redis).hit(key, limit, window_s)
 
 
-@api.post("/api/auth/register", ANYONE, body=Register, status=201)
+@closed
+class SignedIn(TypedDict):
+    user: UserOut
+    token: str
+
+
+@closed
+class UserReply(TypedDict):
+    user: UserOut
+
+
+@closed
+class LoggedOut(TypedDict):
+    status: Literal["logged_out"]
+
+
+@closed
+class Revoked(TypedDict):
+    user_id: str
+    status: Literal["revoked"]
+
+
+@api.post("/api/auth/register", ANYONE, body=Register, status=201, response=SignedIn)
 async def register(ctx: Ctx) -> Response:
     body = await ctx.body(Register)
     await per_address(ctx, "register", ctx.services.settings.registrations_per_address, 3600)
@@ -109,7 +132,7 @@ async def register(ctx: Ctx) -> Response:
     return json({"user": user.private(), "token": token}, 201)
 
 
-@api.post("/api/auth/login", ANYONE, body=Login)
+@api.post("/api/auth/login", ANYONE, body=Login, response=SignedIn)
 async def login(ctx: Ctx) -> Response:
     body = await ctx.body(Login)
     await per_address(ctx, "login", ctx.services.settings.logins_per_address, 60)
@@ -130,7 +153,7 @@ async def login(ctx: Ctx) -> Response:
     return json({"user": user.private(), "token": token})
 
 
-@api.get("/api/me", LOGGED_IN)
+@api.get("/api/me", LOGGED_IN, response=UserReply)
 async def me(ctx: Ctx) -> Response:
     user = await get_user(ctx.services.db, ctx.user.user_id)
     return json({"user": user.private()})
@@ -147,14 +170,14 @@ async def revoke_tokens(ctx: Ctx, user_id: str) -> None:
     ctx.services.identities.forget(user_id)
 
 
-@api.post("/api/auth/logout", LOGGED_IN)
+@api.post("/api/auth/logout", LOGGED_IN, response=LoggedOut)
 async def logout(ctx: Ctx) -> Response:
     """Log out everywhere: every token of the caller is revoked."""
     await revoke_tokens(ctx, ctx.user.user_id)
     return json({"status": "logged_out"})
 
 
-@api.post("/api/admin/users/{user_id}/revoke-tokens", roles(Role.ADMIN))
+@api.post("/api/admin/users/{user_id}/revoke-tokens", roles(Role.ADMIN), response=Revoked)
 async def admin_revoke_tokens(ctx: Ctx) -> Response:
     """An admin ends every session of a user (a stolen token, a departed staff member)."""
     user_id = ctx.path("user_id")
@@ -162,7 +185,7 @@ async def admin_revoke_tokens(ctx: Ctx) -> Response:
     return json({"user_id": user_id, "status": "revoked"})
 
 
-@api.post("/api/admin/users", roles(Role.ADMIN), body=CreateUser, status=201)
+@api.post("/api/admin/users", roles(Role.ADMIN), body=CreateUser, status=201, response=UserReply)
 async def admin_create_user(ctx: Ctx) -> Response:
     body = await ctx.body(CreateUser)
     user = await create_user(

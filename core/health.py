@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.http import ANYONE, Api, Ctx, json
+from core.shapes import NotRequired, TypedDict, closed
 
 REQUESTS = Counter("panen_http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
 LATENCY = Histogram(
@@ -39,12 +41,24 @@ async def watch_loop_lag(interval_s: float = 0.25) -> None:
 api = Api()
 
 
-@api.get("/healthz", ANYONE)
+@closed
+class Alive(TypedDict):
+    status: Literal["ok"]
+
+
+@closed
+class Ready(TypedDict):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]  # database, redis: "ok" or the error
+    workers: NotRequired[int]  # workers that reported in lately
+
+
+@api.get("/healthz", ANYONE, response=Alive)
 async def healthz(ctx: Ctx) -> Response:
     return json({"status": "ok"})
 
 
-@api.get("/readyz", ANYONE)
+@api.get("/readyz", ANYONE, response=Ready)
 async def readyz(ctx: Ctx) -> Response:
     checks: dict[str, str] = {}
 

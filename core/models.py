@@ -9,6 +9,22 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, Timestamped
+from core.shapes import TypedDict, closed
+
+
+@closed
+class PublicUser(TypedDict):
+    id: str
+    handle: str
+    display_name: str
+
+
+@closed
+class UserOut(TypedDict):
+    id: str
+    handle: str
+    display_name: str
+    roles: list[str]
 
 
 class User(Timestamped, Base):
@@ -29,8 +45,8 @@ class User(Timestamped, Base):
     # Tokens issued at or before this are revoked (logging out, an admin's revocation).
     tokens_valid_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    def public(self) -> dict[str, object]:
+    def public(self) -> PublicUser:
         return {"id": self.id, "handle": self.handle, "display_name": self.display_name}
 
-    def private(self) -> dict[str, object]:
+    def private(self) -> UserOut:
         return {**self.public(), "roles": sorted(self.roles)}

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from starlette.routing import BaseRoute, Route
 
 from core.fields import IDEMPOTENCY_KEY_MAX
@@ -48,6 +48,7 @@ ERRORS = {
 }
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,40}$"
 KEY_PATTERN = r"^[\x21-\x7e]+$"
+REF = "#/components/schemas/{model}"
 
 
 def document(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def _operation(spec: Spec, name: str, schemas: dict[str, Any]) -> dict[str, Any]
         "summary": summary.strip(),
         "tags": [_tag(spec.path)],
         "parameters": [*_path_params(spec.path), *(_query_param(q) for q in spec.query)],
-        "responses": _responses(spec),
+        "responses": _responses(spec, schemas),
     }
     if description.strip():
         op["description"] = " ".join(description.split())
@@ -151,16 +152,33 @@ def _query_param(q: Query) -> dict[str, Any]:
 
 
 def _model(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
-    found = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, sub in found.pop("$defs", {}).items():
-        schemas[name] = sub
-    schemas[model.__name__] = found
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+    found = model.model_json_schema(ref_template=REF)
+    return _keep(model.__name__, found, schemas)
 
 
-def _responses(spec: Spec) -> dict[str, Any]:
+def _shape(shape: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A response's TypedDict (or a union of them, inline), as it serialises."""
+    found = TypeAdapter(shape).json_schema(ref_template=REF, mode="serialization")
+    name = getattr(shape, "__name__", None)
+    if name is None:
+        schemas.update(found.pop("$defs", {}))
+        return found
+    return _keep(name, found, schemas)
+
+
+def _keep(name: str, found: dict[str, Any], schemas: dict[str, Any]) -> dict[str, str]:
+    for sub_name, sub in found.pop("$defs", {}).items():
+        schemas[sub_name] = sub
+    schemas[name] = found
+    return {"$ref": REF.format(model=name)}
+
+
+def _responses(spec: Spec, schemas: dict[str, Any]) -> dict[str, Any]:
     if spec.path == "/metrics":
         ok: dict[str, Any] = {"description": "Prometheus text", "content": {"text/plain": {}}}
+    elif spec.response is not None:
+        shape = _shape(spec.response, schemas)
+        ok = {"description": "success", "content": {"application/json": {"schema": shape}}}
     else:
         ok = {
             "description": "success",

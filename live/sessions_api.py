@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from commerce.sessions.schemas import SessionDetail
 from commerce.sessions.service import load_session, session_detail
 from core.http import ANYONE, Api, Ctx, json
 from core.services import Services
@@ -35,7 +36,7 @@ async def room_totals(services: Services, session_id: str) -> dict[str, Any]:
     return totals
 
 
-@api.get("/api/sessions/{session_id}", ANYONE)
+@api.get("/api/sessions/{session_id}", ANYONE, response=SessionDetail)
 async def get_session(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
     detail = await session_detail(ctx.services.db, live)

@@ -26,6 +26,7 @@ from core.settings import Settings
 from panen.app import create_app
 from panen.embedded import EmbeddedServers, database_url, drop_database, ensure_database
 from panen.migrate import upgrade
+from tests.contract import check_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +131,11 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture
 async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://panen.test") as c:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://panen.test",
+        event_hooks={"response": [check_shape]},  # every answer as /openapi.json says
+    ) as c:
         yield c
 
 

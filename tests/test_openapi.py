@@ -169,3 +169,27 @@ def test_the_asyncapi_document_names_every_frame_the_socket_accepts() -> None:
                 found = resolve(message["$ref"])
                 accepted.add(resolve(found["$ref"])["name"] if "$ref" in found else found["name"])
     assert accepted == set(HANDLERS)
+
+
+def test_every_api_route_declares_the_shape_of_its_answer() -> None:
+    bare = [
+        f"{spec.method} {spec.path}"
+        for route in api_routes()
+        if (spec := getattr(route.endpoint, "panen_spec", None)) is not None  # type: ignore[attr-defined]
+        and spec.response is None
+        and spec.path != "/metrics"  # Prometheus text
+    ]
+    assert bare == []
+
+
+async def test_the_shape_check_refuses_an_answer_with_a_key_its_route_does_not_declare() -> None:
+    import pydantic
+
+    from tests.contract import check_shape
+
+    request = httpx.Request("GET", "http://panen.test/api/me")
+    user = {"id": "usr_1", "handle": "siti", "display_name": "Siti", "roles": ["viewer"]}
+    await check_shape(httpx.Response(200, json={"user": user}, request=request))
+    for wrong in ({**user, "password_hash": "x"}, {**user, "roles": "viewer"}):
+        with pytest.raises(pydantic.ValidationError):
+            await check_shape(httpx.Response(200, json={"user": wrong}, request=request))

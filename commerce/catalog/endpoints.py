@@ -7,7 +7,15 @@ from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
 from commerce.catalog.models import Farmer, Product
-from commerce.catalog.schemas import CreateFarmer, CreateProduct, farmer_json, product_json
+from commerce.catalog.schemas import (
+    CreateFarmer,
+    CreateProduct,
+    FarmerOut,
+    ProductOut,
+    ProductPage,
+    farmer_json,
+    product_json,
+)
 from commerce.catalog.service import load_farmer, require_farmer_or_admin
 from core.accounts import grant_role
 from core.auth import Role
@@ -18,7 +26,7 @@ from core.ids import new_id
 api = Api()
 
 
-@api.post("/api/farmers", roles(Role.ADMIN), body=CreateFarmer, status=201)
+@api.post("/api/farmers", roles(Role.ADMIN), body=CreateFarmer, status=201, response=FarmerOut)
 async def create_farmer(ctx: Ctx) -> Response:
     body = await ctx.body(CreateFarmer)
     farmer = Farmer(id=new_id("frm"), user_id=body.user_id, name=body.name, region=body.region)
@@ -34,12 +42,12 @@ async def create_farmer(ctx: Ctx) -> Response:
     return json(farmer_json(farmer), 201)
 
 
-@api.get("/api/farmers/{farmer_id}", ANYONE)
+@api.get("/api/farmers/{farmer_id}", ANYONE, response=FarmerOut)
 async def get_farmer(ctx: Ctx) -> Response:
     return json(farmer_json(await load_farmer(ctx.services.db, ctx.path("farmer_id"))))
 
 
-@api.get("/api/me/farmer", LOGGED_IN)
+@api.get("/api/me/farmer", LOGGED_IN, response=FarmerOut)
 async def my_farmer(ctx: Ctx) -> Response:
     """The caller's own farmer profile, so a farmer's pages need no id in the address."""
     async with ctx.services.db.reader() as s:
@@ -49,7 +57,13 @@ async def my_farmer(ctx: Ctx) -> Response:
     return json(farmer_json(farmer))
 
 
-@api.post("/api/products", roles(Role.FARMER, Role.ADMIN), body=CreateProduct, status=201)
+@api.post(
+    "/api/products",
+    roles(Role.FARMER, Role.ADMIN),
+    body=CreateProduct,
+    status=201,
+    response=ProductOut,
+)
 async def create_product(ctx: Ctx) -> Response:
     body = await ctx.body(CreateProduct)
     farmer = await load_farmer(ctx.services.db, body.farmer_id)
@@ -60,7 +74,12 @@ async def create_product(ctx: Ctx) -> Response:
     return json(product_json(product), 201)
 
 
-@api.get("/api/products", ANYONE, query=(LIMIT, Query("farmer_id"), Query("before")))
+@api.get(
+    "/api/products",
+    ANYONE,
+    query=(LIMIT, Query("farmer_id"), Query("before")),
+    response=ProductPage,
+)
 async def list_products(ctx: Ctx) -> Response:
     limit = ctx.query_int("limit")
     query = select(Product).order_by(Product.id.desc()).limit(limit)

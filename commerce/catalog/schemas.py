@@ -6,6 +6,7 @@ from commerce.catalog.models import Farmer, Product
 from core.clock import rfc3339
 from core.fields import Amount, Currency, Id, LongText, Name, ShortText, Url
 from core.http import Body
+from core.shapes import TypedDict, closed
 
 
 class CreateFarmer(Body):
@@ -25,7 +26,36 @@ class CreateProduct(Body):
     origin: Name | None = None
 
 
-def farmer_json(f: Farmer) -> dict[str, object]:
+@closed
+class FarmerOut(TypedDict):
+    id: str
+    user_id: str
+    name: str
+    region: str
+    created_at: str | None
+
+
+@closed
+class ProductOut(TypedDict):
+    id: str
+    farmer_id: str
+    name: str
+    unit: str
+    unit_price: int
+    currency: str
+    description: str | None
+    image_url: str | None
+    origin: str | None
+    created_at: str | None
+
+
+@closed
+class ProductPage(TypedDict):
+    products: list[ProductOut]
+    next_before: str | None  # pass as `before` for the next page; null on the last
+
+
+def farmer_json(f: Farmer) -> FarmerOut:
     return {
         "id": f.id,
         "user_id": f.user_id,
@@ -35,7 +65,7 @@ def farmer_json(f: Farmer) -> dict[str, object]:
     }
 
 
-def product_json(p: Product) -> dict[str, object]:
+def product_json(p: Product) -> ProductOut:
     return {
         "id": p.id,
         "farmer_id": p.farmer_id,

@@ -6,7 +6,14 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from commerce.charities.models import Campaign, Charity
-from commerce.charities.schemas import CreateCampaign, CreateCharity, campaign_json, charity_json
+from commerce.charities.schemas import (
+    CampaignOut,
+    CharityOut,
+    CreateCampaign,
+    CreateCharity,
+    campaign_json,
+    charity_json,
+)
 from commerce.charities.service import load_charity, require_charity_admin
 from core.accounts import grant_role
 from core.auth import Role
@@ -16,7 +23,7 @@ from core.ids import new_id
 api = Api()
 
 
-@api.post("/api/charities", roles(Role.ADMIN), body=CreateCharity, status=201)
+@api.post("/api/charities", roles(Role.ADMIN), body=CreateCharity, status=201, response=CharityOut)
 async def create_charity(ctx: Ctx) -> Response:
     body = await ctx.body(CreateCharity)
     charity = Charity(id=new_id("chr"), **body.model_dump())
@@ -32,6 +39,7 @@ async def create_charity(ctx: Ctx) -> Response:
     roles(Role.CHARITY_ADMIN, Role.ADMIN),
     body=CreateCampaign,
     status=201,
+    response=CampaignOut,
 )
 async def create_campaign(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))

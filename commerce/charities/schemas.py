@@ -10,6 +10,7 @@ from commerce.charities.models import Campaign, Charity
 from core.clock import rfc3339
 from core.fields import Amount, Currency, Id, LongText, Name, UnitName
 from core.http import Body
+from core.shapes import TypedDict, closed
 
 
 class CreateCharity(Body):
@@ -26,7 +27,29 @@ class CreateCampaign(Body):
     currency: Currency = "IDR"
 
 
-def campaign_json(c: Campaign) -> dict[str, object]:
+@closed
+class CampaignOut(TypedDict):
+    id: str
+    charity_id: str
+    title: str
+    unit_name: str
+    unit_cost: int
+    currency: str
+    goal_units: int
+    created_at: str | None
+
+
+@closed
+class CharityOut(TypedDict):
+    id: str
+    name: str
+    description: str
+    admin_user_id: str
+    created_at: str | None
+    campaigns: list[CampaignOut]
+
+
+def campaign_json(c: Campaign) -> CampaignOut:
     return {
         "id": c.id,
         "charity_id": c.charity_id,
@@ -39,7 +62,7 @@ def campaign_json(c: Campaign) -> dict[str, object]:
     }
 
 
-def charity_json(c: Charity, campaigns: list[Campaign]) -> dict[str, object]:
+def charity_json(c: Charity, campaigns: list[Campaign]) -> CharityOut:
     return {
         "id": c.id,
         "name": c.name,

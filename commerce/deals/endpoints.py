@@ -12,7 +12,7 @@ from starlette.responses import Response
 from commerce.catalog.models import Product
 from commerce.deals.events import DealAnnounced, Pinned
 from commerce.deals.models import FlashDeal
-from commerce.deals.schemas import CreateDeal, Pin, deal_json
+from commerce.deals.schemas import CreateDeal, DealOut, Pin, PinReply, deal_json
 from commerce.outbox import service as outbox
 from commerce.sessions import offers
 from commerce.sessions.lifecycle import SessionStatus
@@ -36,6 +36,7 @@ api = Api()
     roles(Role.HOST, Role.ADMIN),
     body=CreateDeal,
     status=201,
+    response=DealOut,
 )
 async def create_deal(ctx: Ctx) -> Response:
     session_id = ctx.path("session_id")
@@ -90,7 +91,9 @@ async def create_deal(ctx: Ctx) -> Response:
     return json(out, 201)
 
 
-@api.post("/api/sessions/{session_id}/pin", roles(Role.HOST, Role.ADMIN), body=Pin)
+@api.post(
+    "/api/sessions/{session_id}/pin", roles(Role.HOST, Role.ADMIN), body=Pin, response=PinReply
+)
 async def pin(ctx: Ctx) -> Response:
     session_id = ctx.path("session_id")
     body = await ctx.body(Pin)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from commerce.deals.models import FlashDeal
+from commerce.sessions.schemas import ListingOut
 from core.clock import rfc3339
 from core.fields import Amount, Id
 from core.http import Body
+from core.shapes import TypedDict, closed
 
 
 class CreateDeal(Body):
@@ -25,7 +27,26 @@ class Pin(Body):
     listing_id: Id
 
 
-def deal_json(d: FlashDeal) -> dict[str, Any]:
+@closed
+class DealOut(TypedDict):
+    id: str
+    session_id: str
+    listing_id: str
+    price: int
+    stock: int
+    starts_at: str | None
+    ends_at: str | None
+    max_per_buyer: int | None
+
+
+@closed
+class PinReply(TypedDict):
+    session_id: str
+    pinned_listing_id: str
+    listing: ListingOut
+
+
+def deal_json(d: FlashDeal) -> DealOut:
     return {
         "id": d.id,
         "session_id": d.session_id,

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from commerce.catalog.service import load_farmer, require_farmer_or_admin
 from commerce.orders.models import Order
-from commerce.orders.schemas import PlaceOrder
+from commerce.orders.schemas import FarmerTotals, OrderPage, OrderReply, PlaceOrder
 from commerce.orders.service import host_of, load_order, may_read, place_order
 from commerce.orders.totals import farmer_totals
 from core.errors import not_found
@@ -17,7 +17,14 @@ from core.http import LIMIT, LOGGED_IN, Api, Ctx, Query, json
 api = Api()
 
 
-@api.post("/api/orders", LOGGED_IN, body=PlaceOrder, idempotent=True, status=201)
+@api.post(
+    "/api/orders",
+    LOGGED_IN,
+    body=PlaceOrder,
+    idempotent=True,
+    status=201,
+    response=OrderReply,
+)
 async def create_order(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(PlaceOrder)
@@ -25,7 +32,7 @@ async def create_order(ctx: Ctx) -> Response:
     return json({"order": order}, 201 if created else 200)
 
 
-@api.get("/api/orders/{order_id}", LOGGED_IN)
+@api.get("/api/orders/{order_id}", LOGGED_IN, response=OrderReply)
 async def get_order(ctx: Ctx) -> Response:
     order_id = ctx.path("order_id")
     async with ctx.services.db.reader() as s:
@@ -37,7 +44,7 @@ async def get_order(ctx: Ctx) -> Response:
     return json({"order": order})
 
 
-@api.get("/api/me/orders", LOGGED_IN, query=(LIMIT, Query("before")))
+@api.get("/api/me/orders", LOGGED_IN, query=(LIMIT, Query("before")), response=OrderPage)
 async def my_orders(ctx: Ctx) -> Response:
     limit = ctx.query_int("limit")
     query = (
@@ -57,7 +64,7 @@ async def my_orders(ctx: Ctx) -> Response:
     )
 
 
-@api.get("/api/farmers/{farmer_id}/totals", LOGGED_IN)
+@api.get("/api/farmers/{farmer_id}/totals", LOGGED_IN, response=FarmerTotals)
 async def get_farmer_totals(ctx: Ctx) -> Response:
     farmer = await load_farmer(ctx.services.db, ctx.path("farmer_id"))
     require_farmer_or_admin(ctx.user, farmer)

@@ -12,6 +12,7 @@ from commerce.payments.models import Payment
 from core.clock import rfc3339
 from core.fields import Id
 from core.http import Body, frame_body
+from core.shapes import NotRequired, TypedDict, closed
 
 MAX_QUANTITY = 1000
 
@@ -26,14 +27,103 @@ def order_frame(fields: Mapping[str, Any]) -> tuple[PlaceOrder, str]:
     return frame_body(PlaceOrder, fields)
 
 
+@closed
+class OrderPayment(TypedDict):
+    id: str
+    provider: str
+    status: str
+
+
+@closed
+class StatusChange(TypedDict):
+    status: str
+    at: str | None
+    note: str | None
+
+
+@closed
+class OrderOut(TypedDict):
+    id: str
+    session_id: str
+    listing_id: str
+    deal_id: str | None
+    buyer_id: str
+    farmer_id: str
+    charity_id: str
+    quantity: int
+    unit_price: int
+    total: int
+    pledge_amount: int
+    fee_amount: int
+    farmer_amount: int
+    currency: str
+    status: str
+    expires_at: str | None
+    paid_at: str | None
+    settled_at: str | None
+    created_at: str | None
+    payment: OrderPayment | None
+    history: NotRequired[list[StatusChange]]
+
+
+@closed
+class OrderReply(TypedDict):
+    order: OrderOut
+
+
+@closed
+class OrderPage(TypedDict):
+    orders: list[OrderOut]
+    next_before: str | None
+
+
+@closed
+class ProductSales(TypedDict):
+    product_id: str
+    name: str
+    units_sold: int
+    gross: int
+    pledged: int
+
+
+@closed
+class SessionSales(TypedDict):
+    session_id: str
+    title: str
+    status: str
+    units_sold: int
+    gross: int
+    pledged: int
+
+
+@closed
+class SalesPoint(TypedDict):
+    at: str | None
+    gross: int
+
+
+@closed
+class FarmerTotals(TypedDict):
+    farmer_id: str
+    units_sold: int
+    gross: int
+    pledged: int
+    fees: int
+    payout_pending: int
+    payout_settled: int
+    by_product: list[ProductSales]
+    series: list[SalesPoint]
+    by_session: list[SessionSales]
+
+
 def fingerprint(listing_id: str, quantity: int) -> str:
     return f"{listing_id}:{quantity}"
 
 
 def order_json(
     order: Order, payment: Payment | None, history: list[OrderStatusChange] | None = None
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
+) -> OrderOut:
+    out: OrderOut = {
         "id": order.id,
         "session_id": order.session_id,
         "listing_id": order.listing_id,

@@ -17,7 +17,6 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
@@ -28,7 +27,7 @@ from commerce.orders import writer as order_writer
 from commerce.orders.lifecycle import OrderStatus
 from commerce.orders.models import Order, OrderStatusChange
 from commerce.orders.pricing import split
-from commerce.orders.schemas import PlaceOrder, fingerprint, order_json
+from commerce.orders.schemas import OrderOut, PlaceOrder, fingerprint, order_json
 from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
 from commerce.payments.providers import checkout_provider
@@ -44,7 +43,7 @@ from core.services import Services
 log = logging.getLogger("panen.orders")
 
 
-async def load_order(s: AsyncSession, order_id: str) -> dict[str, Any] | None:
+async def load_order(s: AsyncSession, order_id: str) -> OrderOut | None:
     order = await s.get(Order, order_id)
     if order is None:
         return None
@@ -63,7 +62,7 @@ async def load_order(s: AsyncSession, order_id: str) -> dict[str, Any] | None:
     return order_json(order, payment, list(history))
 
 
-async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dict[str, Any]:
+async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> OrderOut:
     """The order an idempotency key already made, or 409 if it was made for another body."""
     found = await _existing_or_none(services, buyer_id, key, fp)
     if found is None:
@@ -75,7 +74,7 @@ async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> dic
 
 async def _existing_or_none(
     services: Services, buyer_id: str, key: str, fp: str
-) -> dict[str, Any] | None:
+) -> OrderOut | None:
     async with services.db.reader() as s:
         order = await s.scalar(
             select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
@@ -95,7 +94,7 @@ async def _existing_or_none(
 
 async def _await_prior(
     services: Services, session_id: str, buyer_id: str, key: str, prior_id: str
-) -> dict[str, Any] | None:
+) -> OrderOut | None:
     """The first answer to this key, once its request has written the order; None if that
     request gave up (its reservation was released), so this one should try afresh.
 
@@ -104,7 +103,7 @@ async def _await_prior(
     while waited < 10:
         body, named = await inventory.answered(services, session_id, buyer_id, key)
         if body is not None:
-            answer: dict[str, Any] = orjson.loads(body)
+            answer: OrderOut = orjson.loads(body)
             return answer
         if named != prior_id:
             return None
@@ -156,12 +155,12 @@ async def _after_abandoned(
 
 
 # (buyer, key) -> the answer of the send this process is handling now.
-_placing: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+_placing: dict[tuple[str, str], asyncio.Future[OrderOut]] = {}
 
 
 async def place(
     services: Services, principal: Principal, listing_id: str, quantity: int, key: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[OrderOut, bool]:
     """Reserve and record an order; returns (order, created). Raises ApiError (409
     sold_out / limit_exceeded / session_not_live / idempotency_key_reused, 404 listing)."""
     ident = (principal.user_id, key)
@@ -180,7 +179,7 @@ async def place(
                 )
             return order, False
         return await _place(services, principal, listing_id, quantity, key)
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[OrderOut] = asyncio.get_running_loop().create_future()
     _placing[ident] = future
     try:
         order, created = await _place(services, principal, listing_id, quantity, key)
@@ -199,7 +198,7 @@ async def place(
 
 async def _place(
     services: Services, principal: Principal, listing_id: str, quantity: int, key: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[OrderOut, bool]:
     buyer = principal.user_id
     fp = fingerprint(listing_id, quantity)
     for _ in range(5):
@@ -367,7 +366,7 @@ async def _announce(
     left: int,
     buyer_id: str,
     key: str,
-    answer: dict[str, Any],
+    answer: OrderOut,
 ) -> None:
     """Keep the answer for duplicate sends (in other processes); tell the room the stock.
     The order is recorded by now: if Redis fails here, a duplicate send is answered from
@@ -382,13 +381,13 @@ async def _announce(
 
 async def place_order(
     services: Services, principal: Principal, body: PlaceOrder, idempotency_key: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[OrderOut, bool]:
     """The one way to buy, for HTTP and the WebSocket `order` frame alike, both checked by
     `schemas.PlaceOrder`; returns (order, created)."""
     return await place(services, principal, body.listing_id, body.quantity, idempotency_key)
 
 
-def may_read(principal: Principal, order: dict[str, Any], host_id: str) -> bool:
+def may_read(principal: Principal, order: OrderOut, host_id: str) -> bool:
     return principal.is_admin or principal.user_id in (order["buyer_id"], host_id)
 
 

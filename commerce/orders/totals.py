@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from commerce.ledger import service as ledger
 from commerce.orders.lifecycle import COUNTED
+from commerce.orders.schemas import FarmerTotals
 from core.clock import rfc3339
 from core.db import Database
 
@@ -42,7 +43,7 @@ SERIES_POINTS = 720
 COUNTED_STATUSES = [str(s) for s in COUNTED]
 
 
-async def farmer_totals(db: Database, farmer_id: str) -> dict[str, Any]:
+async def farmer_totals(db: Database, farmer_id: str) -> FarmerTotals:
     async with db.reader() as s:
         overall = (
             await s.execute(

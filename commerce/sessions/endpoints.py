@@ -14,7 +14,15 @@ from commerce.charities.models import Campaign, Charity
 from commerce.sessions import lifecycle, offers
 from commerce.sessions.lifecycle import SESSION, SessionStatus
 from commerce.sessions.models import Listing, LiveSession
-from commerce.sessions.schemas import CreateListing, CreateSession, listing_json, session_json
+from commerce.sessions.schemas import (
+    CreateListing,
+    CreateSession,
+    ListingOut,
+    SessionList,
+    SessionOut,
+    listing_json,
+    session_json,
+)
 from commerce.sessions.service import load_session, require_host
 from commerce.stock import service as inventory
 from core.auth import Role
@@ -28,7 +36,13 @@ log = logging.getLogger("panen.sessions")
 api = Api()
 
 
-@api.post("/api/sessions", roles(Role.HOST, Role.ADMIN), body=CreateSession, status=201)
+@api.post(
+    "/api/sessions",
+    roles(Role.HOST, Role.ADMIN),
+    body=CreateSession,
+    status=201,
+    response=SessionOut,
+)
 async def create_session(ctx: Ctx) -> Response:
     body = await ctx.body(CreateSession)
     async with ctx.services.db.transaction() as s:
@@ -56,7 +70,12 @@ async def create_session(ctx: Ctx) -> Response:
     return json(session_json(live), 201)
 
 
-@api.get("/api/sessions", ANYONE, query=(Query("status", choices=SESSION.states), LIMIT))
+@api.get(
+    "/api/sessions",
+    ANYONE,
+    query=(Query("status", choices=SESSION.states), LIMIT),
+    response=SessionList,
+)
 async def list_sessions(ctx: Ctx) -> Response:
     status = ctx.query("status")
     if status is not None and status not in SESSION.states:
@@ -77,6 +96,7 @@ async def list_sessions(ctx: Ctx) -> Response:
     roles(Role.HOST, Role.ADMIN),
     body=CreateListing,
     status=201,
+    response=ListingOut,
 )
 async def create_listing(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
@@ -134,11 +154,11 @@ async def _transition(ctx: Ctx, to: SessionStatus) -> Response:
     return json(session_json(live))
 
 
-@api.post("/api/sessions/{session_id}/start", roles(Role.HOST, Role.ADMIN))
+@api.post("/api/sessions/{session_id}/start", roles(Role.HOST, Role.ADMIN), response=SessionOut)
 async def start_session(ctx: Ctx) -> Response:
     return await _transition(ctx, SessionStatus.LIVE)
 
 
-@api.post("/api/sessions/{session_id}/end", roles(Role.HOST, Role.ADMIN))
+@api.post("/api/sessions/{session_id}/end", roles(Role.HOST, Role.ADMIN), response=SessionOut)
 async def end_session(ctx: Ctx) -> Response:
     return await _transition(ctx, SessionStatus.ENDED)

@@ -11,6 +11,7 @@ from commerce.sessions.models import Listing, LiveSession
 from core.clock import rfc3339
 from core.fields import Amount, Bps, Currency, Id, Title, Url
 from core.http import Body
+from core.shapes import NotRequired, TypedDict, closed
 
 
 class CreateSession(Body):
@@ -32,8 +33,78 @@ class CreateListing(Body):
     max_per_buyer: Annotated[int, Field(gt=0, le=10_000)] | None = None
 
 
-def listing_json(listing: Listing, product: Product | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
+@closed
+class ListingProduct(TypedDict):
+    name: str
+    unit: str
+    farmer_id: str
+    image_url: str | None
+    origin: str | None
+
+
+@closed
+class ListingOut(TypedDict):
+    id: str
+    session_id: str
+    product_id: str
+    price: int
+    stock: int
+    pledge_bps: int
+    pledge_per_unit: int
+    max_per_buyer: int | None
+    product: NotRequired[ListingProduct]
+    remaining: NotRequired[int | None]  # on a pinned card: units left to sell
+
+
+@closed
+class SessionOut(TypedDict):
+    id: str
+    host_id: str
+    title: str
+    charity_id: str
+    campaign_id: str | None
+    stream_url: str | None
+    scheduled_at: str | None
+    currency: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    pinned_listing_id: str | None
+    moderate_messages: bool
+    created_at: str | None
+
+
+@closed
+class SessionList(TypedDict):
+    sessions: list[SessionOut]
+
+
+@closed
+class CharityRef(TypedDict):
+    id: str
+    name: str
+
+
+@closed
+class CampaignRef(TypedDict):
+    id: str
+    title: str
+    unit_name: str
+    unit_cost: int
+    goal_units: int
+
+
+@closed
+class SessionDetail(SessionOut):
+    listings: list[ListingOut]
+    charity: CharityRef | None
+    campaign: NotRequired[CampaignRef]
+    # The room's totals as the socket shows them (docs/api.md, "Session totals").
+    totals: NotRequired[dict[str, Any]]
+
+
+def listing_json(listing: Listing, product: Product | None = None) -> ListingOut:
+    out: ListingOut = {
         "id": listing.id,
         "session_id": listing.session_id,
         "product_id": listing.product_id,
@@ -54,7 +125,7 @@ def listing_json(listing: Listing, product: Product | None = None) -> dict[str, 
     return out
 
 
-def session_json(s: LiveSession) -> dict[str, Any]:
+def session_json(s: LiveSession) -> SessionOut:
     return {
         "id": s.id,
         "host_id": s.host_id,

@@ -9,7 +9,7 @@ the evidence hash, and every fund it drew on (by log index).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field, StringConstraints
 from sqlalchemy import func, select, text
@@ -22,6 +22,7 @@ from core.fields import Amount, Currency, Url
 from core.http import Body as RequestBody
 from core.ids import new_id
 from donations.charity.models import Allocation, CharityFund, Disbursement
+from donations.charity.schemas import AllocationOut, DisbursementOut
 from donations.charity.service import charity_disbursed
 from donations.transparency import log
 
@@ -139,7 +140,7 @@ async def disburse(
     return d
 
 
-def disbursement_json(d: Disbursement, allocations: list[dict[str, Any]]) -> dict[str, Any]:
+def disbursement_json(d: Disbursement, allocations: list[AllocationOut]) -> DisbursementOut:
     return {
         "id": d.id,
         "charity_id": d.charity_id,
@@ -155,8 +156,8 @@ def disbursement_json(d: Disbursement, allocations: list[dict[str, Any]]) -> dic
     }
 
 
-async def allocations_of(s: AsyncSession, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+async def allocations_of(s: AsyncSession, ids: list[str]) -> dict[str, list[AllocationOut]]:
+    out: dict[str, list[AllocationOut]] = {i: [] for i in ids}
     if not ids:
         return out
     rows = await s.execute(

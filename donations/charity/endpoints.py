@@ -24,12 +24,24 @@ from donations.charity.disbursements import (
 from donations.charity.models import Disbursement, Match
 from donations.charity.receipts import build, fund_of
 from donations.charity.reports import charity_report, charity_totals, session_report
-from donations.charity.schemas import CreateMatch, match_json
+from donations.charity.schemas import (
+    CharityList,
+    CharityPublic,
+    CharityReport,
+    CreateMatch,
+    DisbursementList,
+    DisbursementOut,
+    MatchList,
+    MatchOut,
+    PledgeReceipt,
+    SessionReport,
+    match_json,
+)
 
 api = Api()
 
 
-@api.get("/api/charities", ANYONE, query=(LIMIT,))
+@api.get("/api/charities", ANYONE, query=(LIMIT,), response=CharityList)
 async def list_charities(ctx: Ctx) -> Response:
     """Charities with their campaigns and public totals (received, matched, disbursed)."""
     limit = ctx.query_int("limit")
@@ -43,7 +55,7 @@ async def list_charities(ctx: Ctx) -> Response:
     )
 
 
-@api.get("/api/charities/{charity_id}", ANYONE)
+@api.get("/api/charities/{charity_id}", ANYONE, response=CharityPublic)
 async def get_charity(ctx: Ctx) -> Response:
     """A charity with its campaigns and public totals by currency."""
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
@@ -57,6 +69,7 @@ async def get_charity(ctx: Ctx) -> Response:
     roles(Role.SPONSOR, Role.ADMIN),
     body=CreateMatch,
     status=201,
+    response=MatchOut,
 )
 async def create_match(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
@@ -80,7 +93,7 @@ async def create_match(ctx: Ctx) -> Response:
     return json(match_json(match), 201)
 
 
-@api.get("/api/sessions/{session_id}/matches", ANYONE)
+@api.get("/api/sessions/{session_id}/matches", ANYONE, response=MatchList)
 async def list_matches(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
     async with ctx.services.db.reader() as s:
@@ -97,6 +110,7 @@ async def list_matches(ctx: Ctx) -> Response:
     roles(Role.CHARITY_ADMIN, Role.ADMIN),
     body=CreateDisbursement,
     status=201,
+    response=DisbursementOut,
 )
 async def create_disbursement(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
@@ -108,7 +122,12 @@ async def create_disbursement(ctx: Ctx) -> Response:
     return json(disbursement_json(d, allocations[d.id]), 201)
 
 
-@api.get("/api/charities/{charity_id}/disbursements", ANYONE, query=(LIMIT,))
+@api.get(
+    "/api/charities/{charity_id}/disbursements",
+    ANYONE,
+    query=(LIMIT,),
+    response=DisbursementList,
+)
 async def list_disbursements(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
     limit = ctx.query_int("limit")
@@ -127,19 +146,19 @@ async def list_disbursements(ctx: Ctx) -> Response:
     return json({"disbursements": [disbursement_json(d, allocations[d.id]) for d in rows]})
 
 
-@api.get("/api/charities/{charity_id}/report", ANYONE)
+@api.get("/api/charities/{charity_id}/report", ANYONE, response=CharityReport)
 async def get_charity_report(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
     return json(await charity_report(ctx.services.db, charity.id))
 
 
-@api.get("/api/sessions/{session_id}/charity-report", ANYONE)
+@api.get("/api/sessions/{session_id}/charity-report", ANYONE, response=SessionReport)
 async def get_session_report(ctx: Ctx) -> Response:
     live = await load_session(ctx.services.db, ctx.path("session_id"))
     return json(await session_report(ctx.services.db, live.id))
 
 
-@api.get("/api/orders/{order_id}/pledge-receipt", LOGGED_IN)
+@api.get("/api/orders/{order_id}/pledge-receipt", LOGGED_IN, response=PledgeReceipt)
 async def pledge_receipt(ctx: Ctx) -> Response:
     """The same for the charity pledge of a settled order, to its buyer."""
     order_id = ctx.path("order_id")

@@ -5,7 +5,6 @@ signed log and what it was spent on (panen verify, or the /verify page).
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +13,7 @@ from core.clock import rfc3339
 from core.errors import ApiError
 from core.services import Services
 from donations.charity.models import Allocation, CharityFund, Disbursement
+from donations.charity.schemas import ReceiptProof, TraceStep
 from donations.transparency import checkpoint, log
 from donations.transparency.service import signing_key
 
@@ -22,7 +22,7 @@ def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-async def trace(s: AsyncSession, fund_ids: list[int]) -> list[dict[str, Any]]:
+async def trace(s: AsyncSession, fund_ids: list[int]) -> list[TraceStep]:
     """The disbursements that spent these funds: purpose, evidence hash, log entry."""
     if not fund_ids:
         return []
@@ -50,7 +50,7 @@ async def trace(s: AsyncSession, fund_ids: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-async def build(services: Services, fund: CharityFund, base_url: str) -> dict[str, Any]:
+async def build(services: Services, fund: CharityFund, base_url: str) -> ReceiptProof:
     """The proof half of a receipt: entry, inclusion in a signed checkpoint, and the trace
     of this money and of the sponsor matches it drew."""
     ck = await checkpoint.covering(services.db, signing_key(services), fund.entry_index + 1)
@@ -68,7 +68,7 @@ async def build(services: Services, fund: CharityFund, base_url: str) -> dict[st
         )
         spent = await trace(s, [fund.id, *(m.id for m in matches)])
     key = signing_key(services).verifier
-    out: dict[str, Any] = {
+    out: ReceiptProof = {
         "entry": entry.entry,
         "entry_index": entry.idx,
         "leaf_hash": _b64(entry.leaf_hash),

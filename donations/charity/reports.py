@@ -7,11 +7,11 @@ account by the kind of ledger transaction that moved it; balance = received - di
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import text
 
 from core.db import Database
+from donations.charity.schemas import CharityReport, SessionReport, Totals
 
 KINDS = {
     "sale": "pledges",
@@ -24,14 +24,12 @@ KINDS = {
 }
 
 
-async def charity_report(db: Database, charity_id: str) -> dict[str, Any]:
+async def charity_report(db: Database, charity_id: str) -> CharityReport:
     totals = await charity_totals(db, [charity_id])
     return {"charity_id": charity_id, "currencies": totals[charity_id]}
 
 
-async def charity_totals(
-    db: Database, charity_ids: Sequence[str]
-) -> dict[str, dict[str, dict[str, int]]]:
+async def charity_totals(db: Database, charity_ids: Sequence[str]) -> dict[str, dict[str, Totals]]:
     """Each charity's public totals by currency, in one query for all of them."""
     accounts = {f"charity_payable:{c}": c for c in charity_ids}
     async with db.reader() as s:
@@ -59,7 +57,7 @@ async def charity_totals(
     }
 
 
-def _totals(sums: dict[str, int]) -> dict[str, int]:
+def _totals(sums: dict[str, int]) -> Totals:
     received = sums["pledges"] + sums["donations"] + sums["matches"] + sums["reversals"]
     disbursed = -sums["disbursed"]
     return {
@@ -73,7 +71,7 @@ def _totals(sums: dict[str, int]) -> dict[str, int]:
     }
 
 
-async def session_report(db: Database, session_id: str) -> dict[str, Any]:
+async def session_report(db: Database, session_id: str) -> SessionReport:
     async with db.reader() as s:
         sums = (
             await s.execute(

@@ -16,12 +16,20 @@ from donations.charity import receipts
 from donations.charity.models import CharityFund
 from donations.energy import points, pools
 from donations.energy.models import PointsPool, PointsRedemption
-from donations.energy.schemas import CreatePool, Redeem
+from donations.energy.schemas import (
+    CreatePool,
+    MyPoints,
+    PoolList,
+    PoolOut,
+    Redeem,
+    Redeemed,
+    RedemptionReceipt,
+)
 
 api = Api()
 
 
-@api.get("/api/me/points", LOGGED_IN, query=(LIMIT,))
+@api.get("/api/me/points", LOGGED_IN, query=(LIMIT,), response=MyPoints)
 async def my_points(ctx: Ctx) -> Response:
     """Balance, what can be redeemed now, lots with their expiry (soonest first), history."""
     now = utcnow()
@@ -39,7 +47,9 @@ async def my_points(ctx: Ctx) -> Response:
     )
 
 
-@api.post("/api/points/redeem", LOGGED_IN, body=Redeem, idempotent=True, status=201)
+@api.post(
+    "/api/points/redeem", LOGGED_IN, body=Redeem, idempotent=True, status=201, response=Redeemed
+)
 async def redeem(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(Redeem)
@@ -49,7 +59,7 @@ async def redeem(ctx: Ctx) -> Response:
     return json(out, 201 if created else 200)
 
 
-@api.get("/api/points/redemptions/{redemption_id}/receipt", LOGGED_IN)
+@api.get("/api/points/redemptions/{redemption_id}/receipt", LOGGED_IN, response=RedemptionReceipt)
 async def redemption_receipt(ctx: Ctx) -> Response:
     """Like a donor's receipt: the log entry, its inclusion proof in a signed checkpoint,
     the salt that opens the entry's commitment to the user, and what the charity spent."""
@@ -63,7 +73,9 @@ async def redemption_receipt(ctx: Ctx) -> Response:
     return json({"redemption": pools.redemption_json(r), **body})
 
 
-@api.post("/api/pools", roles(Role.SPONSOR, Role.ADMIN), body=CreatePool, status=201)
+@api.post(
+    "/api/pools", roles(Role.SPONSOR, Role.ADMIN), body=CreatePool, status=201, response=PoolOut
+)
 async def create_pool(ctx: Ctx) -> Response:
     body = await ctx.body(CreatePool)
     async with ctx.services.db.transaction() as s:
@@ -121,7 +133,7 @@ async def create_pool(ctx: Ctx) -> Response:
     return json(pools.pool_json(pool, 0, campaign), 201)
 
 
-@api.get("/api/pools", ANYONE, query=(Query("charity_id"), Query("session_id")))
+@api.get("/api/pools", ANYONE, query=(Query("charity_id"), Query("session_id")), response=PoolList)
 async def list_pools(ctx: Ctx) -> Response:
     """`?charity_id=` or `?session_id=` (a room: its own pools and its charity's)."""
     charity_id, session_id = ctx.query("charity_id"), ctx.query("session_id")

@@ -26,6 +26,7 @@ from core.ids import new_id
 from donations.energy.events import Points
 from donations.energy.models import PointsTransaction
 from donations.energy.rules import Rules
+from donations.energy.schemas import Lot, PointsMove
 
 EXPIRED = "expired"
 EARNING = ("watch", "like", "purchase", "donation")
@@ -190,7 +191,7 @@ async def _post(s: AsyncSession, postings: list[dict[str, Any]]) -> None:
 class Standing:
     balance: int  # every posting of the user's account (negative after a spent clawback)
     redeemable: int  # unexpired lots plus any debt; nothing can be redeemed while <= 0
-    lots: list[dict[str, Any]]
+    lots: list[Lot]
 
 
 async def standing(s: AsyncSession, user_id: str, now: datetime) -> Standing:
@@ -223,7 +224,7 @@ async def standings(s: AsyncSession, user_ids: Sequence[str], now: datetime) -> 
     ).all()
     debts: dict[str, int] = {r.account: int(r.left) for r in rows if r.id is None}
     rows = [r for r in rows if r.id is not None and r.left > 0]
-    lots: dict[str, list[dict[str, Any]]] = {a: [] for a in accounts}
+    lots: dict[str, list[Lot]] = {a: [] for a in accounts}
     for r in rows:
         lots[r.account].append(
             {
@@ -435,7 +436,7 @@ async def expire(
     return len(candidates), out
 
 
-async def history(s: AsyncSession, user_id: str, limit: int = 50) -> list[dict[str, Any]]:
+async def history(s: AsyncSession, user_id: str, limit: int = 50) -> list[PointsMove]:
     rows = await s.execute(
         text(
             "SELECT id, kind, session_id, points, at FROM points_transactions"

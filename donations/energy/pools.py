@@ -32,6 +32,7 @@ from donations.charity import service as charity
 from donations.energy import points
 from donations.energy.events import Energy
 from donations.energy.models import PointsPool, PointsRedemption
+from donations.energy.schemas import PoolOut, Redeemed, RedemptionOut
 
 
 def pool_money_account(pool: PointsPool) -> ledger.Account:
@@ -48,8 +49,8 @@ def money_for(pool: PointsPool, pts: int) -> int:
     return pts * pool.rate_amount // pool.rate_points
 
 
-def pool_json(pool: PointsPool, used_amount: int, unit: Campaign | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def pool_json(pool: PointsPool, used_amount: int, unit: Campaign | None = None) -> PoolOut:
+    out: PoolOut = {
         "id": pool.id,
         "sponsor_id": pool.sponsor_id,
         "sponsor_name": pool.sponsor_name,
@@ -69,8 +70,11 @@ def pool_json(pool: PointsPool, used_amount: int, unit: Campaign | None = None) 
     return out
 
 
-def redemption_json(r: PointsRedemption, units: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def redemption_json(
+    r: PointsRedemption, entry_index: int | None = None, unit: Campaign | None = None
+) -> RedemptionOut:
+    """A redemption; as first answered, also its log entry and what its money buys."""
+    out: RedemptionOut = {
         "id": r.id,
         "pool_id": r.pool_id,
         "session_id": r.session_id,
@@ -81,8 +85,11 @@ def redemption_json(r: PointsRedemption, units: dict[str, Any] | None = None) ->
         "idempotency_key": r.idempotency_key,
         "created_at": rfc3339(r.created_at),
     }
-    if units:
-        out.update(units)
+    if entry_index is not None:
+        out["entry_index"] = entry_index
+    if unit is not None:
+        out["unit_name"] = unit.unit_name
+        out["unit_cost"] = unit.unit_cost
     return out
 
 
@@ -113,7 +120,7 @@ async def redeem(
     session_id: str | None,
     idempotency_key: str,
     now: datetime | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[Redeemed, bool]:
     """Turn points into the sponsor's money for the charity. Same key and body: the same
     redemption (200); same key, other body: 409 `idempotency_key_reused`."""
     now = now or utcnow()
@@ -135,9 +142,9 @@ async def redeem(
                     "this idempotency key was used for a different redemption",
                     redemption_id=prior.id,
                 )
-            # The same answer as the first time, with the balance as it is now.
+            # The same redemption, with the balance as it is now.
             now_st = await points.standing(s, user_id, now)
-            repeat = {
+            repeat: Redeemed = {
                 "redemption": redemption_json(prior),
                 "balance": now_st.balance,
                 "redeemable": max(0, now_st.redeemable),
@@ -223,9 +230,6 @@ async def redeem(
         )
         redemption = await s.get(PointsRedemption, rid)
         assert redemption is not None and inserted is not None
-        units: dict[str, Any] = {"entry_index": entry_index}
-        if campaign is not None:
-            units.update(unit_name=campaign.unit_name, unit_cost=campaign.unit_cost)
         user = await s.get(User, user_id)
         events: points.OutboxRows = [points.points_event(user_id, "redeem", -pts, st, now)]
         if room is not None:
@@ -243,8 +247,8 @@ async def redeem(
             )
             events.append((f"session:{room}", event))
         await outbox.add(s, events)
-        out = {
-            "redemption": redemption_json(redemption, units),
+        out: Redeemed = {
+            "redemption": redemption_json(redemption, entry_index, campaign),
             "balance": st.balance,
             "redeemable": max(0, st.redeemable),
         }

@@ -20,7 +20,12 @@ from donations.gifts.schemas import (
     ANONYMOUS,
     MESSAGE_STATUS,
     Donate,
+    DonationList,
+    DonationReceipt,
+    GiftReply,
     MessageAction,
+    MessageQueue,
+    Moderated,
     display_name,
     donation_json,
     message_shown,
@@ -31,7 +36,7 @@ from donations.gifts.service import donate, load_donation
 api = Api()
 
 
-@api.post("/api/donations", LOGGED_IN, body=Donate, idempotent=True, status=201)
+@api.post("/api/donations", LOGGED_IN, body=Donate, idempotent=True, status=201, response=GiftReply)
 async def create_donation(ctx: Ctx) -> Response:
     key = ctx.idempotency_key()
     body = await ctx.body(Donate)
@@ -39,13 +44,13 @@ async def create_donation(ctx: Ctx) -> Response:
     return json(out, 201 if created else 200)
 
 
-@api.get("/api/donations/{donation_id}", LOGGED_IN)
+@api.get("/api/donations/{donation_id}", LOGGED_IN, response=GiftReply)
 async def get_donation(ctx: Ctx) -> Response:
     d, payment = await load_donation(ctx.services, ctx.user, ctx.path("donation_id"))
     return json({"donation": donation_json(d), "payment": payment_json(d, payment)})
 
 
-@api.get("/api/me/donations", LOGGED_IN, query=(LIMIT,))
+@api.get("/api/me/donations", LOGGED_IN, query=(LIMIT,), response=DonationList)
 async def my_donations(ctx: Ctx) -> Response:
     limit = ctx.query_int("limit")
     async with ctx.services.db.reader() as s:
@@ -67,6 +72,7 @@ async def my_donations(ctx: Ctx) -> Response:
         Query("status", choices=("pending", "approved", "hidden", "read", "all")),
         Query("limit", int, 100, 1, 500),
     ),
+    response=MessageQueue,
 )
 async def donation_messages(ctx: Ctx) -> Response:
     """Paid gifts with a message, oldest first: `?status=pending` (default) is the queue."""
@@ -105,7 +111,7 @@ async def donation_messages(ctx: Ctx) -> Response:
     )
 
 
-@api.post("/api/donations/{donation_id}/message", LOGGED_IN, body=MessageAction)
+@api.post("/api/donations/{donation_id}/message", LOGGED_IN, body=MessageAction, response=Moderated)
 async def moderate_message(ctx: Ctx) -> Response:
     """The host's read-out queue. In a room that holds messages back, approving one shows
     it to the room; hiding one takes it off every page and out of the room's replay."""
@@ -144,7 +150,7 @@ async def moderate_message(ctx: Ctx) -> Response:
     return json({"donation_id": d.id, "status": d.message_status})
 
 
-@api.get("/api/donations/{donation_id}/receipt", LOGGED_IN)
+@api.get("/api/donations/{donation_id}/receipt", LOGGED_IN, response=DonationReceipt)
 async def donation_receipt(ctx: Ctx) -> Response:
     """The donor's proof: the log entry, its inclusion proof in a signed checkpoint, the
     salt of the donor's commitment, and the trace of where the money went."""

@@ -11,6 +11,8 @@ from commerce.payments.models import Payment
 from core.clock import rfc3339
 from core.fields import Amount, Currency, Id
 from core.http import Body, frame_body
+from core.shapes import NotRequired, TypedDict, closed
+from donations.charity.schemas import ReceiptProof
 from donations.gifts.models import Donation
 
 ANONYMOUS = "Anonymous"
@@ -40,8 +42,69 @@ def display_name(user_name: str, visibility: str) -> str:
     return user_name
 
 
-def donation_json(d: Donation, *, private: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
+@closed
+class DonationOut(TypedDict):
+    id: str
+    charity_id: str
+    session_id: str | None
+    amount: int
+    currency: str
+    message: str | None
+    visibility: str
+    status: str
+    created_at: str | None
+    paid_at: str | None
+    # Its donor's only:
+    donor_id: NotRequired[str]
+    idempotency_key: NotRequired[str]
+    message_status: NotRequired[str]
+
+
+@closed
+class GiftPaymentOut(TypedDict):
+    id: str
+    provider: str
+    status: str
+    amount: int
+    currency: str
+    donation_id: str
+
+
+@closed
+class GiftReply(TypedDict):
+    donation: DonationOut
+    payment: GiftPaymentOut
+
+
+@closed
+class DonationList(TypedDict):
+    donations: list[DonationOut]
+
+
+@closed
+class QueuedMessage(TypedDict):
+    donation_id: str
+    display_name: str
+    amount: int
+    currency: str
+    message: str | None
+    status: str
+    paid_at: str | None
+
+
+@closed
+class MessageQueue(TypedDict):
+    messages: list[QueuedMessage]
+
+
+@closed
+class Moderated(TypedDict):
+    donation_id: str
+    status: str
+
+
+def donation_json(d: Donation, *, private: bool = True) -> DonationOut:
+    out: DonationOut = {
         "id": d.id,
         "charity_id": d.charity_id,
         "session_id": d.session_id,
@@ -60,7 +123,7 @@ def donation_json(d: Donation, *, private: bool = True) -> dict[str, Any]:
     return out
 
 
-def payment_json(d: Donation, payment: Payment) -> dict[str, Any]:
+def payment_json(d: Donation, payment: Payment) -> GiftPaymentOut:
     return {
         "id": payment.id,
         "provider": payment.provider,
@@ -90,3 +153,8 @@ def message_shown(message_status: str, moderated: bool) -> bool:
 def gift_frame(fields: Mapping[str, Any]) -> tuple[Donate, str]:
     """The socket's `donate` frame, checked exactly as `POST /api/donations` is."""
     return frame_body(Donate, fields)
+
+
+@closed
+class DonationReceipt(ReceiptProof):
+    donation: DonationOut

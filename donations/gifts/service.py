@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -35,6 +34,7 @@ from donations.gifts.models import Donation
 from donations.gifts.schemas import (
     ANONYMOUS,
     Donate,
+    GiftReply,
     display_name,
     donation_json,
     message_shown,
@@ -88,7 +88,7 @@ async def _by_key(s: AsyncSession, donor_id: str, key: str) -> tuple[Donation, P
 
 async def _answer(
     s: AsyncSession, body: Donate, currency: str, key: str, donor_id: str
-) -> dict[str, Any] | None:
+) -> GiftReply | None:
     """The gift this key already made (same body), 409 for another body, None if none."""
     found = await _by_key(s, donor_id, key)
     if found is None:
@@ -105,7 +105,7 @@ async def _answer(
 
 async def donate(
     services: Services, principal: Principal, body: Donate, idempotency_key: str
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[GiftReply, bool]:
     """Record a gift and open its payment; returns ({donation, payment}, created). The same
     key with the same body gives the same gift; with another body, 409."""
     async with services.db.reader() as s:

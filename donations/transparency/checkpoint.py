@@ -12,7 +12,6 @@ import base64
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +20,7 @@ from core.clock import rfc3339, utcnow
 from core.db import Database
 from donations.transparency import log, merkle
 from donations.transparency.models import Checkpoint
+from donations.transparency.schemas import CheckpointOut
 from donations.transparency.signing import EM_DASH, SigningKey, checkpoint_body
 
 logger = logging.getLogger("panen.transparency")
@@ -51,7 +51,7 @@ class SignedCheckpoint:
         sig = base64.b64encode(self.signature).decode()
         return f"{self.body}\n{EM_DASH} {self.key_name} {sig}\n"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CheckpointOut:
         return {
             "origin": self.origin,
             "size": self.size,

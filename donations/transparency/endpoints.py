@@ -7,6 +7,13 @@ from starlette.responses import Response
 from core.errors import ApiError, bad_request
 from core.http import ANYONE, Api, Ctx, Query, json
 from donations.transparency import checkpoint, log
+from donations.transparency.schemas import (
+    CheckpointOut,
+    ConsistencyReply,
+    EntriesPage,
+    InclusionReply,
+    PublicKeyOut,
+)
 from donations.transparency.service import _committed_size, b64, signing_key
 
 MAX_PAGE = 1000
@@ -19,7 +26,9 @@ IMMUTABLE = {"Cache-Control": "public, max-age=86400, immutable"}
 api = Api()
 
 
-@api.get("/api/transparency/checkpoint", ANYONE, query=(Query("size", int),))
+@api.get(
+    "/api/transparency/checkpoint", ANYONE, query=(Query("size", int),), response=CheckpointOut
+)
 async def get_checkpoint(ctx: Ctx) -> Response:
     """The latest signed checkpoint, or the one of `?size=` if it was published."""
     db = ctx.services.db
@@ -41,6 +50,7 @@ async def get_checkpoint(ctx: Ctx) -> Response:
     "/api/transparency/entries",
     ANYONE,
     query=(Query("start", int, required=True), Query("end", int)),
+    response=EntriesPage,
 )
 async def get_entries(ctx: Ctx) -> Response:
     start = ctx.query_int("start")
@@ -71,6 +81,7 @@ async def get_entries(ctx: Ctx) -> Response:
     "/api/transparency/proof/inclusion",
     ANYONE,
     query=(Query("index", int, required=True), Query("size", int, required=True)),
+    response=InclusionReply,
 )
 async def get_inclusion_proof(ctx: Ctx) -> Response:
     index = ctx.query_int("index")
@@ -100,6 +111,7 @@ async def get_inclusion_proof(ctx: Ctx) -> Response:
         Query("first", int, lo=1, required=True),
         Query("second", int, lo=1, required=True),
     ),
+    response=ConsistencyReply,
 )
 async def get_consistency_proof(ctx: Ctx) -> Response:
     first = ctx.query_int("first")
@@ -115,7 +127,7 @@ async def get_consistency_proof(ctx: Ctx) -> Response:
     )
 
 
-@api.get("/api/transparency/public-key", ANYONE)
+@api.get("/api/transparency/public-key", ANYONE, response=PublicKeyOut)
 async def get_public_key(ctx: Ctx) -> Response:
     key = signing_key(ctx.services).verifier
     return json(

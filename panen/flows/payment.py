@@ -30,26 +30,50 @@ from commerce.payments.events import PaymentRefunded
 from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
 from commerce.payments.providers import ProviderEvent, SandboxProvider, provider_for
+from commerce.payments.schemas import PaymentOut, WebhookAnswer, payment_json
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
 from core.errors import conflict, forbidden, not_found
 from core.events import Topical
 from core.services import Services
+from core.shapes import TypedDict, closed
 from donations.charity import service as charity
 from donations.energy import earning as energy
 from donations.gifts import lifecycle as gifts
 from donations.gifts import service as gift_service
 from donations.gifts.lifecycle import GiftStatus
-from donations.gifts.schemas import donation_json
+from donations.gifts.schemas import DonationOut, GiftPaymentOut, donation_json
 from donations.gifts.schemas import payment_json as gift_payment_json
 from panen.flows.settle import call_for_settlement
 
 log = logging.getLogger("panen.flows")
 
 
+@closed
+class OrderRef(TypedDict):
+    id: str
+    status: str
+
+
+@closed
+class SandboxOrderReply(TypedDict):
+    payment: PaymentOut
+    order: OrderRef
+
+
+@closed
+class SandboxGiftReply(TypedDict):
+    payment: GiftPaymentOut
+    donation: DonationOut
+    webhook: WebhookAnswer
+
+
+SandboxReply = SandboxOrderReply | SandboxGiftReply
+
+
 @dataclass
 class _Outcome:
-    answer: dict[str, Any]
+    answer: WebhookAnswer
     settle: bool = False  # an order was paid: settlement is next
     refunds: list[str] = field(default_factory=list)  # payments to return after commit
 
@@ -64,7 +88,7 @@ def _applied(event: ProviderEvent, payment: Payment) -> _Outcome:
 
 async def apply_event(
     services: Services, provider_name: str, headers: dict[str, str], body: bytes
-) -> dict[str, Any]:
+) -> WebhookAnswer:
     """Apply one signed provider event, at most once. Bad signature: 401, nothing changes."""
     provider = provider_for(services, provider_name)
     event = provider.verify_webhook(headers, body, time.time())
@@ -197,7 +221,7 @@ async def _after_commit(services: Services, outcome: _Outcome) -> None:
 
 async def sandbox_decide(
     services: Services, principal: Principal, payment_id: str, succeeded: bool
-) -> dict[str, Any]:
+) -> SandboxReply:
     async with services.db.reader() as s:
         payment = await payments.find(s, payment_id)
     if payment is None or payment.provider != "sandbox":
@@ -229,13 +253,6 @@ async def sandbox_decide(
             "order_not_payable", f"the order is {order.status}", status=order.status, webhook=result
         )
     return {
-        "payment": {
-            "id": fresh_payment.id,
-            "provider": fresh_payment.provider,
-            "status": fresh_payment.status,
-            "amount": fresh_payment.amount,
-            "currency": fresh_payment.currency,
-            "order_id": fresh_payment.order_id,
-        },
+        "payment": payment_json(fresh_payment),
         "order": {"id": order.id, "status": order.status},
     }

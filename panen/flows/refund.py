@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +18,7 @@ from commerce.orders import lifecycle as orders
 from commerce.orders import service as order_service
 from commerce.orders.events import Refund, buyer_row, sale_rows
 from commerce.orders.lifecycle import OrderStatus
+from commerce.orders.schemas import OrderOut
 from commerce.outbox import service as outbox
 from commerce.payments import lifecycle as payment_lifecycle
 from commerce.payments import service as payments
@@ -38,7 +38,7 @@ log = logging.getLogger("panen.flows")
 
 @dataclass
 class _Done:
-    order: dict[str, Any] = field(default_factory=dict)
+    order: OrderOut | None = None  # as it is once the change committed
     refunds: list[str] = field(default_factory=list)  # payments to return after commit
 
 
@@ -102,7 +102,7 @@ async def _cancel(s: AsyncSession, principal: Principal, order_id: str) -> _Done
     return done
 
 
-async def cancel_order(services: Services, principal: Principal, order_id: str) -> dict[str, Any]:
+async def cancel_order(services: Services, principal: Principal, order_id: str) -> OrderOut:
     """Cancel or refund; returns the order as it is now."""
     done = await services.db.run(lambda s: _cancel(s, principal, order_id))
     # After the commit, never inside it: the provider returns the money, the relay tells
@@ -114,10 +114,11 @@ async def cancel_order(services: Services, principal: Principal, order_id: str) 
     except Exception:  # the refund sweeper returns the money; the refund stands
         log.warning("refund of %s left to the sweeper", order_id, exc_info=True)
     await outbox.deliver(services)
+    assert done.order is not None
     return done.order
 
 
-async def _read(s: AsyncSession, order_id: str) -> dict[str, Any]:
+async def _read(s: AsyncSession, order_id: str) -> OrderOut:
     found = await order_service.load_order(s, order_id)
     assert found is not None
     return found
