@@ -49,6 +49,8 @@ ERRORS = {
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,40}$"
 KEY_PATTERN = r"^[\x21-\x7e]+$"
 REF = "#/components/schemas/{model}"
+# Where a client can be told to slow down (per handle, per address).
+RATE_LIMITED = ("/api/auth/login", "/api/auth/register")
 
 
 def document(routes: Iterable[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
@@ -185,11 +187,17 @@ def _responses(spec: Spec, schemas: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
     out: dict[str, Any] = {str(spec.status): ok}
-    if spec.status == 201:
+    if spec.status == 201 and spec.idempotent:
         out["200"] = {**ok, "description": "the resource this key made before"}
     if spec.path == "/readyz":
         out["503"] = {**ok, "description": "a dependency is down; `checks` says which"}
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for code, text in ERRORS.items():
+        if code in ("408", "413") and spec.method == "GET":
+            continue  # no body to be slow or too large
+        if code == "403" and not spec.access.login:
+            continue  # anyone may
+        if code == "429" and spec.path not in RATE_LIMITED:
+            continue
         out.setdefault(code, {"description": text, "content": error})
     return out

@@ -208,7 +208,7 @@ class _Close(Exception):
 
 async def handle(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     try:
-        if conn.principal is not None and frame.type != "hello":
+        if conn.principal is not None:  # a hello too: a revoked socket does not log in again
             await _recheck(gateway, conn, frame)
         await HANDLERS[frame.type](gateway, conn, frame)
     except FrameError as err:

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from core.settings import Settings
-from tests.api import PASSWORD, handle, register
+from tests.api import PASSWORD, handle, login, register
 from tests.conftest import process_env
 from tests.live_clients import Viewer
 from tests.processes import Server, running
@@ -147,3 +147,24 @@ async def test_a_socket_whose_token_was_revoked_is_closed_at_its_next_frame(pair
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await sock.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_a_revoked_socket_cannot_log_in_again_with_a_fresh_token(pair, client) -> None:
+    _, b = pair
+    await asyncio.sleep(0.5)
+    me = await register(client)
+    sock = await Viewer.connect(b.ws, token=me.token)
+    r = await client.post("/api/auth/logout", headers=me.headers)
+    assert r.status_code == 200
+    await asyncio.sleep(0.01)  # a token issued after the logout
+    fresh = await login(client, me.user["handle"])
+    await asyncio.sleep(5.5)
+    await sock.send({"type": "hello", "token": fresh.token})
+    refused = await sock.expect(lambda f: f["type"] in ("error", "welcome"))
+    assert refused["type"] == "error" and refused["code"] == "token_revoked"
+    with pytest.raises(websockets.ConnectionClosed):
+        await sock.recv()
+    again = await Viewer.connect(b.ws, token=fresh.token)  # a new socket with it is welcome
+    await again.send({"type": "ping", "id": "p"})
+    assert (await again.expect(lambda f: f["type"] == "pong"))["id"] == "p"
+    await again.close()

@@ -153,6 +153,12 @@ async def test_a_hidden_message_approved_again_is_shown_again(
         await moderate(http, world, gift["id"], "hide")
         await viewer.expect(ticker_with("message_hidden"))
         await moderate(http, world, gift["id"], "hide")  # twice: the room hears it once
+        r = await http.post(
+            f"/api/donations/{gift['id']}/message",
+            headers=world.host.headers,
+            json={"action": "read"},
+        )
+        assert r.status_code == 409 and r.json()["error"]["code"] == "message_hidden"
         await moderate(http, world, gift["id"], "approve")
         frame = await viewer.expect(ticker_with("donation_message"))
         assert not any(e["type"] == "message_hidden" for e in frame["events"])

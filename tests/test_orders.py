@@ -54,6 +54,18 @@ async def test_the_same_idempotency_key_returns_the_same_order_and_another_body_
     assert (await order(client, someone, listing["id"], 1, key="k-1")).status_code == 201
 
 
+async def test_a_repeated_key_answers_with_the_order_as_it_is_now(client, admin_token):
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    first = (await order(client, buyer, listing["id"], 1, key="k-now")).json()["order"]
+    r = await client.post(f"/api/orders/{first['id']}/cancel", headers=buyer.headers)
+    assert r.status_code == 200, r.text
+    again = await order(client, buyer, listing["id"], 1, key="k-now")
+    assert again.status_code == 200
+    assert again.json()["order"]["id"] == first["id"]
+    assert again.json()["order"]["status"] == "cancelled"  # not the reservation it once was
+
+
 async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):
     _, listing = await live_listing(client, admin_token, stock=3, max_per_buyer=2)
     a, b = await register(client), await register(client)
@@ -272,3 +284,13 @@ async def test_a_hold_whose_order_never_landed_is_given_back_long_after_it_ran_o
     # The buyer's retry with the dead request's key is served afresh, not held up by it.
     r = await order(client, buyer, listing["id"], 3, key="died-midway")
     assert r.status_code == 201, r.text
+
+
+async def test_an_order_whose_total_would_pass_the_largest_amount_is_400_and_holds_nothing(
+    client, admin_token
+):
+    _, listing = await live_listing(client, admin_token, stock=1000, price=10**13)
+    buyer = await register(client)
+    r = await order(client, buyer, listing["id"], 2)
+    assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "quantity"
+    assert (await order(client, buyer, listing["id"], 1)).status_code == 201

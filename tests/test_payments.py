@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -125,3 +126,24 @@ async def test_only_the_payer_approves_and_a_decline_cancels_and_returns_stock(c
     r = await client.post(f"/api/payments/{pay_id}/sandbox/approve", headers=buyer.headers)
     assert r.status_code == 409 and r.json()["error"]["code"] == "payment_not_pending"
     assert (await order(client, other, listing["id"])).status_code == 201
+
+
+async def test_an_approve_and_a_decline_at_the_same_moment_decide_the_payment_once(
+    client, admin_token
+):
+    _, listing = await live_listing(client, admin_token, stock=20)
+    for _ in range(5):
+        buyer = await register(client)
+        placed = (await order(client, buyer, listing["id"])).json()["order"]
+        pay_id = placed["payment"]["id"]
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/api/payments/{pay_id}/sandbox/{action}", headers=buyer.headers)
+                for action in ("approve", "decline", "approve")
+            )
+        )
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [200, 409, 409], [r.text for r in answers]
+        final = await state(client, buyer, placed["id"])
+        # Either it was paid or it was declined, never declined and then paid back.
+        assert final in (("paid", "succeeded"), ("settled", "succeeded"), ("cancelled", "failed"))

@@ -155,3 +155,53 @@ async def test_a_backlog_calls_other_workers_in_and_a_busy_worker_turns_extra_se
     assert await settlement.settle_as_job(services) == 3
     assert len(calls) == 3  # each full batch (of one, here) asked idle workers to join
     assert not state.again and state.running == 0
+
+
+async def test_an_order_the_database_refuses_to_settle_holds_back_no_other_order(
+    client, admin_token, app, db
+):
+    poisoned, bad_listing = await live_listing(client, admin_token, stock=5, pledge_bps=1000)
+    _, fine_listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    # The first room's pledged sum is at what its column holds: adding to it overflows.
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO session_charity_totals (session_id, pledged, donated, matched)"
+                " VALUES (:s, 9223372036854775807, 0, 0)"
+                " ON CONFLICT (session_id) DO UPDATE SET pledged = EXCLUDED.pledged"
+            ),
+            {"s": poisoned.session["id"]},
+        )
+    bad = (await order(client, buyer, bad_listing["id"])).json()["order"]
+    good = (await order(client, buyer, fine_listing["id"])).json()["order"]
+    for placed in (bad, good):
+        assert (await pay(client, buyer, placed)).status_code == 200
+    await settle_all(app.state.services)
+    async with db.reader() as s:
+        status = dict(
+            (
+                await s.execute(
+                    text("SELECT id, status FROM orders WHERE id IN (:a, :b)"),
+                    {"a": bad["id"], "b": good["id"]},
+                )
+            ).all()
+        )
+    assert status == {good["id"]: "settled", bad["id"]: "paid"}
+    assert bad["id"] in app.state.services.shared("panen.flows.settle.set_aside", set)
+    await settle_all(app.state.services)  # and the next batch does not trip on it again
+    # Once the cause is mended, the order settles like any other (after a restart, or
+    # here by forgetting it was set aside).
+    async with db.transaction() as s:
+        await s.execute(
+            text("UPDATE session_charity_totals SET pledged = 0 WHERE session_id = :s"),
+            {"s": poisoned.session["id"]},
+        )
+    app.state.services.shared("panen.flows.settle.set_aside", set).discard(bad["id"])
+    await settle_all(app.state.services)
+    async with db.reader() as s:
+        assert (
+            await s.scalar(text("SELECT status FROM orders WHERE id = :a"), {"a": bad["id"]})
+            == "settled"
+        )
+    await assert_ledger_invariants(db)

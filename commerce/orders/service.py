@@ -36,8 +36,9 @@ from commerce.sessions.lifecycle import SessionStatus
 from commerce.stock import service as inventory
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
-from core.errors import ApiError, conflict, not_found
+from core.errors import ApiError, bad_request, conflict, not_found
 from core.ids import new_id
+from core.money import MAX_AMOUNT
 from core.services import Services
 
 log = logging.getLogger("panen.orders")
@@ -98,13 +99,18 @@ async def _await_prior(
     """The first answer to this key, once its request has written the order; None if that
     request gave up (its reservation was released), so this one should try afresh.
 
-    Waits on Redis, not the database: in a stampede every duplicate send polls here."""
+    Waits on Redis, not the database: in a stampede every duplicate send polls here; the
+    database is read once, when the answer is there."""
     delay, waited = 0.005, 0.0
     while waited < 10:
         body, named = await inventory.answered(services, session_id, buyer_id, key)
         if body is not None:
+            # The order exists: answer with it as it is now (paid, cancelled…), not as it
+            # was when first answered.
             answer: OrderOut = orjson.loads(body)
-            return answer
+            async with services.db.reader() as s:
+                current = await load_order(s, answer["id"])
+            return current or answer
         if named != prior_id:
             return None
         await asyncio.sleep(delay)
@@ -211,6 +217,10 @@ async def _place(
         offer = session_offers.offer(listing_id, now)
         if offer is None:
             raise not_found("listing", listing_id)
+        if offer.price * quantity > MAX_AMOUNT:  # one payment's most, as for any amount
+            raise bad_request(
+                "invalid_field", f"an order's total is at most {MAX_AMOUNT}", "quantity"
+            )
         sid = session_offers.session_id
         order_id = new_id("ord")
         expires_at = now + timedelta(seconds=services.settings.reservation_ttl_s)

@@ -17,7 +17,6 @@ import orjson
 from commerce.payments.models import Payment
 from core.errors import ApiError, bad_request, not_found
 from core.fields import control_character_at
-from core.ids import new_id
 from core.services import Services
 
 DEFAULT_PROVIDER = "sandbox"
@@ -88,7 +87,8 @@ class SandboxProvider:
     ) -> tuple[dict[str, str], bytes]:
         body = orjson.dumps(
             {
-                "id": new_id("evt"),
+                # One decision per payment: a second is a duplicate of the first.
+                "id": f"evt_{payment.id}",
                 "type": SUCCEEDED if succeeded else FAILED,
                 "created": int(now),
                 "data": {

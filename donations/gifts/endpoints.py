@@ -126,6 +126,9 @@ async def moderate_message(ctx: Ctx) -> Response:
         require_host(ctx.user, live)
         if d.message_status == "none" or d.message is None:
             raise ApiError(409, "no_message", "this donation carries no message")
+        if d.message_status == "hidden" and body.action == "read":
+            # Read out on air is no way back for a hidden message: approving it is.
+            raise ApiError(409, "message_hidden", "this message is hidden; approve it first")
         was, d.message_status = d.message_status, MESSAGE_STATUS[body.action]
         # Before payment the room has seen nothing; the paid event will follow this status.
         paid = d.status == GiftStatus.PAID

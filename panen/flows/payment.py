@@ -237,6 +237,10 @@ async def sandbox_decide(
     # The sandbox signs what a gateway would send about this payment.
     headers, body = provider.webhook(payment, succeeded, time.time())
     result = await apply_event(services, "sandbox", headers, body)
+    if result["status"] == "duplicate":
+        # Like a gateway, the sandbox decides a payment once (its event id is the
+        # payment's): of an approve and a decline sent at once, one wins.
+        raise conflict("payment_not_pending", "this payment was already decided")
     if payment.order_id is None:
         gift, fresh = await gift_service.by_payment(services, payment_id)
         return {

@@ -9,10 +9,15 @@ run settles those orders once (each sale's ledger reference is unique besides).
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from prometheus_client import Counter
+from sqlalchemy import Select, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.ledger import service as ledger
@@ -23,6 +28,7 @@ from commerce.orders.models import Order
 from commerce.outbox import service as outbox
 from commerce.payments.models import Payment
 from core.clock import rfc3339, utcnow
+from core.db import is_transient
 from core.events import Topical
 from core.models import User
 from core.services import Services
@@ -31,6 +37,10 @@ from donations.energy import earning as energy
 
 BATCH = 200
 SETTLE_JOB = "settle_orders"
+SET_ASIDE = Counter(
+    "panen_orders_set_aside", "Paid orders the database refused to settle (each a bug to look at)"
+)
+log = logging.getLogger("panen.flows.settle")
 
 
 def sale_entries(order: Order, payment: Payment) -> list[ledger.Entry]:
@@ -43,19 +53,30 @@ def sale_entries(order: Order, payment: Payment) -> list[ledger.Entry]:
     ]
 
 
-async def _settle(s: AsyncSession, limit: int) -> int:
-    # 1. Orders: a batch of paid ones nobody else is settling, locked.
-    rows = (
-        await s.execute(
-            select(Order, Payment, User.display_name)
-            .join(Payment, Payment.order_id == Order.id)
-            .join(User, User.id == Order.buyer_id)
-            .where(Order.status == OrderStatus.PAID)
-            .order_by(Order.paid_at)
-            .limit(limit)
-            .with_for_update(of=Order, skip_locked=True)
-        )
-    ).all()
+def _paid(limit: int, set_aside: Collection[str]) -> Select[Order, Payment, str]:
+    """A batch of paid orders nobody else is settling, to be locked."""
+    query = (
+        select(Order, Payment, User.display_name)
+        .join(Payment, Payment.order_id == Order.id)
+        .join(User, User.id == Order.buyer_id)
+        .where(Order.status == OrderStatus.PAID)
+        .order_by(Order.paid_at)
+        .limit(limit)
+        .with_for_update(of=Order, skip_locked=True)
+    )
+    if set_aside:
+        query = query.where(Order.id.not_in(list(set_aside)))
+    return query
+
+
+async def _settle(
+    s: AsyncSession, limit: int, set_aside: Collection[str] = (), only: str | None = None
+) -> int:
+    # 1. Orders: a batch of paid ones nobody else is settling (or just `only`), locked.
+    query = _paid(limit, set_aside)
+    if only is not None:
+        query = query.where(Order.id == only)
+    rows = (await s.execute(query)).all()
     if not rows:
         return 0
     now = utcnow()
@@ -94,9 +115,33 @@ async def _settle(s: AsyncSession, limit: int) -> int:
 
 
 async def settle_batch(services: Services, limit: int | None = None) -> int:
-    """Settle up to `limit` (BATCH) paid orders in one transaction; returns how many."""
+    """Settle up to `limit` (BATCH) paid orders in one transaction; returns how many.
+
+    An order the database refuses to settle (a bug, or a value out of a column's range)
+    must not hold back everyone else's: the batch is then settled one order at a time,
+    and an order that fails alone is set aside in this process (logged as an error, and
+    counted in `panen_orders_set_aside_total`) instead of failing every batch after it."""
     n = limit or BATCH
-    return await services.db.run(lambda s: _settle(s, n))
+    aside: set[str] = services.shared("panen.flows.settle.set_aside", set)
+    try:
+        return await services.db.run(lambda s: _settle(s, n, aside))
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise
+        log.exception("a settlement batch failed; settling its orders one at a time")
+    async with services.db.reader() as s:
+        ids = [o.id for o, _, _ in (await s.execute(_paid(n, aside))).all()]
+    done = 0
+    for order_id in ids:
+        try:
+            done += await services.db.run(functools.partial(_settle, limit=1, only=order_id))
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            aside.add(order_id)
+            SET_ASIDE.inc()
+            log.exception("order %s cannot be settled; set aside", order_id)
+    return done
 
 
 async def call_for_settlement(services: Services) -> None:
