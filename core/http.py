@@ -105,6 +105,7 @@ class Spec:
     # The success body's type (a TypedDict the handler's serialisers are typed with):
     # published in the OpenAPI document and checked against every answer in the tests.
     response: Any = None
+    media_type: str = "application/json"  # of the success body
 
 
 class Ctx:
@@ -331,11 +332,21 @@ class Api:
         idempotent: bool = False,
         status: int = 200,
         response: Any = None,
+        media_type: str = "application/json",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or handler.__name__.replace("_", " ")).strip()
             spec = Spec(
-                method, path, access, summary, body, tuple(query), idempotent, status, response
+                method,
+                path,
+                access,
+                summary,
+                body,
+                tuple(query),
+                idempotent,
+                status,
+                response,
+                media_type,
             )
 
             async def endpoint(request: Request) -> Response:
@@ -344,6 +355,14 @@ class Api:
                 refuse_control_characters(dict(request.path_params))
                 for name, value in request.query_params.multi_items():
                     refuse_control_characters({name: value})
+                # A parameter the route does not read is refused rather than ignored: a
+                # misspelt `?limt=5` should fail loudly, not silently return the default.
+                declared = {q.name for q in spec.query}
+                for name in request.query_params:
+                    if name not in declared:
+                        raise bad_request(
+                            "unknown_parameter", f"unknown query parameter {name[:64]!r}", name[:64]
+                        )
                 principal = await authenticate(request, services)
                 if access.login:
                     if principal is None:
@@ -364,9 +383,17 @@ class Api:
         return register
 
     def get(
-        self, path: str, access: Access, *, query: Sequence[Query] = (), response: Any = None
+        self,
+        path: str,
+        access: Access,
+        *,
+        query: Sequence[Query] = (),
+        response: Any = None,
+        media_type: str = "application/json",
     ) -> Callable[[Handler], Handler]:
-        return self.route("GET", path, access, query=query, response=response)
+        return self.route(
+            "GET", path, access, query=query, response=response, media_type=media_type
+        )
 
     def post(
         self,

@@ -144,6 +144,14 @@ async def test_bad_query_parameters_are_400s(client):
     assert (await client.get("/api/products?limit=100000")).status_code == 400
 
 
+async def test_a_query_parameter_the_route_does_not_read_is_refused_not_ignored(client):
+    r = await client.get("/api/products?limt=5")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "unknown_parameter"
+    assert r.json()["error"]["details"]["field"] == "limt"
+    assert (await client.get("/api/products?limit=5")).status_code == 200
+
+
 async def test_unknown_routes_and_methods_answer_in_the_error_format(client):
     r = await client.get("/api/nothing-here")
     assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")
