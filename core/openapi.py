@@ -178,6 +178,11 @@ def _keep(name: str, found: dict[str, Any], schemas: dict[str, Any]) -> dict[str
 def _responses(spec: Spec, schemas: dict[str, Any]) -> dict[str, Any]:
     if spec.path == "/metrics":
         ok: dict[str, Any] = {"description": "Prometheus text", "content": {"text/plain": {}}}
+    elif spec.media_type != "application/json":
+        ok = {
+            "description": "success",
+            "content": {spec.media_type: {"schema": {"type": "string"}}},
+        }
     elif spec.response is not None:
         shape = _shape(spec.response, schemas)
         ok = {"description": "success", "content": {"application/json": {"schema": shape}}}

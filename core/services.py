@@ -105,6 +105,10 @@ class Services:
         return await self.jobs.enqueue_job(function, *args, _job_id=job_id)
 
     async def close(self) -> None:
+        for thing in self._shared.values():  # a gateway's HTTP client …
+            closer = getattr(thing, "aclose", None)
+            if closer is not None:
+                await closer()
         if self.jobs is not None:
             await self.jobs.aclose()
         await self.redis.aclose()

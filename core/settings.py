@@ -38,7 +38,40 @@ def _float(env: dict[str, str], name: str, default: float, lo: float, hi: float)
     return value
 
 
+def _url(env: dict[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).rstrip("/")
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw
+
+
+PAYMENT_PROVIDERS = ("sandbox", "midtrans")
+PAYOUT_PROVIDERS = ("bank_file", "iris")
+
+
+def _providers(env: dict[str, str], sandbox_allowed: bool) -> tuple[str, ...]:
+    raw = env.get("PANEN_PAYMENT_PROVIDERS")
+    if raw is None or raw.strip() == "":
+        return ("sandbox",) if sandbox_allowed else ()
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    for name in names:
+        if name not in PAYMENT_PROVIDERS:
+            raise SettingsError(
+                f"PANEN_PAYMENT_PROVIDERS: unknown provider {name!r}"
+                f" (known: {', '.join(PAYMENT_PROVIDERS)})"
+            )
+    if "sandbox" in names and not sandbox_allowed:
+        raise SettingsError(
+            "the sandbox provider lets anyone pay by approving their own payment: only with"
+            " PANEN_ENV=development, or PANEN_SANDBOX=1 on purpose"
+        )
+    return names
+
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/panen"
+MIDTRANS_SNAP_SANDBOX = "https://app.sandbox.midtrans.com/snap/v1"
+MIDTRANS_API_SANDBOX = "https://api.sandbox.midtrans.com"
+MIDTRANS_IRIS_SANDBOX = "https://app.sandbox.midtrans.com/iris/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # The development default is deliberately public: production must set its own.
 DEV_SECRET_KEY = "dev-insecure-secret-change-me-in-production"  # noqa: S105
@@ -67,9 +100,27 @@ class Settings:
     # request waits for one before it is answered 503.
     db_pool_size: int = 10
     db_pool_timeout_s: float = 2.0
-    # The sandbox payment provider (anyone "pays" by approving their own payment): only
-    # where development is chosen, or enabled on purpose for a staging deployment.
-    sandbox: bool = True
+    # The payment providers this deployment offers, the first the default for new orders
+    # and gifts. The sandbox (anyone "pays" by approving their own payment) only where
+    # development is chosen, or enabled on purpose for a staging deployment.
+    payment_providers: tuple[str, ...] = ("sandbox",)
+    # Midtrans: the server key signs our calls and its notifications; the base URLs point
+    # at Midtrans's sandbox or production, or at `panen emulator` in tests and the demo.
+    midtrans_server_key: str = ""
+    midtrans_client_key: str = ""
+    midtrans_snap_url: str = MIDTRANS_SNAP_SANDBOX
+    midtrans_api_url: str = MIDTRANS_API_SANDBOX
+    # Where Midtrans sends its notifications and returns the payer (our own address).
+    public_url: str = "http://127.0.0.1:8000"
+    # Farmer payouts: through Midtrans Iris, or a bank file an operator uploads.
+    payout_provider: str = "bank_file"
+    midtrans_iris_url: str = MIDTRANS_IRIS_SANDBOX
+    iris_creator_key: str = ""
+    iris_approver_key: str = ""
+    iris_merchant_key: str = ""  # signs Iris's callbacks
+    # A settled sale can still be refunded this long; a payout leaves it with us till then.
+    refund_window_s: int = 7 * 24 * 3600
+    payout_minimum: int = 10_000  # a farmer's smaller balance waits for the next run
     # Per client address, across processes: logins a minute, registrations an hour, and
     # sockets at once (0: no limit; a carrier's NAT puts many phones behind one address).
     logins_per_address: int = 60
@@ -79,6 +130,10 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.environment != "development"
+
+    @property
+    def sandbox(self) -> bool:
+        return "sandbox" in self.payment_providers
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,7 +157,25 @@ class Settings:
                 )
             if len(secret) < 32:
                 raise SettingsError("PANEN_SECRET_KEY must be at least 32 characters")
-        sandbox = environment == "development" or e.get("PANEN_SANDBOX") == "1"
+        sandbox_allowed = environment == "development" or e.get("PANEN_SANDBOX") == "1"
+        providers = _providers(e, sandbox_allowed)
+        server_key = e.get("PANEN_MIDTRANS_SERVER_KEY", "")
+        if "midtrans" in providers and not server_key:
+            raise SettingsError(
+                "PANEN_PAYMENT_PROVIDERS names midtrans: set PANEN_MIDTRANS_SERVER_KEY"
+            )
+        payout_provider = e.get("PANEN_PAYOUT_PROVIDER") or "bank_file"
+        if payout_provider not in PAYOUT_PROVIDERS:
+            raise SettingsError(f"PANEN_PAYOUT_PROVIDER is one of {', '.join(PAYOUT_PROVIDERS)}")
+        if payout_provider == "iris" and not (
+            e.get("PANEN_IRIS_CREATOR_KEY")
+            and e.get("PANEN_IRIS_APPROVER_KEY")
+            and e.get("PANEN_IRIS_MERCHANT_KEY")
+        ):
+            raise SettingsError(
+                "PANEN_PAYOUT_PROVIDER=iris needs PANEN_IRIS_CREATOR_KEY,"
+                " PANEN_IRIS_APPROVER_KEY and PANEN_IRIS_MERCHANT_KEY"
+            )
         return cls(
             database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=e.get("REDIS_URL") or DEFAULT_REDIS_URL,
@@ -121,7 +194,19 @@ class Settings:
             db_strict=e.get("PANEN_DB_STRICT", "") == "1",
             db_pool_size=_int(e, "PANEN_DB_POOL_SIZE", 10, 1, 200),
             db_pool_timeout_s=_float(e, "PANEN_DB_POOL_TIMEOUT_S", 2.0, 0.1, 60.0),
-            sandbox=sandbox,
+            payment_providers=providers,
+            midtrans_server_key=server_key,
+            midtrans_client_key=e.get("PANEN_MIDTRANS_CLIENT_KEY", ""),
+            midtrans_snap_url=_url(e, "PANEN_MIDTRANS_SNAP_URL", MIDTRANS_SNAP_SANDBOX),
+            midtrans_api_url=_url(e, "PANEN_MIDTRANS_API_URL", MIDTRANS_API_SANDBOX),
+            public_url=_url(e, "PANEN_PUBLIC_URL", "http://127.0.0.1:8000"),
+            payout_provider=payout_provider,
+            midtrans_iris_url=_url(e, "PANEN_IRIS_URL", MIDTRANS_IRIS_SANDBOX),
+            iris_creator_key=e.get("PANEN_IRIS_CREATOR_KEY", ""),
+            iris_approver_key=e.get("PANEN_IRIS_APPROVER_KEY", ""),
+            iris_merchant_key=e.get("PANEN_IRIS_MERCHANT_KEY", ""),
+            refund_window_s=_int(e, "PANEN_REFUND_WINDOW_S", 7 * 24 * 3600, 0, 365 * 24 * 3600),
+            payout_minimum=_int(e, "PANEN_PAYOUT_MINIMUM", 10_000, 1, 10**13),
             logins_per_address=_int(e, "PANEN_LOGINS_PER_ADDRESS", 60, 0, 10**6),
             registrations_per_address=_int(e, "PANEN_REGISTRATIONS_PER_ADDRESS", 20, 0, 10**6),
             sockets_per_address=_int(e, "PANEN_SOCKETS_PER_ADDRESS", 200, 0, 10**6),

@@ -19,6 +19,7 @@ from commerce.deals.models import FlashDeal
 from commerce.deals.schemas import deal_json
 from commerce.orders import totals as commerce_totals
 from commerce.orders.events import OrderPaid, Refund, Sale
+from commerce.payouts.events import PayoutMoved
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import listing_json
 from commerce.stock import service as inventory
@@ -185,6 +186,7 @@ FOLDED: dict[str, type[Event]] = {
         SoldOut,
         Pinned,
         DealAnnounced,
+        PayoutMoved,
     )
 }
 
@@ -218,8 +220,12 @@ def fold(
         return
     xid = raw.get(WRITTEN_BY)
     counted = already is None or not isinstance(xid, int) or not already.sees(xid)
-    if seen is not None and isinstance(event, Sale) and counted:
-        mark = f"{event.type}:{event.order_id}"
+    if seen is not None and isinstance(event, Sale | PayoutMoved) and counted:
+        mark = (
+            f"{event.type}:{event.order_id}"
+            if isinstance(event, Sale)
+            else f"{event.type}:{event.payout_id}:{event.status}"
+        )
         if mark in seen:
             return
         seen[mark] = None
@@ -281,8 +287,17 @@ def _fold_session(state: State, event: Event, counted: bool) -> None:
 
 
 def _fold_farmer(totals: dict[str, Any], event: Event) -> None:
-    """A farmer's sums move with their settled sales; `payout_pending` is what the ledger
-    owes them (their share), as `commerce.orders.totals` reads it."""
+    """A farmer's sums move with their settled sales and their payouts; `payout_pending` is
+    what the ledger owes them (their share, less payouts made), as `commerce.orders.totals`
+    reads it."""
+    if isinstance(event, PayoutMoved):
+        for name, change in (
+            ("payout_pending", event.owed),
+            ("payout_in_transit", event.in_transit),
+            ("payout_settled", event.paid_out),
+        ):
+            totals[name] = _int(totals.get(name)) + change
+        return
     if not isinstance(event, Sale):
         return
     sign = 1 if isinstance(event, OrderPaid) else -1

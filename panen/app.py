@@ -25,6 +25,7 @@ from commerce.catalog import endpoints as catalog
 from commerce.charities import endpoints as charities
 from commerce.deals import endpoints as deals
 from commerce.orders import endpoints as orders
+from commerce.payouts import endpoints as payouts
 from commerce.sessions import endpoints as sessions
 from core import accounts, health
 from core.db import is_transient
@@ -39,6 +40,7 @@ from core.settings import Settings, get_settings
 from donations.charity import endpoints as charity
 from donations.energy import endpoints as energy
 from donations.gifts import endpoints as gifts
+from donations.sponsors import endpoints as sponsors
 from donations.transparency import endpoints as transparency
 from live import gateway, sessions_api
 from live.hub import Hub
@@ -65,9 +67,11 @@ API_MODULES = (
     sessions,
     transparency,
     gifts,
+    sponsors,
     charity,
     energy,
     orders,
+    payouts,
     flows,
     deals,
     sessions_api,

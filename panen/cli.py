@@ -118,6 +118,29 @@ def _verify(args: argparse.Namespace) -> int:
     return status
 
 
+def _emulator(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from panen.emulator import Midtrans, create_app
+
+    env = os.environ
+    emulator = Midtrans(
+        server_key=env.get("PANEN_MIDTRANS_SERVER_KEY", ""),
+        iris_creator_key=env.get("PANEN_IRIS_CREATOR_KEY", ""),
+        iris_approver_key=env.get("PANEN_IRIS_APPROVER_KEY", ""),
+        iris_merchant_key=env.get("PANEN_IRIS_MERCHANT_KEY", ""),
+        iris_callback_url=args.iris_callback,
+        iris_auto_complete=args.iris_auto_complete,
+    )
+    if not emulator.server_key:
+        print("panen emulator: set PANEN_MIDTRANS_SERVER_KEY (the key it accepts)", file=sys.stderr)
+        return 2
+    uvicorn.run(create_app(emulator), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="panen", description="Livestream charity-commerce")
     sub = p.add_subparsers(dest="command", required=True)
@@ -158,6 +181,20 @@ def parser() -> argparse.ArgumentParser:
         help="add N simulated viewers who chat, like, buy and donate",
     )
     demo.set_defaults(func=_demo)
+
+    emulator = sub.add_parser(
+        "emulator",
+        help="a local Midtrans (Snap, status, refunds, Iris) for tests and the demo",
+    )
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8900)
+    emulator.add_argument("--iris-callback", help="where Iris's payout callbacks go")
+    emulator.add_argument(
+        "--iris-auto-complete",
+        action="store_true",
+        help="complete an approved payout a second later (the demo)",
+    )
+    emulator.set_defaults(func=_emulator)
 
     keygen = sub.add_parser("keygen", help="create the transparency log's signing key, once")
     keygen.set_defaults(func=_keygen)

@@ -77,6 +77,26 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
         "PANEN_REGISTRATIONS_PER_ADDRESS": "0",
         "PANEN_SOCKETS_PER_ADDRESS": "0",
     }
+    # Midtrans, played by `panen emulator` on the next port: the room offers QRIS, virtual
+    # accounts and e-wallets beside the sandbox, and farmers are paid through its Iris.
+    gateway = f"http://127.0.0.1:{port + 1}"
+    env.update(
+        {
+            "PANEN_PAYMENT_PROVIDERS": "sandbox,midtrans",
+            "PANEN_MIDTRANS_SERVER_KEY": "SB-Mid-server-panen-demo",
+            "PANEN_MIDTRANS_CLIENT_KEY": "SB-Mid-client-panen-demo",
+            "PANEN_MIDTRANS_SNAP_URL": f"{gateway}/snap/v1",
+            "PANEN_MIDTRANS_API_URL": gateway,
+            "PANEN_IRIS_URL": f"{gateway}/iris/api/v1",
+            "PANEN_PAYOUT_PROVIDER": "iris",
+            "PANEN_IRIS_CREATOR_KEY": "IRIS-creator-panen-demo",
+            "PANEN_IRIS_APPROVER_KEY": "IRIS-approver-panen-demo",
+            "PANEN_IRIS_MERCHANT_KEY": "iris-merchant-panen-demo",
+            "PANEN_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            # A demo's sales can be paid out the same hour.
+            "PANEN_REFUND_WINDOW_S": "60",
+        }
+    )
     os.environ.update(env)
 
     from panen.migrate import upgrade
@@ -91,7 +111,10 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
 
     base = f"http://127.0.0.1:{port}"
     python = sys.executable
+    emulator = [python, "-m", "panen", "emulator", "--port", str(port + 1), "--iris-auto-complete"]
+    emulator += ["--iris-callback", f"{base}/api/payouts/callback/iris"]
     procs: list[subprocess.Popen[bytes]] = [
+        subprocess.Popen(emulator, env=env),
         subprocess.Popen([python, "-m", "panen", "serve", "--port", str(port)], env=env),
         subprocess.Popen([python, "-m", "panen", "worker"], env=env),
     ]
@@ -119,7 +142,8 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
         for s in live:
             print(f"  {base}/sessions/{s['id']}   {s['title']}")
             print(f"  {base}/host/sessions/{s['id']}   (host console, log in as host_rina)")
-        print(f"  {base}/api/sessions?status=live   the API")
+        print(f"  {base}/api/sessions?status=live   the API ({base}/docs to read it)")
+        print(f"  {gateway}   Midtrans, emulated: pay QRIS or a virtual account on its page")
         print(f"Demo users (password {DEMO_PASSWORD!r}): admin, host_rina, pak_budi, ibu_siti,")
         print("  yayasan_pelita (charity admin), sponsor_bank_desa, viewer_andi.")
         print("Ctrl-C stops everything.")

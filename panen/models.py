@@ -18,12 +18,14 @@ MODEL_MODULES = (
     "commerce.stock.models",
     "commerce.orders.models",
     "commerce.payments.models",
+    "commerce.payouts.models",
     "commerce.ledger.models",
     "commerce.outbox.models",
     "donations.gifts.models",
     "donations.charity.models",
     "donations.transparency.models",
     "donations.energy.models",
+    "donations.sponsors.models",
 )
 
 

@@ -92,11 +92,21 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
         )["user"]
 
     products = []
-    for handle, _display, farm, region, items in FARMERS:
+    for n, (handle, display, farm, region, items) in enumerate(FARMERS, 1):
         farmer = admin.call(
             "POST", "/api/farmers", {"user_id": users[handle]["id"], "name": farm, "region": region}
         )
         as_farmer = Client(base).login(handle)
+        # Where the farmer is paid (a made-up account at the emulated bank).
+        as_farmer.call(
+            "POST",
+            f"/api/farmers/{farmer['id']}/payout-account",
+            {
+                "bank": "bri",
+                "account_number": f"00{n:03d}1234567",
+                "holder_name": display,
+            },
+        )
         for name, unit, price, description, pledge_bps, pledge_per_unit in items:
             product = as_farmer.call(
                 "POST",

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from commerce.outbox.tasks import relay_job
 from commerce.payments.tasks import refund_sweep
+from commerce.payouts.tasks import PAYOUT_HOUR_UTC, payout_run, payout_sweep
 from commerce.stock.tasks import reconcile_holds, warm_counters
 from core.clock import utcnow
 from core.logging import configure_logging
@@ -99,6 +100,9 @@ class WorkerSettings:
         _cron(refund_sweep, second=set(range(0, 60, 10)), timeout=50),
         # Energy points past their expiry (Ant Forest's uncollected energy), every minute.
         _cron(expire_points, second={30}, timeout=50),
+        # Farmers paid once a day; payouts a crash or a lost callback left, each minute.
+        _cron(payout_run, hour={PAYOUT_HOUR_UTC}, minute={0}, second={0}, timeout=600),
+        _cron(payout_sweep, second={50}, timeout=50),
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -84,8 +85,62 @@ class Worker:
                 self.kill()
 
 
+class Emulator:
+    """`panen emulator`: a local Midtrans (Snap, status, refunds, Iris) on a free port."""
+
+    SERVER_KEY = "SB-Mid-server-panen-tests"
+    IRIS: ClassVar[dict[str, str]] = {
+        "PANEN_IRIS_CREATOR_KEY": "IRIS-creator-tests",
+        "PANEN_IRIS_APPROVER_KEY": "IRIS-approver-tests",
+        "PANEN_IRIS_MERCHANT_KEY": "iris-merchant-key-tests",
+    }
+
+    def __init__(self, env: dict[str, str], iris_callback: str | None = None) -> None:
+        self.env = {**env, "PANEN_MIDTRANS_SERVER_KEY": self.SERVER_KEY, **self.IRIS}
+        self.port = free_port()
+        self.iris_callback = iris_callback
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def settings_env(self, public_url: str) -> dict[str, str]:
+        """What a `panen` process needs to pay and pay out through this emulator."""
+        return {
+            "PANEN_MIDTRANS_SERVER_KEY": self.SERVER_KEY,
+            "PANEN_MIDTRANS_CLIENT_KEY": "SB-Mid-client-panen-tests",
+            "PANEN_MIDTRANS_SNAP_URL": self.base + "/snap/v1",
+            "PANEN_MIDTRANS_API_URL": self.base,
+            "PANEN_IRIS_URL": self.base + "/iris/api/v1",
+            "PANEN_PUBLIC_URL": public_url,
+            **self.IRIS,
+        }
+
+    def start(self, timeout: float = 20) -> Emulator:
+        argv = [sys.executable, "-m", "panen", "emulator", "--port", str(self.port)]
+        if self.iris_callback:
+            argv += ["--iris-callback", self.iris_callback]
+        self.proc = subprocess.Popen(argv, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"panen emulator exited with {self.proc.returncode}")
+            try:
+                httpx.post(self.base + "/_emulator/payouts", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("panen emulator did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
 @contextmanager
-def running(*procs: Server | Worker) -> Iterator[None]:
+def running(*procs: Server | Worker | Emulator) -> Iterator[None]:
     try:
         for p in procs:
             p.start()

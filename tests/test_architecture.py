@@ -81,7 +81,10 @@ def test_every_status_is_written_by_its_lifecycle_module_only():
         f"{path.relative_to(ROOT)}:{n}"
         for package in PACKAGES
         for path in (ROOT / package).rglob("*.py")
-        if path.name != "lifecycle.py" and "migrations" not in path.parts
+        if path.name != "lifecycle.py"
+        and "migrations" not in path.parts
+        # The emulator plays Midtrans: the statuses it writes are Midtrans's, not ours.
+        and path != ROOT / "panen" / "emulator.py"
         for n in _status_writes(path)
     ]
     assert found == []
@@ -90,16 +93,20 @@ def test_every_status_is_written_by_its_lifecycle_module_only():
 def test_each_lifecycle_knows_exactly_the_states_its_table_allows():
     from commerce.orders.lifecycle import ORDER
     from commerce.payments.lifecycle import PAYMENT
+    from commerce.payouts.lifecycle import PAYOUT
     from commerce.sessions.lifecycle import SESSION
     from donations.gifts.lifecycle import GIFT
+    from donations.sponsors.lifecycle import TOP_UP
     from panen.models import metadata
 
     tables = metadata().tables
     for lifecycle, table in (
         (ORDER, "orders"),
         (PAYMENT, "payments"),
+        (PAYOUT, "payouts"),
         (SESSION, "sessions"),
         (GIFT, "donations"),
+        (TOP_UP, "sponsor_top_ups"),
     ):
         checks = [
             str(c.sqltext)

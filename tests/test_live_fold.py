@@ -193,3 +193,28 @@ def test_a_malformed_event_is_dropped_and_changes_nothing() -> None:
     rooms.fold(state, "session:s", {**paid("o1"), "quantity": "2"})
     rooms.fold(state, "session:s", {"type": "order_paid", "order_id": "o2"})
     assert state["totals"]["orders"] == 0 and state["totals"]["units_sold"] == {}
+
+
+def test_a_farmers_payout_numbers_move_with_their_payouts_and_a_redelivery_counts_once() -> None:
+    from commerce.payouts.events import moved
+    from commerce.payouts.models import Payout
+
+    state: rooms.State = {"totals": {"payout_pending": 90_000, "payout_settled": 0}}
+    seen: dict[str, None] = {}
+    payout = Payout(id="pyo_1", farmer_id="frm_1", amount=90_000, currency="IDR")
+
+    def deliver(status: str) -> None:
+        payout.status = status
+        _, event = moved(payout)
+        rooms.fold(state, "farmer:frm_1", event.to_json(), seen=seen)
+
+    deliver("pending")
+    deliver("pending")  # the relay delivers at least once
+    assert state["totals"] == {
+        "payout_pending": 0,
+        "payout_in_transit": 90_000,
+        "payout_settled": 0,
+    }
+    deliver("completed")
+    assert state["totals"]["payout_in_transit"] == 0
+    assert state["totals"]["payout_settled"] == 90_000

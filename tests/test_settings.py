@@ -76,3 +76,25 @@ def test_production_will_not_serve_without_its_signing_key(tmp_path):
     with pytest.raises(SettingsError, match="panen keygen"):
         check_can_serve(settings)
     check_can_serve(Settings.from_env({**DEV, "PANEN_SIGNING_KEY_FILE": str(tmp_path / "x")}))
+
+
+def test_payment_providers_are_chosen_per_deployment_and_midtrans_needs_its_key():
+    secret = {"PANEN_SECRET_KEY": "k" * 40}
+    assert Settings.from_env(DEV).payment_providers == ("sandbox",)
+    assert Settings.from_env(secret).payment_providers == ()
+    with pytest.raises(SettingsError, match="sandbox"):
+        Settings.from_env({**secret, "PANEN_PAYMENT_PROVIDERS": "sandbox"})
+    with pytest.raises(SettingsError, match="PANEN_MIDTRANS_SERVER_KEY"):
+        Settings.from_env({**secret, "PANEN_PAYMENT_PROVIDERS": "midtrans"})
+    with pytest.raises(SettingsError, match="unknown provider"):
+        Settings.from_env({**DEV, "PANEN_PAYMENT_PROVIDERS": "paypal"})
+    live = Settings.from_env(
+        {
+            **secret,
+            "PANEN_PAYMENT_PROVIDERS": "midtrans",
+            "PANEN_MIDTRANS_SERVER_KEY": "Mid-server-x",
+            "PANEN_MIDTRANS_API_URL": "https://api.midtrans.com/",
+        }
+    )
+    assert live.payment_providers == ("midtrans",) and not live.sandbox
+    assert live.midtrans_api_url == "https://api.midtrans.com"

@@ -51,6 +51,16 @@ def sponsor_payable(sponsor_id: str) -> Account:
     return Account(f"sponsor_payable:{sponsor_id}", "sponsor_payable", sponsor_id)
 
 
+def payouts_in_transit(provider: str) -> Account:
+    """Farmers' money out of their balance and on its way to their banks."""
+    return Account(f"payouts_in_transit:{provider}", "payouts_in_transit", provider)
+
+
+def payouts_sent(provider: str) -> Account:
+    """Farmers' money that reached their banks."""
+    return Account(f"payouts_sent:{provider}", "payouts_sent", provider)
+
+
 PLATFORM_FEE = Account("platform_fee", "platform_fee")
 
 

@@ -32,6 +32,8 @@ class OrderPayment(TypedDict):
     id: str
     provider: str
     status: str
+    method: str | None  # chosen at checkout; once paid, as the provider says it was paid
+    checkout_url: str | None  # the gateway's page to pay on, once a method is chosen
 
 
 @closed
@@ -109,8 +111,9 @@ class FarmerTotals(TypedDict):
     gross: int
     pledged: int
     fees: int
-    payout_pending: int
-    payout_settled: int
+    payout_pending: int  # owed by the ledger, not yet in a payout
+    payout_in_transit: int  # in payouts on their way to the farmer's bank
+    payout_settled: int  # in payouts the bank completed
     by_product: list[ProductSales]
     series: list[SalesPoint]
     by_session: list[SessionSales]
@@ -145,7 +148,13 @@ def order_json(
         "created_at": rfc3339(order.created_at),
         "payment": None
         if payment is None
-        else {"id": payment.id, "provider": payment.provider, "status": payment.status},
+        else {
+            "id": payment.id,
+            "provider": payment.provider,
+            "status": payment.status,
+            "method": payment.method,
+            "checkout_url": payment.checkout_url,
+        },
     }
     if history is not None:
         out["history"] = [

@@ -291,8 +291,8 @@ async def _place(
         )
         writing: asyncio.Future[order_writer.Written] | None = None
         try:
+            # No network call here: the gateway is asked once the payer chooses a method.
             provider = checkout_provider(services)
-            provider_ref = await provider.create_intent(payment_id, total, session_offers.currency)
             params = {
                 "id": order_id,
                 "session_id": sid,
@@ -314,7 +314,7 @@ async def _place(
                 "expires_at": expires_at,
                 "payment_id": payment_id,
                 "provider": provider.name,
-                "provider_ref": provider_ref,
+                "provider_ref": None,
             }
             writing = asyncio.ensure_future(order_writer.write(services, params))
             row = await asyncio.shield(writing)

@@ -81,6 +81,18 @@ async def farmer_totals(db: Database, farmer_id: str) -> FarmerTotals:
             )
         ).all()
         owed = await ledger.balance(s, ledger.farmer_payable(farmer_id).code)
+        # Payouts by where they are: on their way (pending, submitted) or completed.
+        moved: dict[bool, int] = dict(
+            (
+                await s.execute(
+                    text(
+                        "SELECT status = 'completed', coalesce(sum(amount), 0) FROM payouts"
+                        " WHERE farmer_id = :f AND status <> 'failed' GROUP BY 1"
+                    ),
+                    {"f": farmer_id},
+                )
+            ).all()
+        )
         # Gross over time, summed per minute of payment and running, for the dashboard's
         # chart; the last SERIES_POINTS minutes with sales (the running sum covers all).
         series = (
@@ -101,10 +113,11 @@ async def farmer_totals(db: Database, farmer_id: str) -> FarmerTotals:
         "gross": int(overall.gross),
         "pledged": int(overall.pledged),
         "fees": int(overall.fees),
-        # What the ledger owes the farmer (their share of settled sales, less refunds), and
-        # what has been paid out to them: nothing yet, payouts are not built.
+        # What the ledger owes the farmer (their share of settled sales, less refunds, less
+        # payouts made), what is in payouts on their way, and what payouts delivered.
         "payout_pending": owed,
-        "payout_settled": 0,
+        "payout_in_transit": int(moved.get(False, 0)),
+        "payout_settled": int(moved.get(True, 0)),
         "by_product": [
             {
                 "product_id": r.id,

@@ -1,8 +1,11 @@
-"""Payment providers: the interface a gateway implements, and the sandbox.
+"""Payment providers: the interface a gateway implements, the sandbox, and which providers
+this deployment offers.
 
-A provider opens a payment (its intent), tells us what happened to it through a signed
-webhook (verified here into a `ProviderEvent`), and returns money on request. Calls to a
-provider are network calls: nothing calls one while holding a database transaction.
+A provider opens a payment when its payer chooses how to pay (`checkout`: a gateway's page
+or code to pay at), tells us what happened to it through a signed notification (`verify`
+checks it into a `ProviderEvent`, asking the gateway itself where it says to), and returns
+money on request. Calls to a provider are network calls: nothing calls one while holding a
+database transaction or a row lock.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 import orjson
@@ -19,10 +24,9 @@ from core.errors import ApiError, bad_request, not_found
 from core.fields import control_character_at
 from core.services import Services
 
-DEFAULT_PROVIDER = "sandbox"
 SIGNATURE_HEADER = "panen-signature"
 TOLERANCE_S = 300
-SUCCEEDED, FAILED = "payment.succeeded", "payment.failed"
+SUCCEEDED, FAILED, PENDING = "payment.succeeded", "payment.failed", "payment.pending"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,32 +34,71 @@ class ProviderEvent:
     """What a provider says happened to one payment, once its signature checked out."""
 
     id: str  # the provider's event id: each applies once
-    type: str  # payment.succeeded | payment.failed
+    type: str  # payment.succeeded | payment.failed | payment.pending (nothing to do yet)
     payment_id: str
     amount: int
     currency: str
+    method: str | None = None  # how it was paid, in the provider's words (qris, gopay …)
 
     @property
     def succeeded(self) -> bool:
         return self.type == SUCCEEDED
 
 
+@dataclass(frozen=True, slots=True)
+class Payer:
+    """What a gateway's page shows the payer, and where it sends them back."""
+
+    name: str
+    item: str  # what is being paid for
+    return_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """Where the payer pays: a gateway's page (or none, for the sandbox)."""
+
+    method: str
+    redirect_url: str | None
+    token: str | None
+    expires_at: datetime
+
+
+class Refund(StrEnum):
+    DONE = "done"  # the provider returned the money
+    BY_HAND = "by_hand"  # it cannot (a bank transfer): an operator returns it, then says so
+
+
 class PaymentProvider(Protocol):
     """What a gateway (Midtrans, Xendit, Alipay, Stripe…) implements to take payments."""
 
     name: str
+    methods: tuple[str, ...]  # what a payer may choose (qris, bca_va, gopay …)
 
-    async def create_intent(self, payment_id: str, amount: int, currency: str) -> str:
-        """Open a payment with the provider; returns the provider's reference."""
+    async def checkout(
+        self, payment: Payment, method: str, expires_at: datetime, payer: Payer
+    ) -> Checkout:
+        """Open the payment with the provider for this method; 503 if it cannot be reached."""
         ...
 
-    def verify_webhook(self, headers: dict[str, str], body: bytes, now: float) -> ProviderEvent:
-        """Check the signature and timestamp of a delivery; raise ApiError 401 if bad."""
+    async def verify(self, headers: dict[str, str], body: bytes, now: float) -> ProviderEvent:
+        """Check a notification (401 `bad_signature`, 400 `malformed_webhook`; 503 while a
+        gateway that must confirm it cannot be reached)."""
         ...
 
-    async def refund(self, payment_id: str, amount: int, idempotency_key: str) -> None:
+    async def refund(self, payment: Payment, idempotency_key: str) -> Refund:
         """Return the payment's money to its payer; the same key twice refunds once."""
         ...
+
+
+def gateway_unavailable(what: str) -> ApiError:
+    """The gateway cannot be reached or failed: nothing changed here; retry."""
+    return ApiError(
+        503,
+        "gateway_unavailable",
+        f"the payment gateway is unavailable ({what}); retry",
+        headers={"Retry-After": "5"},
+    )
 
 
 def sign(secret: bytes, timestamp: int, body: bytes) -> str:
@@ -71,16 +114,21 @@ class SandboxProvider:
     """Approves or declines on request, and signs its webhooks like a real gateway."""
 
     name = "sandbox"
+    methods: tuple[str, ...] = ("sandbox",)
 
     def __init__(self, secret_key: str) -> None:
         self.secret = hmac.new(secret_key.encode(), b"sandbox-webhook", hashlib.sha256).digest()
         self.refunded: dict[str, int] = {}  # idempotency key -> amount, as a gateway keeps
 
-    async def create_intent(self, payment_id: str, amount: int, currency: str) -> str:
-        return f"sbx_{payment_id}"
+    async def checkout(
+        self, payment: Payment, method: str, expires_at: datetime, payer: Payer
+    ) -> Checkout:
+        # Nothing to open: the payer approves or declines on our own page.
+        return Checkout(method, None, None, expires_at)
 
-    async def refund(self, payment_id: str, amount: int, idempotency_key: str) -> None:
-        self.refunded.setdefault(idempotency_key, amount)
+    async def refund(self, payment: Payment, idempotency_key: str) -> Refund:
+        self.refunded.setdefault(idempotency_key, payment.amount)
+        return Refund.DONE
 
     def webhook(
         self, payment: Payment, succeeded: bool, now: float
@@ -100,7 +148,7 @@ class SandboxProvider:
         )
         return {SIGNATURE_HEADER: sign(self.secret, int(now), body)}, body
 
-    def verify_webhook(self, headers: dict[str, str], body: bytes, now: float) -> ProviderEvent:
+    async def verify(self, headers: dict[str, str], body: bytes, now: float) -> ProviderEvent:
         header = headers.get(SIGNATURE_HEADER, "")
         parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
         stamp, given = parts.get("t", ""), parts.get("v1", "")
@@ -134,28 +182,41 @@ class SandboxProvider:
         return event
 
 
-_providers: dict[tuple[str, str], PaymentProvider] = {}
+def _make(services: Services, name: str) -> PaymentProvider:
+    if name == "sandbox":
+        return SandboxProvider(services.settings.secret_key)
+    from commerce.payments.midtrans import MidtransProvider  # only where it is offered
+
+    return MidtransProvider(services.settings)
 
 
 def provider_for(services: Services, name: str) -> PaymentProvider:
     """A provider this deployment offers, by name; 404 for any other (the sandbox exists
     only where development is chosen, or it is enabled on purpose)."""
-    if name != "sandbox" or not services.settings.sandbox:
+    if name not in services.settings.payment_providers:
         raise not_found("payment provider", name)
-    key = (name, services.settings.secret_key)
-    if key not in _providers:
-        _providers[key] = SandboxProvider(services.settings.secret_key)
-    return _providers[key]
+    return services.shared(f"payments.provider.{name}", lambda: _make(services, name))
 
 
 def checkout_provider(services: Services) -> PaymentProvider:
-    """The provider new orders and gifts pay through; 503 while the deployment offers none."""
-    try:
-        return provider_for(services, DEFAULT_PROVIDER)
-    except ApiError:
+    """The provider new orders and gifts pay through until their payer chooses a method
+    (the first this deployment offers); 503 while it offers none."""
+    offered = services.settings.payment_providers
+    if not offered:
         raise ApiError(
             503,
             "payments_unavailable",
             "this deployment takes no payments yet",
             headers={"Retry-After": "3600"},
-        ) from None
+        )
+    return provider_for(services, offered[0])
+
+
+def methods(services: Services) -> dict[str, str]:
+    """Every way to pay this deployment offers: method -> its provider (the first offering
+    it, in the deployment's order)."""
+    out: dict[str, str] = {}
+    for name in services.settings.payment_providers:
+        for method in provider_for(services, name).methods:
+            out.setdefault(method, name)
+    return out

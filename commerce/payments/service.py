@@ -21,8 +21,9 @@ from commerce.ledger import service as ledger
 from commerce.payments import lifecycle
 from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
-from commerce.payments.providers import ProviderEvent, provider_for
+from commerce.payments.providers import ProviderEvent, Refund, provider_for
 from core.clock import utcnow
+from core.errors import conflict, not_found
 from core.services import Services
 
 log = logging.getLogger("panen.payments")
@@ -121,15 +122,59 @@ async def execute_refunds(services: Services, payment_ids: list[str]) -> int:
             payment = await find(s, payment_id)
         if payment is None or payment.status != PaymentStatus.REFUNDING:
             continue
-        provider = provider_for(services, payment.provider)
         try:
-            await provider.refund(payment.id, payment.amount, f"refund:{payment.id}")
+            provider = provider_for(services, payment.provider)
+            outcome = await provider.refund(payment, f"refund:{payment.id}")
         except Exception:  # the sweeper asks again
             log.warning("refund of %s failed; will retry", payment.id, exc_info=True)
+            continue
+        if outcome is Refund.BY_HAND:
+            # The provider cannot return it: an operator does (GET /api/admin/refunds),
+            # and marks it refunded; until then the sweeper leaves it be.
+            await services.db.run(functools.partial(_by_hand, payment_id=payment.id))
+            log.warning("refund of %s must be made by hand (%s)", payment.id, payment.method)
             continue
         if await services.db.run(functools.partial(_refunded, payment_id=payment.id)):
             done += 1
     return done
+
+
+async def _by_hand(s: AsyncSession, payment_id: str) -> None:
+    payment = await lock(s, payment_id)
+    if payment is not None and payment.status == PaymentStatus.REFUNDING:
+        payment.refund_by_hand = True
+
+
+async def refunded_by_hand(services: Services, payment_id: str) -> Payment:
+    """An operator returned the money outside the provider: the payment is `refunded` (and
+    a late payment's return is posted); 409 unless it is waiting for exactly that."""
+
+    async def mark(s: AsyncSession) -> Payment:
+        payment = await lock(s, payment_id)
+        if payment is None:
+            raise not_found("payment", payment_id)
+        if not (payment.status == PaymentStatus.REFUNDING and payment.refund_by_hand):
+            raise conflict(
+                "not_refunding_by_hand",
+                "this payment is not waiting for a refund by hand",
+                status=payment.status,
+            )
+        await _refunded(s, payment_id)
+        return payment
+
+    return await services.db.run(mark)
+
+
+async def waiting_by_hand(services: Services, limit: int = 200) -> list[Payment]:
+    """Refunds an operator must make (the provider could not), oldest first."""
+    async with services.db.reader() as s:
+        rows = await s.scalars(
+            select(Payment)
+            .where(Payment.status == PaymentStatus.REFUNDING, Payment.refund_by_hand)
+            .order_by(Payment.updated_at)
+            .limit(limit)
+        )
+        return list(rows)
 
 
 async def _refunded(s: AsyncSession, payment_id: str) -> bool:
@@ -162,7 +207,11 @@ async def stuck_refunds(services: Services, older_than_s: float, limit: int = 10
     async with services.db.reader() as s:
         rows = await s.scalars(
             select(Payment.id)
-            .where(Payment.status == PaymentStatus.REFUNDING, Payment.updated_at < before)
+            .where(
+                Payment.status == PaymentStatus.REFUNDING,
+                Payment.updated_at < before,
+                Payment.refund_by_hand.is_(False),
+            )
             .order_by(Payment.updated_at)
             .limit(limit)
         )

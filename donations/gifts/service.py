@@ -113,10 +113,9 @@ async def donate(
         prior = await _answer(s, body, currency, idempotency_key, principal.user_id)
     if prior is not None:
         return prior, False
-    # The provider is asked before the transaction, never inside it.
+    # The gateway is asked once the payer chooses a method (`flows.payment.checkout`).
     provider = checkout_provider(services)
     donation_id, payment_id = new_id("don"), new_id(PAYMENT_PREFIX)
-    provider_ref = await provider.create_intent(payment_id, body.amount, currency)
     async with services.db.transaction() as s:
         inserted = await s.scalar(
             pg_insert(Donation)
@@ -145,7 +144,7 @@ async def donate(
                 purpose="gift",
                 payer_id=principal.user_id,
                 provider=provider.name,
-                provider_ref=provider_ref,
+                provider_ref=None,
                 amount=body.amount,
                 currency=currency,
             )

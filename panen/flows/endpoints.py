@@ -1,13 +1,25 @@
-"""HTTP of the flows: provider webhooks, the sandbox's approve and decline, cancelling."""
+"""HTTP of the flows: checkout, provider webhooks, the sandbox's approve and decline,
+cancelling, and the refunds an operator makes by hand."""
 
 from __future__ import annotations
 
 from starlette.responses import Response
 
 from commerce.orders.schemas import OrderReply
-from commerce.payments.schemas import WebhookAnswer
-from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, read_body
-from panen.flows import payment, refund
+from commerce.payments import service as payments
+from commerce.payments.schemas import (
+    CheckoutReply,
+    ChooseMethod,
+    MethodList,
+    PaymentReply,
+    RefundsByHand,
+    WebhookAnswer,
+    payment_json,
+)
+from core.auth import Role
+from core.clock import rfc3339
+from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, read_body, roles
+from panen.flows import checkout, payment, refund
 from panen.flows.payment import SandboxReply
 
 api = Api()
@@ -33,3 +45,43 @@ async def sandbox_decline(ctx: Ctx) -> Response:
 @api.post("/api/orders/{order_id}/cancel", LOGGED_IN, response=OrderReply)
 async def cancel(ctx: Ctx) -> Response:
     return json({"order": await refund.cancel_order(ctx.services, ctx.user, ctx.path("order_id"))})
+
+
+@api.get("/api/payments/methods", ANYONE, response=MethodList)
+async def payment_methods(ctx: Ctx) -> Response:
+    """The ways to pay this deployment offers, and the provider of each."""
+    return json(checkout.offered(ctx.services))
+
+
+@api.post(
+    "/api/payments/{payment_id}/checkout", LOGGED_IN, body=ChooseMethod, response=CheckoutReply
+)
+async def open_checkout(ctx: Ctx) -> Response:
+    """The payer chooses how to pay: the gateway opens the payment and gives the page to
+    pay on (its redirect_url). The same method again answers the same page."""
+    body = await ctx.body(ChooseMethod)
+    return json(
+        await checkout.checkout(ctx.services, ctx.user, ctx.path("payment_id"), body.method)
+    )
+
+
+@api.get("/api/admin/refunds", roles(Role.ADMIN), response=RefundsByHand)
+async def refunds_by_hand(ctx: Ctx) -> Response:
+    """Refunds the provider could not make (a bank transfer): an operator returns the
+    money, then marks each refunded."""
+    waiting = await payments.waiting_by_hand(ctx.services)
+    return json(
+        {
+            "refunds": [
+                {"payment": payment_json(p), "payer_id": p.payer_id, "since": rfc3339(p.updated_at)}
+                for p in waiting
+            ]
+        }
+    )
+
+
+@api.post("/api/admin/payments/{payment_id}/refunded", roles(Role.ADMIN), response=PaymentReply)
+async def mark_refunded(ctx: Ctx) -> Response:
+    """The operator returned this payment's money by hand."""
+    payment = await payments.refunded_by_hand(ctx.services, ctx.path("payment_id"))
+    return json({"payment": payment_json(payment)})

@@ -29,7 +29,7 @@ from commerce.payments import service as payments
 from commerce.payments.events import PaymentRefunded
 from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
-from commerce.payments.providers import ProviderEvent, SandboxProvider, provider_for
+from commerce.payments.providers import PENDING, ProviderEvent, SandboxProvider, provider_for
 from commerce.payments.schemas import PaymentOut, WebhookAnswer, payment_json
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
@@ -44,6 +44,10 @@ from donations.gifts import service as gift_service
 from donations.gifts.lifecycle import GiftStatus
 from donations.gifts.schemas import DonationOut, GiftPaymentOut, donation_json
 from donations.gifts.schemas import payment_json as gift_payment_json
+from donations.sponsors import lifecycle as top_ups
+from donations.sponsors import service as sponsors
+from donations.sponsors.lifecycle import TopUpStatus
+from donations.sponsors.schemas import TopUpOut, top_up_json
 from panen.flows.settle import call_for_settlement
 
 log = logging.getLogger("panen.flows")
@@ -68,7 +72,14 @@ class SandboxGiftReply(TypedDict):
     webhook: WebhookAnswer
 
 
-SandboxReply = SandboxOrderReply | SandboxGiftReply
+@closed
+class SandboxTopUpReply(TypedDict):
+    payment: PaymentOut
+    top_up: TopUpOut
+    webhook: WebhookAnswer
+
+
+SandboxReply = SandboxOrderReply | SandboxGiftReply | SandboxTopUpReply
 
 
 @dataclass
@@ -91,7 +102,9 @@ async def apply_event(
 ) -> WebhookAnswer:
     """Apply one signed provider event, at most once. Bad signature: 401, nothing changes."""
     provider = provider_for(services, provider_name)
-    event = provider.verify_webhook(headers, body, time.time())
+    event = await provider.verify(headers, body, time.time())
+    if event.type == PENDING:  # nothing to do until it is decided (its status says so)
+        return {"status": "ignored", "reason": "pending", "event_id": event.id}
     outcome = await services.db.run(lambda s: _apply(s, provider.name, event))
     await _after_commit(services, outcome)
     return outcome.answer
@@ -107,7 +120,16 @@ async def _apply(s: AsyncSession, provider: str, event: ProviderEvent) -> _Outco
         return _ignored(event, "amount mismatch")
     if found.order_id is not None:
         return await _for_order(s, found.order_id, event)
+    if found.purpose == "top_up":
+        return await _for_top_up(s, found.id, event)
     return await _for_gift(s, found.id, event)
+
+
+def _paid_by(payment: Payment, event: ProviderEvent) -> None:
+    """Money that arrived says how it came (a refund depends on it: a bank transfer cannot
+    go back through the gateway)."""
+    if event.succeeded and event.method:
+        payment.method = event.method
 
 
 async def _for_order(s: AsyncSession, order_id: str, event: ProviderEvent) -> _Outcome:
@@ -116,6 +138,7 @@ async def _for_order(s: AsyncSession, order_id: str, event: ProviderEvent) -> _O
     payment = await payments.lock(s, event.payment_id)
     assert order is not None and payment is not None
     now = utcnow()
+    _paid_by(payment, event)
     if not event.succeeded:
         if payment.status != PaymentStatus.PENDING:
             return _ignored(event, f"payment {payment.status}")
@@ -147,6 +170,7 @@ async def _for_gift(s: AsyncSession, payment_id: str, event: ProviderEvent) -> _
     payment = await payments.lock(s, payment_id)
     assert gift is not None and payment is not None
     now = utcnow()
+    _paid_by(payment, event)
     if not event.succeeded:
         if payment.status != PaymentStatus.PENDING:
             return _ignored(event, f"payment {payment.status}")
@@ -184,6 +208,40 @@ async def _for_gift(s: AsyncSession, payment_id: str, event: ProviderEvent) -> _
     # 6. … and the events (the gift's names its log entry).
     events = await gift_service.paid_events(s, gift, index[received.ref], now) + events
     await outbox.add(s, events)
+    return _applied(event, payment)
+
+
+async def _for_top_up(s: AsyncSession, payment_id: str, event: ProviderEvent) -> _Outcome:
+    # The top-up, then its payment.
+    top_up = await sponsors.lock_by_payment(s, payment_id)
+    payment = await payments.lock(s, payment_id)
+    assert top_up is not None and payment is not None
+    now = utcnow()
+    _paid_by(payment, event)
+    if not event.succeeded:
+        if payment.status != PaymentStatus.PENDING:
+            return _ignored(event, f"payment {payment.status}")
+        payment_lifecycle.move(payment, PaymentStatus.FAILED, now)
+        top_ups.move(top_up, TopUpStatus.FAILED, now)
+        return _applied(event, payment)
+    if payment.status != PaymentStatus.PENDING or top_up.status != TopUpStatus.PENDING:
+        if payment.status in (PaymentStatus.CANCELLED, PaymentStatus.FAILED):
+            # Paid after the gateway had failed it: the money goes straight back.
+            await payments.refund(s, payment, now)
+            await outbox.add(s, [_refunded_event(payment, top_up.sponsor_id, "top_up_closed", now)])
+            outcome = _applied(event, payment)
+            outcome.refunds.append(payment.id)
+            return outcome
+        return _ignored(event, f"payment {payment.status}")
+    payment_lifecycle.move(payment, PaymentStatus.SUCCEEDED, now)
+    top_ups.move(top_up, TopUpStatus.PAID, now)
+    await ledger.post(
+        s,
+        sponsors.LEDGER_KIND,
+        f"top_up:{top_up.id}",
+        top_up.currency,
+        sponsors.ledger_entries(top_up, payment),
+    )
     return _applied(event, payment)
 
 
@@ -241,6 +299,16 @@ async def sandbox_decide(
         # Like a gateway, the sandbox decides a payment once (its event id is the
         # payment's): of an approve and a decline sent at once, one wins.
         raise conflict("payment_not_pending", "this payment was already decided")
+    if payment.purpose == "top_up":
+        async with services.db.reader() as s:
+            fresh_payment = await payments.find(s, payment_id)
+            top_up = await sponsors.by_payment(s, payment_id)
+        assert fresh_payment is not None and top_up is not None
+        return {
+            "payment": payment_json(fresh_payment),
+            "top_up": top_up_json(top_up),
+            "webhook": result,
+        }
     if payment.order_id is None:
         gift, fresh = await gift_service.by_payment(services, payment_id)
         return {

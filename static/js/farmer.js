@@ -1,8 +1,8 @@
 // The farmer's dashboard: live totals across every host, by product and session, and a chart.
-import { $, api, auth, boot, el, errorText, money, num, onLangChange, requireLogin, t } from "./common.js";
+import { $, api, auth, boot, el, errorText, money, num, onLangChange, requireLogin, t, when } from "./common.js";
 import { connectionBadge, Live } from "./live.js";
 
-const state = { farmerId: null, totals: null, points: [], chart: null, currency: "IDR" };
+const state = { farmerId: null, totals: null, points: [], chart: null, currency: "IDR", payouts: null };
 
 function addPoint(totals, at) {
   // One point per update: the cumulative gross at that moment (seconds, for uPlot).
@@ -38,6 +38,7 @@ function render() {
   $("#f-pledged").textContent = money(tot.pledged || 0, c);
   $("#f-fees").textContent = money(tot.fees || 0, c);
   $("#f-pending").textContent = money(tot.payout_pending || 0, c);
+  $("#f-transit").textContent = money(tot.payout_in_transit || 0, c);
   $("#f-settled").textContent = money(tot.payout_settled || 0, c);
   $("#by-product").replaceChildren(...rowsFor(tot.by_product, (r) => r.name || r.product_name || r.product_id));
   $("#by-session").replaceChildren(...rowsFor(tot.by_session, (r) => r.title || r.session_title || r.session_id,
@@ -113,11 +114,56 @@ async function load() {
   }
   $("#dash").classList.remove("hidden");
   render();
+  loadPayouts().catch((err) => { $("#next-payout").textContent = errorText(err); });
   const live = new Live({ onState: connectionBadge($("#conn"), t) });
   window.panenLive = live;
   live.subscribe(`farmer:${state.farmerId}`, onFrame);
   addEventListener("resize", () => drawChart());
 }
 
-onLangChange(render);
+// --- payouts ------------------------------------------------------------------------------
+
+async function loadPayouts() {
+  const p = await api("GET", `/api/farmers/${encodeURIComponent(state.farmerId)}/payouts`);
+  state.payouts = p;
+  renderPayouts();
+}
+
+function renderPayouts() {
+  const p = state.payouts;
+  if (!p) return;
+  $("#next-payout").textContent = `${t("next_payout_at")}: ${when(p.next_run_at)} (${t("min_payout")} ${money(p.minimum, state.currency)})`;
+  $("#balances").replaceChildren(...p.balances.map((b) => el("tr", {},
+    el("td", { text: b.currency }),
+    el("td", { class: "n", text: money(b.owed, b.currency) }),
+    el("td", { class: "n", text: money(b.held_for_refunds, b.currency) }),
+    el("td", { class: "n", text: money(b.available, b.currency) }))));
+  $("#account-now").textContent = p.account
+    ? `${p.account.bank.toUpperCase()} ${p.account.account_number} · ${p.account.holder_name}`
+    : t("no_account");
+  $("#payout-list").replaceChildren(...p.payouts.map((x) => el("tr", {},
+    el("td", { text: when(x.created_at) }),
+    el("td", { class: "n", text: money(x.amount, x.currency) }),
+    el("td", { text: t(`st_${x.status}`) }),
+    el("td", { text: `${x.bank.toUpperCase()} ${x.account_number}` }))));
+}
+
+async function saveAccount(e) {
+  e.preventDefault();
+  const out = $("#account-form .form-error");
+  out.textContent = "";
+  try {
+    await api("POST", `/api/farmers/${encodeURIComponent(state.farmerId)}/payout-account`, {
+      bank: $("#acc-bank").value, account_number: $("#acc-number").value.trim(), holder_name: $("#acc-holder").value.trim(),
+    });
+    $("#acc-number").value = "";
+    out.textContent = t("saved");
+    await loadPayouts();
+  } catch (err) {
+    out.textContent = errorText(err);
+  }
+}
+
+$("#account-form").addEventListener("submit", saveAccount);
+onLangChange(() => { render(); renderPayouts(); });
 boot("farmer").then(load);

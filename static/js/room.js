@@ -1,7 +1,7 @@
 // The viewer's room: stream, pinned product, flash deal, buy, donate, chat, likes, ticker.
 import {
   $, api, auth, boot, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
-  requireLogin, t, toast,
+  requireLogin, safeUrl, t, toast,
 } from "./common.js";
 import { clock, describe, mountStream } from "./events.js";
 import { connectionBadge, Live } from "./live.js";
@@ -239,10 +239,9 @@ async function buyListing(listing, quantity, button) {
   try {
     const res = await api("POST", "/api/orders", { listing_id: listing.id, quantity }, { idempotencyKey: newKey() });
     const order = res.order || res;
-    if (order.payment && order.payment.id) {
-      await api("POST", `/api/payments/${encodeURIComponent(order.payment.id)}/sandbox/approve`, {});
+    if (order.payment && order.payment.id && await payFor(order.payment, order.total)) {
+      toast(`${t("paid_thanks")} ${money(order.total, currency())}`);
     }
-    toast(`${t("paid_thanks")} ${money(order.total, currency())}`);
   } catch (err) {
     toast(err.code === "sold_out" ? t("sold_out") : errorText(err), "error");
   } finally {
@@ -272,12 +271,9 @@ async function submitDonation(e) {
   $("#donate-submit").disabled = true;
   try {
     const res = await api("POST", "/api/donations", body, { idempotencyKey: newKey() });
-    if (res.payment && res.payment.id) {
-      await api("POST", `/api/payments/${encodeURIComponent(res.payment.id)}/sandbox/approve`, {});
-    }
     $("#donate-dialog").close();
     $("#donate-form").reset();
-    toast(t("donated_thanks"));
+    if (res.payment && res.payment.id && await payFor(res.payment, amount)) toast(t("donated_thanks"));
     const id = res.donation && res.donation.id;
     if (id) {
       const mine = JSON.parse(localStorage.getItem("panen.donations") || "[]");
@@ -288,6 +284,53 @@ async function submitDonation(e) {
   } finally {
     $("#donate-submit").disabled = false;
   }
+}
+
+// --- paying --------------------------------------------------------------------------------
+
+let offeredMethods = null;
+async function methods() {
+  if (!offeredMethods) offeredMethods = (await api("GET", "/api/payments/methods")).methods;
+  return offeredMethods;
+}
+
+// Pays a payment: with the sandbox alone (development), straight away; otherwise the payer
+// chooses a method and goes to the gateway's page, which brings them back here. Resolves
+// true when it was paid on this page.
+async function payFor(payment, amount) {
+  const offered = await methods();
+  if (offered.length === 1 && offered[0].method === "sandbox") {
+    await api("POST", `/api/payments/${encodeURIComponent(payment.id)}/sandbox/approve`, {});
+    return true;
+  }
+  return new Promise((resolve) => {
+    const dialog = $("#pay-dialog");
+    const out = $("#pay-form .form-error");
+    out.textContent = "";
+    $("#pay-amount").textContent = money(amount, currency());
+    $("#pay-methods").replaceChildren(...offered.map((m) => el("button", {
+      type: "button", class: "secondary method", "data-method": m.method, text: t(`method_${m.method}`),
+      onclick: async (e) => {
+        e.currentTarget.disabled = true;
+        try {
+          if (m.method === "sandbox") {
+            await api("POST", `/api/payments/${encodeURIComponent(payment.id)}/checkout`, { method: "sandbox" });
+            await api("POST", `/api/payments/${encodeURIComponent(payment.id)}/sandbox/approve`, {});
+            dialog.close();
+            resolve(true);
+            return;
+          }
+          const res = await api("POST", `/api/payments/${encodeURIComponent(payment.id)}/checkout`, { method: m.method });
+          const url = safeUrl(res.checkout.redirect_url);
+          if (url) window.location.assign(url);  // the gateway's page; it returns the payer here
+        } catch (err) {
+          out.textContent = errorText(err);
+          e.currentTarget.disabled = false;
+        }
+      } })));
+    $("#pay-cancel").onclick = () => { dialog.close(); resolve(false); };
+    dialog.showModal();
+  });
 }
 
 let likeTimer = null;
@@ -427,4 +470,7 @@ boot("room").then(load).then((ok) => {
   live.subscribe(topic, onFrame);
   if (auth.token) live.subscribe("me", onMe);
   loadPoints();
+  // Back from a gateway's page: the payment is confirmed by its notification, which the
+  // `me` topic reports as soon as it lands.
+  if (new URLSearchParams(location.search).has("order")) toast(t("pay_returned"));
 });
