@@ -48,8 +48,10 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access",):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A line per request and per job (arq runs the relay every second) buries what
+    # matters; failures are still logged at WARNING and above. DEBUG shows them all.
+    for noisy in ("uvicorn.access", "arq.worker"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
 def get_logger(name: str) -> logging.Logger:
