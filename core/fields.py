@@ -49,20 +49,23 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 def control_character_at(value: Any, path: str = "") -> str | None:
     """Where (a dotted path) the first string of a JSON value holding a control character
-    is, or None. Keys count as strings of their own."""
-    if isinstance(value, str):
-        return (path or "body") if CONTROL.search(value) else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            where = f"{path}.{k}" if path else str(k)
-            if isinstance(k, str) and CONTROL.search(k):
-                return path or "body"
-            found = control_character_at(v, where)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found = control_character_at(v, f"{path}.{i}" if path else str(i))
-            if found:
-                return found
+    is, or None. Keys count as strings of their own. Walked with a stack of its own, not
+    by recursion: a body nested a thousand deep is an answer, not a RecursionError."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            if CONTROL.search(node):
+                return where or "body"
+        elif isinstance(node, dict):
+            children = []
+            for k, v in node.items():
+                if isinstance(k, str) and CONTROL.search(k):
+                    return where or "body"
+                children.append((v, f"{where}.{k}" if where else str(k)))
+            stack.extend(reversed(children))  # popped in order: the first is found first
+        elif isinstance(node, list):
+            stack.extend(
+                (v, f"{where}.{i}" if where else str(i)) for i, v in reversed(list(enumerate(node)))
+            )
     return None

@@ -152,6 +152,22 @@ async def test_a_query_parameter_the_route_does_not_read_is_refused_not_ignored(
     assert (await client.get("/api/products?limit=5")).status_code == 200
 
 
+async def test_a_body_nested_a_thousand_deep_is_a_400_not_a_500(client):
+    viewer = await register(client)
+    deep = "[" * 1000 + '"x"' + "]" * 1000
+    for body in (f'{{"amount": 5, "x": {deep}}}', f'{{"amount": {deep}}}', "[" * 5000):
+        r = await client.post(
+            "/api/donations",
+            headers={
+                **viewer.headers,
+                "Idempotency-Key": "deep",
+                "Content-Type": "application/json",
+            },
+            content=body.encode(),
+        )
+        assert r.status_code == 400, r.text
+
+
 async def test_unknown_routes_and_methods_answer_in_the_error_format(client):
     r = await client.get("/api/nothing-here")
     assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")

@@ -43,3 +43,32 @@ def test_gross_amounts_are_whole_rupiah():
     for bad in ("150000.50", "abc", "-5.00", "0.00"):
         with pytest.raises(ApiError):
             amount_of(bad)
+
+
+@pytest.mark.parametrize("order_id", ["pay_1\nX", "pay 1", "../v2/other", "pay_" + "x" * 60])
+async def test_a_signed_notification_for_an_order_id_that_is_no_payment_id_is_400_not_a_call(
+    order_id,
+):
+    """Even correctly signed, an order_id we could not have issued is refused before the
+    status API is asked (it would have been put into that URL)."""
+    from dataclasses import replace
+
+    import orjson
+
+    from commerce.payments.midtrans import MidtransProvider
+    from core.settings import Settings
+
+    provider = MidtransProvider(replace(Settings(), midtrans_server_key="SB-Mid-server-test"))
+    note = {
+        "order_id": order_id,
+        "status_code": "200",
+        "gross_amount": "150000.00",
+        "transaction_status": "settlement",
+        "signature_key": signature(order_id, "200", "150000.00", "SB-Mid-server-test"),
+    }
+    try:
+        with pytest.raises(ApiError) as refused:
+            await provider.verify({}, orjson.dumps(note), 0.0)
+        assert (refused.value.status, refused.value.code) == (400, "malformed_webhook")
+    finally:
+        await provider.aclose()

@@ -22,9 +22,11 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -61,6 +63,7 @@ METHODS = {
 # Payment types (as notifications name them) the refund API can return money for; a bank
 # transfer (bank_transfer, echannel) cannot be refunded through it.
 REFUNDABLE = frozenset({"qris", "gopay", "shopeepay", "credit_card"})
+PAYMENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 JAKARTA = timezone(timedelta(hours=7))  # Snap's expiry start_time is in +0700
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
@@ -188,6 +191,9 @@ class MidtransProvider:
             control_character_at(fields)
         ):
             raise bad_request("malformed_webhook", "the notification's fields are malformed")
+        if not PAYMENT_ID.fullmatch(fields["order_id"]):
+            # Our payment ids are Midtrans's order ids: anything else is not ours to ask about.
+            raise bad_request("malformed_webhook", "order_id is not a payment id")
         expected = signature(
             fields["order_id"], fields["status_code"], fields["gross_amount"], self.server_key
         )
@@ -222,7 +228,7 @@ class MidtransProvider:
 
     async def status(self, order_id: str) -> dict[str, Any] | None:
         """The transaction as Midtrans has it now; None if it has none by that id."""
-        r = await self._call("GET", f"{self.api_url}/v2/{order_id}/status")
+        r = await self._call("GET", f"{self.api_url}/v2/{quote(order_id, safe='')}/status")
         data = _json(r)
         code = str(data.get("status_code", r.status_code))
         if r.status_code == 404 or code == "404":
