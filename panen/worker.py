@@ -28,6 +28,11 @@ from donations.energy.tasks import award_activity, expire_points
 from donations.transparency.tasks import publish_checkpoint
 from panen.flows.expire import expire_job
 from panen.flows.settle import settle_orders, settle_sweep
+from panen.models import metadata
+
+# Every table on the metadata, as in the web process: a flush resolves a foreign key (a
+# payout's farmer) by its table, which only a model module's import registers.
+metadata()
 
 log = logging.getLogger("panen.worker")
 

@@ -1,4 +1,5 @@
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,23 @@ def test_every_api_endpoint_declares_who_may_call_it():
     assert len(api_routes) > 10
     undeclared = [r.path for r in api_routes if not hasattr(r.endpoint, "panen_access")]
     assert undeclared == []
+
+
+def test_a_worker_process_knows_every_table_so_its_flushes_resolve_foreign_keys():
+    """The worker imports only its jobs; a payout's row names `farmers`, which nothing it
+    imported registered, so the daily payout run failed there (and only there)."""
+    script = (
+        "import panen.worker\n"
+        "from core.db import Base\n"
+        "tables = set(Base.metadata.tables)\n"
+        "from panen.models import metadata\n"
+        "print(sorted(set(metadata().tables) - tables))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PANEN_ENV": "development"},
+    )
+    assert out.stdout.strip() == "[]"

@@ -235,7 +235,7 @@ async def test_with_the_gateway_away_checkout_is_503_and_the_order_waits(
         headers=buyer.headers,
         json={"method": "qris"},
     )
-    assert r.status_code == 503 and r.json()["error"]["code"] == "gateway_unavailable"
+    assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
     assert r.headers["retry-after"]
     assert await status_of(http, buyer, placed["id"]) == ("reserved", "pending")
     await asyncio.sleep(3.2)

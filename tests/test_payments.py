@@ -147,3 +147,29 @@ async def test_an_approve_and_a_decline_at_the_same_moment_decide_the_payment_on
         final = await state(client, buyer, placed["id"])
         # Either it was paid or it was declined, never declined and then paid back.
         assert final in (("paid", "succeeded"), ("settled", "succeeded"), ("cancelled", "failed"))
+
+
+async def test_a_sandbox_approval_that_raced_a_checkout_to_another_provider_changes_nothing(
+    client, admin_token, db
+):
+    """The approval read the payment as the sandbox's; a checkout then moved it to Midtrans.
+    Under the payment's lock the flow sees whose it is now and leaves it alone (it was
+    paid twice, the sandbox's money posted as Midtrans's)."""
+    from sqlalchemy import text
+
+    from commerce.payments.providers import SUCCEEDED, ProviderEvent
+    from panen.flows import payment as flow
+
+    _, listing = await live_listing(client, admin_token)
+    buyer = await register(client)
+    placed = (await order(client, buyer, listing["id"])).json()["order"]
+    pid = placed["payment"]["id"]
+    async with db.transaction() as s:
+        await s.execute(text("UPDATE payments SET provider = 'midtrans' WHERE id = :p"), {"p": pid})
+    event = ProviderEvent(
+        id=f"evt_{pid}", type=SUCCEEDED, payment_id=pid, amount=placed["total"], currency="IDR"
+    )
+    outcome = await db.run(lambda s: flow._for_order(s, "sandbox", placed["id"], event))
+    assert outcome.answer["status"] == "ignored" and not outcome.settle
+    assert await state(client, buyer, placed["id"]) == ("reserved", "pending")
+    await assert_ledger_invariants(db)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -172,6 +173,8 @@ async def test_only_the_farmer_or_an_admin_sees_or_sets_payouts_and_reports_are_
         {"bank": "bank_of_mars", "account_number": "1234567890", "holder_name": "X"},
         {"bank": "bca", "account_number": "12-34", "holder_name": "X"},
         {"bank": "bca", "account_number": "1234567890", "holder_name": ""},
+        # A line break would forge a line of the bank file.
+        {"bank": "bca", "account_number": "1234567890", "holder_name": "Budi\r\npyo_x,bca,9"},
     ):
         r = await http.post(
             f"/api/farmers/{world.farmer_id}/payout-account",
@@ -228,7 +231,7 @@ async def until_status(http: httpx.AsyncClient, world: Any, payout_id: str, want
 async def test_through_iris_a_payout_completes_or_fails_on_its_signed_callback(
     iris, admin_token, db: Database
 ) -> None:
-    server, emulator, _ = iris
+    server, emulator, env = iris
     async with httpx.AsyncClient(base_url=server.base, timeout=30) as http:
         a, earned_a = await farmer_with_a_sale(http, admin_token)
         b, earned_b = await farmer_with_a_sale(http, admin_token)
@@ -256,6 +259,15 @@ async def test_through_iris_a_payout_completes_or_fails_on_its_signed_callback(
             headers={"Iris-Signature": "0" * 128},
         )
         assert forged.status_code == 401
+        # Signed, but holding what PostgreSQL cannot store: refused, not a 500.
+        body = b'{"reference_no":"a\\u0000b","status":"completed"}'
+        key = env["PANEN_IRIS_MERCHANT_KEY"].encode()
+        odd = await http.post(
+            "/api/payouts/callback/iris",
+            content=body,
+            headers={"Iris-Signature": hashlib.sha512(body + key).hexdigest()},
+        )
+        assert (odd.status_code, odd.json()["error"]["code"]) == (400, "malformed_webhook")
     await assert_ledger_invariants(db)
 
 

@@ -95,7 +95,7 @@ def gateway_unavailable(what: str) -> ApiError:
     """The gateway cannot be reached or failed: nothing changed here; retry."""
     return ApiError(
         503,
-        "gateway_unavailable",
+        "unavailable",
         f"the payment gateway is unavailable ({what}); retry",
         headers={"Retry-After": "5"},
     )

@@ -159,7 +159,8 @@ async def bank_file(ctx: Ctx) -> Response:
     for p in rows:
         # A leading = + - @ would be a formula in a spreadsheet; none can start these cells
         # (ids, bank codes, digits, amounts) except a name, which gets a quote mark.
-        name = "'" + p.holder_name if p.holder_name[:1] in "=+-@" else p.holder_name
+        name = " ".join(p.holder_name.split())  # one line, whatever an old row holds
+        name = "'" + name if name[:1] in "=+-@" else name
         writer.writerow([p.id, p.bank, p.account_number, name, p.amount, p.currency])
     run = "".join(
         c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in str(ctx.query("run_id"))

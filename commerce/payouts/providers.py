@@ -25,6 +25,7 @@ import orjson
 
 from commerce.payouts.models import Payout
 from core.errors import ApiError, bad_request
+from core.fields import control_character_at
 from core.settings import Settings
 
 log = logging.getLogger("panen.payouts")
@@ -156,9 +157,15 @@ class IrisProvider:
             raise ApiError(401, "bad_signature", "the callback's Iris-Signature does not match")
         try:
             data = orjson.loads(body)
-            assert isinstance(data, dict) and isinstance(data.get("reference_no"), str)
-        except (orjson.JSONDecodeError, AssertionError):
-            raise bad_request("malformed_webhook", "the callback is not understood") from None
+        except orjson.JSONDecodeError:
+            data = None
+        ref = data.get("reference_no") if isinstance(data, dict) else None
+        if not isinstance(ref, str) or not 0 < len(ref) <= 120:
+            raise bad_request("malformed_webhook", "the callback is not understood")
+        reason = data.get("error_message") if isinstance(data, dict) else None
+        if control_character_at(ref) or (isinstance(reason, str) and "\x00" in reason):
+            # Signed, but not what Iris sends (and PostgreSQL cannot store a NUL).
+            raise bad_request("malformed_webhook", "the callback holds control characters")
         return _outcome(data)
 
 

@@ -26,6 +26,14 @@ class SetAccount(Body):
             raise ValueError(f"one of {', '.join(sorted(BANKS))}")
         return value
 
+    @field_validator("holder_name")
+    @classmethod
+    def one_line(cls, value: str) -> str:
+        # It goes into a bank file a line per payout: a line break would forge a line.
+        if any(c in value for c in "\r\n\t\u2028\u2029"):
+            raise ValueError("a name on one line")
+        return value
+
 
 class StartRun(Body):
     # Starting the same run twice pays nobody twice; a new id is a new run.

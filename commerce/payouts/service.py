@@ -63,50 +63,35 @@ class Balance:
 async def balances(
     s: AsyncSession, farmer_id: str, now: datetime, window_s: int
 ) -> dict[str, Balance]:
-    owed: dict[str, int] = dict(
-        (
-            await s.execute(
-                text(
-                    "SELECT currency, sum(amount) FROM ledger_postings WHERE account_code = :a"
-                    " GROUP BY currency"
-                ),
-                {"a": ledger.farmer_payable(farmer_id).code},
-            )
-        ).all()
+    """One statement, so one snapshot: read in two, a refund committing between them would
+    leave its sale out of `held` but still in `owed`, and a run would pay it out."""
+    rows = await s.execute(
+        text(
+            "WITH owed AS (SELECT currency, sum(amount) AS v FROM ledger_postings"
+            "  WHERE account_code = :account GROUP BY currency),"
+            " held AS (SELECT currency, sum(farmer_amount) AS v FROM orders"
+            "  WHERE farmer_id = :f AND status = :settled AND settled_at > :since"
+            "  GROUP BY currency),"
+            " moving AS (SELECT currency, sum(amount) FILTER (WHERE status <> 'completed') AS v,"
+            "  sum(amount) FILTER (WHERE status = 'completed') AS done FROM payouts"
+            "  WHERE farmer_id = :f AND status <> 'failed' GROUP BY currency),"
+            " currencies AS (SELECT currency FROM owed UNION SELECT currency FROM held"
+            "  UNION SELECT currency FROM moving)"
+            " SELECT c.currency, coalesce(owed.v, 0), coalesce(held.v, 0),"
+            "  coalesce(moving.v, 0), coalesce(moving.done, 0)"
+            " FROM currencies c LEFT JOIN owed USING (currency) LEFT JOIN held USING (currency)"
+            " LEFT JOIN moving USING (currency) ORDER BY c.currency"
+        ),
+        {
+            "account": ledger.farmer_payable(farmer_id).code,
+            "f": farmer_id,
+            "settled": OrderStatus.SETTLED.value,
+            "since": now - timedelta(seconds=window_s),
+        },
     )
-    held: dict[str, int] = dict(
-        (
-            await s.execute(
-                text(
-                    "SELECT currency, sum(farmer_amount) FROM orders WHERE farmer_id = :f"
-                    " AND status = :settled AND settled_at > :since GROUP BY currency"
-                ),
-                {
-                    "f": farmer_id,
-                    "settled": OrderStatus.SETTLED.value,
-                    "since": now - timedelta(seconds=window_s),
-                },
-            )
-        ).all()
-    )
-    payouts = (
-        await s.execute(
-            text(
-                "SELECT currency, status, sum(amount) FROM payouts WHERE farmer_id = :f"
-                " AND status <> 'failed' GROUP BY currency, status"
-            ),
-            {"f": farmer_id},
-        )
-    ).all()
-    moving: dict[str, int] = {}
-    done: dict[str, int] = {}
-    for currency, status, amount in payouts:
-        bucket = done if status == PayoutStatus.COMPLETED else moving
-        bucket[currency] = bucket.get(currency, 0) + int(amount)
-    currencies = set(owed) | set(held) | set(moving) | set(done)
     return {
-        c: Balance(c, int(owed.get(c, 0)), int(held.get(c, 0)), moving.get(c, 0), done.get(c, 0))
-        for c in sorted(currencies)
+        str(c): Balance(str(c), int(owed), int(held), int(moving), int(done))
+        for c, owed, held, moving, done in rows
     }
 
 
@@ -251,8 +236,10 @@ async def complete(services: Services, payout_id: str) -> Payout:
     return payout
 
 
-async def _complete(s: AsyncSession, payout_id: str) -> Payout:
+async def _complete(s: AsyncSession, payout_id: str, reported: bool = False) -> Payout:
     payout = await _locked(s, payout_id)
+    if reported:
+        _reportable(payout)
     if payout.status == PayoutStatus.COMPLETED:
         return payout
     lifecycle.move(payout, PayoutStatus.COMPLETED, utcnow())
@@ -278,8 +265,10 @@ async def fail(services: Services, payout_id: str, reason: str) -> Payout:
     return payout
 
 
-async def _fail(s: AsyncSession, payout_id: str, reason: str) -> Payout:
+async def _fail(s: AsyncSession, payout_id: str, reason: str, reported: bool = False) -> Payout:
     payout = await _locked(s, payout_id)
+    if reported:
+        _reportable(payout)
     if payout.status == PayoutStatus.FAILED:
         return payout
     lifecycle.move(payout, PayoutStatus.FAILED, utcnow())
@@ -322,13 +311,21 @@ async def settle_by_hand(services: Services, payout_id: str, ok: bool, reason: s
         raise not_found("payout", payout_id)
     if payout.provider != "bank_file":
         raise conflict("reported_by_provider", "this payout's provider reports its outcome itself")
+    report = _complete if ok else functools.partial(_fail, reason=reason)
+    payout = await services.db.run(functools.partial(report, payout_id=payout_id, reported=True))
+    await outbox.deliver(services)
+    return payout
+
+
+def _reportable(payout: Payout) -> None:
+    """An operator reports a payout once: checked under its lock, so two reports sent at
+    once get one 200 and one 409 (the provider's own repeats are harmless instead)."""
     if payout.status != PayoutStatus.SUBMITTED:
         raise conflict(
             "invalid_transition",
             f"a {payout.status} payout cannot be reported",
             status=payout.status,
         )
-    return await complete(services, payout_id) if ok else await fail(services, payout_id, reason)
 
 
 # --- The sweep --------------------------------------------------------------------------

@@ -62,7 +62,8 @@ async def checkout(
         raise conflict(
             "payment_not_pending", f"this payment is {payment.status}", status=payment.status
         )
-    # 2. Claim it for this method (and its provider).
+    # 2. Claim it for this method (and its provider), keeping which it had.
+    had = payment.provider
     for _ in range(3):
         if await services.db.run(lambda s: _claim(s, payment_id, method, provider_name)):
             break
@@ -85,7 +86,7 @@ async def checkout(
             payment, method, expires_at, payer
         )
     except BaseException:
-        await services.db.run(lambda s: _let_go(s, payment_id))
+        await services.db.run(lambda s: _let_go(s, payment_id, had))
         raise
     # 4. Where to pay, until when.
     await services.db.run(
@@ -133,13 +134,14 @@ async def _claim(s: AsyncSession, payment_id: str, method: str, provider: str) -
     return claimed is not None
 
 
-async def _let_go(s: AsyncSession, payment_id: str) -> None:
+async def _let_go(s: AsyncSession, payment_id: str, provider: str) -> None:
+    """The gateway did not open it: the payment is as it was, to be paid another way."""
     await s.execute(
         text(
-            "UPDATE payments SET method = NULL, updated_at = now()"
+            "UPDATE payments SET method = NULL, provider = :p, updated_at = now()"
             " WHERE id = :id AND status = 'pending' AND checkout_expires_at IS NULL"
         ),
-        {"id": payment_id},
+        {"id": payment_id, "p": provider},
     )
 
 

@@ -18,7 +18,7 @@ from commerce.payments.schemas import (
 )
 from core.auth import Role
 from core.clock import rfc3339
-from core.http import ANYONE, LOGGED_IN, Api, Ctx, json, read_body, roles
+from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, json, read_body, roles
 from panen.flows import checkout, payment, refund
 from panen.flows.payment import SandboxReply
 
@@ -65,11 +65,11 @@ async def open_checkout(ctx: Ctx) -> Response:
     )
 
 
-@api.get("/api/admin/refunds", roles(Role.ADMIN), response=RefundsByHand)
+@api.get("/api/admin/refunds", roles(Role.ADMIN), query=(LIMIT,), response=RefundsByHand)
 async def refunds_by_hand(ctx: Ctx) -> Response:
     """Refunds the provider could not make (a bank transfer): an operator returns the
     money, then marks each refunded."""
-    waiting = await payments.waiting_by_hand(ctx.services)
+    waiting = await payments.waiting_by_hand(ctx.services, ctx.query_int("limit"))
     return json(
         {
             "refunds": [

@@ -119,10 +119,19 @@ async def _apply(s: AsyncSession, provider: str, event: ProviderEvent) -> _Outco
     if (event.amount, event.currency) != (found.amount, found.currency):
         return _ignored(event, "amount mismatch")
     if found.order_id is not None:
-        return await _for_order(s, found.order_id, event)
+        return await _for_order(s, provider, found.order_id, event)
     if found.purpose == "top_up":
-        return await _for_top_up(s, found.id, event)
-    return await _for_gift(s, found.id, event)
+        return await _for_top_up(s, provider, found.id, event)
+    return await _for_gift(s, provider, found.id, event)
+
+
+OTHER_PROVIDER = "the payment is another provider's"
+
+
+def _not_theirs(payment: Payment, provider: str, event: ProviderEvent) -> _Outcome | None:
+    """Checked again under the payment's lock: a checkout may have moved it to another
+    provider since it was read (the sandbox's approval racing a Midtrans checkout)."""
+    return None if payment.provider == provider else _ignored(event, OTHER_PROVIDER)
 
 
 def _paid_by(payment: Payment, event: ProviderEvent) -> None:
@@ -132,11 +141,15 @@ def _paid_by(payment: Payment, event: ProviderEvent) -> None:
         payment.method = event.method
 
 
-async def _for_order(s: AsyncSession, order_id: str, event: ProviderEvent) -> _Outcome:
+async def _for_order(
+    s: AsyncSession, provider: str, order_id: str, event: ProviderEvent
+) -> _Outcome:
     # The order, then its payment: the lock order of every money transaction.
     order = await order_service.lock(s, order_id)
     payment = await payments.lock(s, event.payment_id)
     assert order is not None and payment is not None
+    if (other := _not_theirs(payment, provider, event)) is not None:
+        return other
     now = utcnow()
     _paid_by(payment, event)
     if not event.succeeded:
@@ -164,11 +177,15 @@ async def _for_order(s: AsyncSession, order_id: str, event: ProviderEvent) -> _O
     return outcome
 
 
-async def _for_gift(s: AsyncSession, payment_id: str, event: ProviderEvent) -> _Outcome:
+async def _for_gift(
+    s: AsyncSession, provider: str, payment_id: str, event: ProviderEvent
+) -> _Outcome:
     # 1. The gift, then its payment.
     gift = await gift_service.lock_by_payment(s, payment_id)
     payment = await payments.lock(s, payment_id)
     assert gift is not None and payment is not None
+    if (other := _not_theirs(payment, provider, event)) is not None:
+        return other
     now = utcnow()
     _paid_by(payment, event)
     if not event.succeeded:
@@ -211,11 +228,15 @@ async def _for_gift(s: AsyncSession, payment_id: str, event: ProviderEvent) -> _
     return _applied(event, payment)
 
 
-async def _for_top_up(s: AsyncSession, payment_id: str, event: ProviderEvent) -> _Outcome:
+async def _for_top_up(
+    s: AsyncSession, provider: str, payment_id: str, event: ProviderEvent
+) -> _Outcome:
     # The top-up, then its payment.
     top_up = await sponsors.lock_by_payment(s, payment_id)
     payment = await payments.lock(s, payment_id)
     assert top_up is not None and payment is not None
+    if (other := _not_theirs(payment, provider, event)) is not None:
+        return other
     now = utcnow()
     _paid_by(payment, event)
     if not event.succeeded:
@@ -295,6 +316,8 @@ async def sandbox_decide(
     # The sandbox signs what a gateway would send about this payment.
     headers, body = provider.webhook(payment, succeeded, time.time())
     result = await apply_event(services, "sandbox", headers, body)
+    if result.get("reason") == OTHER_PROVIDER:
+        raise conflict("checkout_exists", "this payment is being paid through its checkout")
     if result["status"] == "duplicate":
         # Like a gateway, the sandbox decides a payment once (its event id is the
         # payment's): of an approve and a decline sent at once, one wins.
