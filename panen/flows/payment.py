@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -177,6 +179,41 @@ async def _for_order(
     return outcome
 
 
+async def _unless_paid_now(
+    s: AsyncSession,
+    provider: str,
+    payment: Payment,
+    event: ProviderEvent,
+    now: datetime,
+    *,
+    payable: bool,
+    fail: Callable[[], None],
+    payer_id: str,
+    reason: str,
+) -> _Outcome | None:
+    """An event about a gift's or a top-up's payment (both locked), unless it is a success
+    they can take, which the caller applies (None). A failure fails both; a success after
+    the payment closed goes straight back to the payer; anything else changes nothing."""
+    if (other := _not_theirs(payment, provider, event)) is not None:
+        return other
+    _paid_by(payment, event)
+    if not event.succeeded:
+        if payment.status != PaymentStatus.PENDING:
+            return _ignored(event, f"payment {payment.status}")
+        payment_lifecycle.move(payment, PaymentStatus.FAILED, now)
+        fail()
+        return _applied(event, payment)
+    if payment.status == PaymentStatus.PENDING and payable:
+        return None
+    if payment.status not in (PaymentStatus.CANCELLED, PaymentStatus.FAILED):
+        return _ignored(event, f"payment {payment.status}")
+    await payments.refund(s, payment, now)
+    await outbox.add(s, [_refunded_event(payment, payer_id, reason, now)])
+    outcome = _applied(event, payment)
+    outcome.refunds.append(payment.id)
+    return outcome
+
+
 async def _for_gift(
     s: AsyncSession, provider: str, payment_id: str, event: ProviderEvent
 ) -> _Outcome:
@@ -184,24 +221,20 @@ async def _for_gift(
     gift = await gift_service.lock_by_payment(s, payment_id)
     payment = await payments.lock(s, payment_id)
     assert gift is not None and payment is not None
-    if (other := _not_theirs(payment, provider, event)) is not None:
-        return other
     now = utcnow()
-    _paid_by(payment, event)
-    if not event.succeeded:
-        if payment.status != PaymentStatus.PENDING:
-            return _ignored(event, f"payment {payment.status}")
-        payment_lifecycle.move(payment, PaymentStatus.FAILED, now)
-        gifts.move(gift, GiftStatus.FAILED, now)
-        return _applied(event, payment)
-    if payment.status != PaymentStatus.PENDING or gift.status != GiftStatus.PENDING:
-        if payment.status in (PaymentStatus.CANCELLED, PaymentStatus.FAILED):
-            await payments.refund(s, payment, now)
-            await outbox.add(s, [_refunded_event(payment, gift.donor_id, "gift_closed", now)])
-            outcome = _applied(event, payment)
-            outcome.refunds.append(payment.id)
-            return outcome
-        return _ignored(event, f"payment {payment.status}")
+    decided = await _unless_paid_now(
+        s,
+        provider,
+        payment,
+        event,
+        now,
+        payable=gift.status == GiftStatus.PENDING,
+        fail=lambda: gifts.move(gift, GiftStatus.FAILED, now),
+        payer_id=gift.donor_id,
+        reason="gift_closed",
+    )
+    if decided is not None:
+        return decided
     payment_lifecycle.move(payment, PaymentStatus.SUCCEEDED, now)
     gifts.move(gift, GiftStatus.PAID, now)
     # 2. Energy points for giving (the giver's lock).
@@ -235,25 +268,20 @@ async def _for_top_up(
     top_up = await sponsors.lock_by_payment(s, payment_id)
     payment = await payments.lock(s, payment_id)
     assert top_up is not None and payment is not None
-    if (other := _not_theirs(payment, provider, event)) is not None:
-        return other
     now = utcnow()
-    _paid_by(payment, event)
-    if not event.succeeded:
-        if payment.status != PaymentStatus.PENDING:
-            return _ignored(event, f"payment {payment.status}")
-        payment_lifecycle.move(payment, PaymentStatus.FAILED, now)
-        top_ups.move(top_up, TopUpStatus.FAILED, now)
-        return _applied(event, payment)
-    if payment.status != PaymentStatus.PENDING or top_up.status != TopUpStatus.PENDING:
-        if payment.status in (PaymentStatus.CANCELLED, PaymentStatus.FAILED):
-            # Paid after the gateway had failed it: the money goes straight back.
-            await payments.refund(s, payment, now)
-            await outbox.add(s, [_refunded_event(payment, top_up.sponsor_id, "top_up_closed", now)])
-            outcome = _applied(event, payment)
-            outcome.refunds.append(payment.id)
-            return outcome
-        return _ignored(event, f"payment {payment.status}")
+    decided = await _unless_paid_now(
+        s,
+        provider,
+        payment,
+        event,
+        now,
+        payable=top_up.status == TopUpStatus.PENDING,
+        fail=lambda: top_ups.move(top_up, TopUpStatus.FAILED, now),
+        payer_id=top_up.sponsor_id,
+        reason="top_up_closed",
+    )
+    if decided is not None:
+        return decided
     payment_lifecycle.move(payment, PaymentStatus.SUCCEEDED, now)
     top_ups.move(top_up, TopUpStatus.PAID, now)
     await ledger.post(
