@@ -49,6 +49,7 @@ from donations.transparency import merkle
 from live import rooms
 from panen.embedded import ensure_database
 from panen.migrate import upgrade
+from panen.seed import sample_address
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "chaos password 1"
@@ -340,6 +341,8 @@ async def build(http: httpx.AsyncClient, base: str, admin: str, n_buyers: int) -
         },
     )
     buyers = [await user("viewer") for _ in range(n_buyers)]
+    for n, (_, token) in enumerate(buyers):
+        await post("/api/me/addresses", token, sample_address(n))
     return World(session["id"], charity["id"], listings, host, pool["id"], buyers)
 
 

@@ -137,6 +137,15 @@ async def make_buyers(db: Database, n: int) -> list[str]:
             ),
             [{"id": i, "h": f"b{secrets.token_hex(6)}"} for i in ids],
         )
+        await s.execute(
+            text(
+                "INSERT INTO addresses (id, user_id, recipient, phone, street, district, city,"
+                " province, postal_code, zone, is_default)"
+                " VALUES (:a, :id, 'Budi', '+6281234567890', 'Jl. Merdeka 1', 'Coblong',"
+                " 'Kota Bandung', 'Jawa Barat', '40131', 'jawa', true)"
+            ),
+            [{"a": new_id("adr"), "id": i} for i in ids],
+        )
     return ids
 
 

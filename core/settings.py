@@ -118,8 +118,10 @@ class Settings:
     iris_creator_key: str = ""
     iris_approver_key: str = ""
     iris_merchant_key: str = ""  # signs Iris's callbacks
-    # A settled sale can still be refunded this long; a payout leaves it with us till then.
-    refund_window_s: int = 7 * 24 * 3600
+    # A delivered box completes this long after delivery unless its buyer confirms it
+    # first (or it is returned): until then its sales' money is held from payouts and its
+    # pledges from disbursements.
+    complete_after_s: int = 3 * 24 * 3600
     payout_minimum: int = 10_000  # a farmer's smaller balance waits for the next run
     # Per client address, across processes: logins a minute, registrations an hour, and
     # sockets at once (0: no limit; a carrier's NAT puts many phones behind one address).
@@ -205,7 +207,7 @@ class Settings:
             iris_creator_key=e.get("PANEN_IRIS_CREATOR_KEY", ""),
             iris_approver_key=e.get("PANEN_IRIS_APPROVER_KEY", ""),
             iris_merchant_key=e.get("PANEN_IRIS_MERCHANT_KEY", ""),
-            refund_window_s=_int(e, "PANEN_REFUND_WINDOW_S", 7 * 24 * 3600, 0, 365 * 24 * 3600),
+            complete_after_s=_int(e, "PANEN_COMPLETE_AFTER_S", 3 * 24 * 3600, 0, 90 * 24 * 3600),
             payout_minimum=_int(e, "PANEN_PAYOUT_MINIMUM", 10_000, 1, 10**13),
             logins_per_address=_int(e, "PANEN_LOGINS_PER_ADDRESS", 60, 0, 10**6),
             registrations_per_address=_int(e, "PANEN_REGISTRATIONS_PER_ADDRESS", 20, 0, 10**6),

@@ -306,7 +306,8 @@ def _fold_farmer(totals: dict[str, Any], event: Event) -> None:
         ("gross", event.gross),
         ("pledged", event.pledge),
         ("fees", event.fee or 0),
-        ("payout_pending", event.farmer_amount or 0),
+        # The ledger owes them their share and the postage (each on its own line).
+        ("payout_pending", (event.farmer_amount or 0) + (event.shipping_fee or 0)),
     ):
         totals[name] = _int(totals.get(name)) + sign * value
 

@@ -27,6 +27,7 @@ from commerce.deals import endpoints as deals
 from commerce.orders import endpoints as orders
 from commerce.payouts import endpoints as payouts
 from commerce.sessions import endpoints as sessions
+from commerce.shipping import endpoints as shipping
 from core import accounts, health
 from core.db import is_transient
 from core.errors import ApiError
@@ -72,6 +73,7 @@ API_MODULES = (
     energy,
     orders,
     payouts,
+    shipping,
     flows,
     deals,
     sessions_api,
@@ -84,6 +86,8 @@ PAGES = {
     "/sessions/{session_id}": "session.html",
     "/host/sessions/{session_id}": "host.html",
     "/farmer": "farmer.html",
+    "/farmer/packing": "packing.html",
+    "/me/orders": "orders.html",
     "/charities/{charity_id}": "charity.html",
     "/verify": "verify.html",
 }

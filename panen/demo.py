@@ -94,7 +94,7 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
             "PANEN_IRIS_MERCHANT_KEY": "iris-merchant-panen-demo",
             "PANEN_PUBLIC_URL": f"http://127.0.0.1:{port}",
             # A demo's sales can be paid out the same hour.
-            "PANEN_REFUND_WINDOW_S": "60",
+            "PANEN_COMPLETE_AFTER_S": "60",
         }
     )
     os.environ.update(env)

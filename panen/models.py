@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "commerce.sessions.models",
     "commerce.deals.models",
     "commerce.stock.models",
+    "commerce.shipping.models",
     "commerce.orders.models",
     "commerce.payments.models",
     "commerce.payouts.models",

@@ -32,6 +32,75 @@ class Client:
         return Client(self.base, out["token"])
 
 
+# Where demo and simulated buyers live (made-up people at real-looking addresses).
+ADDRESSES = [
+    (
+        "Andi Pratama",
+        "Jl. Cihampelas No. 12, RT 02/RW 05",
+        "Coblong",
+        "Kota Bandung",
+        "Jawa Barat",
+        "40131",
+    ),
+    (
+        "Dewi Lestari",
+        "Jl. Kaliurang Km 5 No. 8",
+        "Depok",
+        "Kabupaten Sleman",
+        "DI Yogyakarta",
+        "55281",
+    ),
+    (
+        "Rudi Hartono",
+        "Jl. Gatot Subroto No. 45",
+        "Medan Petisah",
+        "Kota Medan",
+        "Sumatera Utara",
+        "20112",
+    ),
+    ("Made Wirawan", "Jl. Raya Ubud No. 3", "Ubud", "Kabupaten Gianyar", "Bali", "80571"),
+    (
+        "Sri Wahyuni",
+        "Jl. Ahmad Yani No. 101",
+        "Banjarmasin Tengah",
+        "Kota Banjarmasin",
+        "Kalimantan Selatan",
+        "70111",
+    ),
+    (
+        "Yusuf Maulana",
+        "Jl. Sam Ratulangi No. 9",
+        "Wenang",
+        "Kota Manado",
+        "Sulawesi Utara",
+        "95111",
+    ),
+]
+
+
+def sample_address(n: int) -> dict[str, Any]:
+    """The n-th demo address, as `POST /api/me/addresses` takes it."""
+    recipient, street, district, city, province, postal = ADDRESSES[n % len(ADDRESSES)]
+    return {
+        "recipient": recipient,
+        "phone": f"08{1_200_000_000 + n * 7919 % 800_000_000}",
+        "street": street,
+        "district": district,
+        "city": city,
+        "province": province,
+        "postal_code": postal,
+    }
+
+
+# How each farmer prices shipping: by weight, cheaper within Java; or one flat fee.
+SHIPPING = {
+    "pak_budi": [
+        {"zone": "jawa", "base_fee": 9_000, "per_kg_fee": 4_000},
+        {"zone": "*", "base_fee": 25_000, "per_kg_fee": 11_000},
+    ],
+    "ibu_siti": [{"zone": "*", "base_fee": 15_000, "per_kg_fee": 0}],
+}
+
 FARMERS = [
     (
         "pak_budi",
@@ -70,6 +139,15 @@ FARMERS = [
 ]
 
 
+# One unit, packed, in grams.
+WEIGHTS = {
+    "Beras Pandan Wangi": 5_100,
+    "Mangga Harum Manis": 1_100,
+    "Kopi Arabika Garut": 300,
+    "Cabai Rawit Merah": 550,
+}
+
+
 def seed(base: str, admin: Client) -> dict[str, Any]:
     """Create users, farmers, products, a charity with a campaign, and a live session."""
     users = {}
@@ -91,6 +169,7 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
             },
         )["user"]
 
+    Client(base).login("viewer_andi").call("POST", "/api/me/addresses", sample_address(0))
     products = []
     for n, (handle, display, farm, region, items) in enumerate(FARMERS, 1):
         farmer = admin.call(
@@ -107,6 +186,11 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
                 "holder_name": display,
             },
         )
+        as_farmer.call(
+            "PUT",
+            f"/api/farmers/{farmer['id']}/shipping",
+            {"currency": "IDR", "rates": SHIPPING[handle]},
+        )
         for name, unit, price, description, pledge_bps, pledge_per_unit in items:
             product = as_farmer.call(
                 "POST",
@@ -119,6 +203,7 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
                     "currency": "IDR",
                     "description": description,
                     "origin": region,
+                    "weight_g": WEIGHTS[name],
                 },
             )
             products.append((product, pledge_bps, pledge_per_unit))

@@ -14,6 +14,8 @@ from typing import Any
 
 import websockets
 
+from panen.seed import sample_address
+
 CHAT_LINES = [
     "Mantap, panennya segar!",
     "Berapa lama pengirimannya ke Bandung?",
@@ -69,6 +71,8 @@ class Viewer:
             },
         )
         self.token = out["token"]
+        # Somewhere to ship what they buy (one tap buys to the default address).
+        await call(self.base, "POST", "/api/me/addresses", sample_address(self.n), self.token)
         url = self.base.replace("http", "ws", 1) + "/ws"
         async with websockets.connect(url, max_size=2**20) as ws:
             await ws.send(json.dumps({"type": "hello", "token": self.token}))

@@ -26,6 +26,7 @@ from core.services import Services, arq_keys_under, arq_queue_name, arq_redis_se
 from core.settings import get_settings
 from donations.energy.tasks import award_activity, expire_points
 from donations.transparency.tasks import publish_checkpoint
+from panen.flows.delivery import complete_deliveries
 from panen.flows.expire import expire_job
 from panen.flows.settle import settle_orders, settle_sweep
 from panen.models import metadata
@@ -108,6 +109,8 @@ class WorkerSettings:
         # Farmers paid once a day; payouts a crash or a lost callback left, each minute.
         _cron(payout_run, hour={PAYOUT_HOUR_UTC}, minute={0}, second={0}, timeout=600),
         _cron(payout_sweep, second={50}, timeout=50),
+        # Delivered boxes whose buyers' window passed complete: their money becomes final.
+        _cron(complete_deliveries, second=set(range(0, 60, 5)), timeout=50),
     ]
     on_startup = startup
     on_shutdown = shutdown

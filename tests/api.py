@@ -49,13 +49,37 @@ def handle(prefix: str = "u") -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
-async def register(client: httpx.AsyncClient, prefix: str = "viewer") -> Actor:
+ADDRESS = {
+    "recipient": "Siti Rahayu",
+    "phone": "0812-3456-7890",
+    "street": "Jl. Cihampelas No. 12, RT 02/RW 05",
+    "district": "Coblong",
+    "city": "Kota Bandung",
+    "province": "Jawa Barat",
+    "postal_code": "40131",
+}
+
+
+async def register(
+    client: httpx.AsyncClient, prefix: str = "viewer", address: bool = True
+) -> Actor:
+    """A new viewer; with a default shipping address unless `address` is False."""
     h = handle(prefix)
     r = await client.post(
         "/api/auth/register", json={"handle": h, "password": PASSWORD, "display_name": h.title()}
     )
     assert r.status_code == 201, r.text
-    return Actor(r.json()["user"], r.json()["token"])
+    actor = Actor(r.json()["user"], r.json()["token"])
+    if address:
+        await add_address(client, actor)
+    return actor
+
+
+async def add_address(client: httpx.AsyncClient, actor: Actor, **fields: Any) -> dict[str, Any]:
+    r = await client.post("/api/me/addresses", headers=actor.headers, json={**ADDRESS, **fields})
+    assert r.status_code == 201, r.text
+    address: dict[str, Any] = r.json()["address"]
+    return address
 
 
 async def login(client: httpx.AsyncClient, handle_: str) -> Actor:
@@ -235,6 +259,15 @@ async def make_buyers(db: Database, settings: Settings, n: int) -> list[dict[str
                 " VALUES (:id, :h, :h, 'x', ARRAY['viewer'])"
             ),
             [{"id": i, "h": f"b{secrets.token_hex(6)}"} for i in ids],
+        )
+        await s.execute(
+            text(
+                "INSERT INTO addresses (id, user_id, recipient, phone, street, district, city,"
+                " province, postal_code, zone, is_default)"
+                " VALUES (:a, :id, 'Budi', '+6281234567890', 'Jl. Merdeka 1', 'Coblong',"
+                " 'Kota Bandung', 'Jawa Barat', '40131', 'jawa', true)"
+            ),
+            [{"a": new_id("adr"), "id": i} for i in ids],
         )
     return [{"Authorization": f"Bearer {tokens.issue(i, ['viewer'])}"} for i in ids]
 

@@ -13,14 +13,15 @@ from donations.energy import points
 
 async def assert_ledger_invariants(db: Database) -> None:
     """Every transaction sums to zero; every settled order's sale posts exactly its split
-    (farmer + charity + platform = gross); refunded ones are reversed to zero."""
+    (farmer + charity + platform = gross) and its postage on a line of its own to the
+    farmer, against the buyer's whole payment; refunded ones are reversed to zero."""
     async with db.reader() as s:
         assert await ledger.unbalanced_transactions(s) == []
         orders = (
             await s.execute(
                 text(
                     "SELECT o.id, o.status, o.total, o.pledge_amount, o.fee_amount,"
-                    " o.farmer_amount, o.farmer_id, o.charity_id FROM orders o"
+                    " o.farmer_amount, o.farmer_id, o.charity_id, o.shipping_fee FROM orders o"
                 )
             )
         ).all()
@@ -44,20 +45,22 @@ async def assert_ledger_invariants(db: Database) -> None:
         if o.status in ("reserved", "paid", "expired", "cancelled"):
             assert sales == [] and refunds == [], o.id
             continue
-        assert o.status in ("settled", "refunded")
+        assert o.status in ("settled", "completed", "refunded")
         if o.status == "refunded" and not sales:
             continue  # refunded before settlement: the money never moved
-        got = {code: amount for _, code, amount in sales}
-        assert got.get(f"farmer_payable:{o.farmer_id}", 0) == o.farmer_amount
+        got: dict[str, int] = {}
+        for _, code, amount in sales:
+            got[code] = got.get(code, 0) + amount
+        farmer = f"farmer_payable:{o.farmer_id}"
+        assert got.get(farmer, 0) == o.farmer_amount + o.shipping_fee
         assert got.get(f"charity_payable:{o.charity_id}", 0) == o.pledge_amount
         assert got.get("platform_fee", 0) == o.fee_amount
-        assert (
-            got.get(f"farmer_payable:{o.farmer_id}", 0)
-            + got.get(f"charity_payable:{o.charity_id}", 0)
-            + got.get("platform_fee", 0)
-            == o.total
+        paid = [a for code, a in got.items() if code.startswith("buyer_clearing:")]
+        assert paid == [-(o.total + o.shipping_fee)], o.id
+        farmer_lines = sorted(a for _, code, a in sales if code == farmer)
+        assert farmer_lines == sorted(a for a in (o.farmer_amount, o.shipping_fee) if a), (
+            "the postage is a line of its own"
         )
-        assert len(sales) == len(got), "one posting per account per sale"
         if o.status == "refunded":
             assert sum(a for _, _, a in rows) == 0
             assert sorted(a for _, _, a in refunds) == sorted(-a for _, _, a in sales)

@@ -96,6 +96,7 @@ def test_each_lifecycle_knows_exactly_the_states_its_table_allows():
     from commerce.payments.lifecycle import PAYMENT
     from commerce.payouts.lifecycle import PAYOUT
     from commerce.sessions.lifecycle import SESSION
+    from commerce.shipping.lifecycle import SHIPMENT
     from donations.gifts.lifecycle import GIFT
     from donations.sponsors.lifecycle import TOP_UP
     from panen.models import metadata
@@ -106,6 +107,7 @@ def test_each_lifecycle_knows_exactly_the_states_its_table_allows():
         (PAYMENT, "payments"),
         (PAYOUT, "payouts"),
         (SESSION, "sessions"),
+        (SHIPMENT, "shipments"),
         (GIFT, "donations"),
         (TOP_UP, "sponsor_top_ups"),
     ):

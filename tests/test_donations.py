@@ -407,7 +407,7 @@ async def test_disbursements_spend_oldest_money_first_and_never_more_than_receiv
     await assert_charity_books(db, world.charity["id"])
 
 
-async def test_a_refund_cannot_take_back_a_pledge_the_charity_already_spent(
+async def test_a_pledge_cannot_be_spent_until_its_order_is_delivered_so_a_refund_can_take_it_back(
     app, client, admin_token, db
 ):
     world, listing = await live_listing(client, admin_token, stock=5, pledge_bps=1000)
@@ -420,11 +420,12 @@ async def test_a_refund_cannot_take_back_a_pledge_the_charity_already_spent(
         headers=world.charity_admin.headers,
         json={"amount": 9_500, "purpose": "Books", "evidence_sha256": "a" * 64},
     )
-    assert r.status_code == 201, r.text
+    assert r.status_code == 409 and r.json()["error"]["code"] == "insufficient_funds"
+    assert r.json()["error"]["details"]["available"] == 0  # received, not yet spendable
     r = await client.post(f"/api/orders/{placed['id']}/cancel", headers=world.host.headers)
-    assert r.status_code == 409 and r.json()["error"]["code"] == "charity_funds_disbursed"
+    assert r.status_code == 200, r.text
     got = (await client.get(f"/api/orders/{placed['id']}", headers=buyer.headers)).json()
-    assert got["order"]["status"] == "settled"  # the refund changed nothing
+    assert got["order"]["status"] == "refunded"
     await assert_ledger_invariants(db)
     await assert_charity_books(db, world.charity["id"])
 

@@ -199,6 +199,8 @@ async def test_a_batch_with_a_row_the_database_refuses_writes_every_other_row(
             "payment_id": new_id("pay"),
             "provider": "sandbox",
             "provider_ref": None,
+            "address_id": None,
+            "weight_g": 1000,
         }
 
     rows = [row("ok-1"), row("x" * 101), row("ok-2")]

@@ -89,6 +89,7 @@ async def world(server, admin_token) -> World:
         assert r.status_code == 201, r.text
         buyer = await register(c, "buyer")
     await buy_and_pay(server.base, buyer, lid, 2)
+    w.buyer = buyer  # type: ignore[attr-defined]
     async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
         for _ in range(100):
             r = await c.get(f"/api/farmers/{w.farmer_id}/totals", headers=w.farmer.headers)
@@ -143,6 +144,8 @@ def page_paths(w: World) -> dict[str, tuple[str, Actor | None]]:
         "farmer": (f"/farmer?id={w.farmer_id}", w.farmer),
         "charity": (f"/charities/{w.charity['id']}", None),
         "verify": ("/verify", None),
+        "orders": ("/me/orders", w.buyer),  # type: ignore[attr-defined]
+        "packing": (f"/farmer/packing?session_id={sid}", w.farmer),
     }
 
 
@@ -753,3 +756,109 @@ async def test_the_api_docs_page_renders_the_openapi_document_within_its_csp(bro
             timeout=15_000
         )
         await t.page.screenshot(path=str(Path(SHOTS or "/tmp") / "docs-phone.png"))
+
+
+# --- Shipping: the address asked for at the first purchase, parcels followed live ------------
+
+
+async def no_wider_than_the_phone(t: Tab) -> None:
+    width = await t.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide"
+
+
+async def test_a_first_time_buyer_gives_an_address_in_the_room_and_the_same_tap_buys(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        viewer = await register(c, "newbuyer", address=False)
+    async with tab(browser, server.base, viewer.token, viewer.user) as t:
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        card = t.page.locator(".product", has_text="Kopi Arabika").first
+        await card.locator("button.buy").click()
+        dialog = t.page.locator("#address-dialog")
+        await expect(dialog).to_be_visible()
+        await dialog.locator("[name=recipient]").fill("Siti Rahayu")
+        await dialog.locator("[name=phone]").fill("0812 3456 7890")
+        await dialog.locator("[name=street]").fill("Jl. Cihampelas No. 12")
+        await dialog.locator("[name=district]").fill("Coblong")
+        await dialog.locator("[name=city]").fill("Kota Bandung")
+        await dialog.locator("[name=province]").select_option("Jawa Barat")
+        await dialog.locator("[name=postal_code]").fill("4013")  # one digit short
+        await dialog.locator("#address-save").click()
+        await expect(dialog.locator(".form-error")).to_contain_text("Postal code")
+        await expect(dialog.locator("[name=postal_code]")).to_have_attribute("aria-invalid", "true")
+        await dialog.locator("[name=postal_code]").fill("40131")
+        await dialog.locator("#address-save").click()
+        await expect(t.page.locator("#toast")).to_contain_text("Payment received")
+        await no_wider_than_the_phone(t)
+        # The browser logs the two answers the page was meant to handle (409, then 400).
+        assert [e for e in t.errors if "Failed to load resource" not in e] == []
+        assert len(t.errors) == 2
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        r = await c.get("/api/me/orders", headers=viewer.headers)
+        [placed] = r.json()["orders"]
+        assert placed["address_id"] is not None and placed["payment"]["status"] == "succeeded"
+
+
+async def test_my_orders_shows_a_parcel_move_live_and_the_buyer_confirms_receipt(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        buyer = await register(c, "parcel")
+    await buy_and_pay(server.base, buyer, w.session["listings"][0]["id"], 3)
+    async with tab(browser, server.base, buyer.token, buyer.user) as t:
+        await t.page.goto("/me/orders")
+        box = t.page.locator("article.shipment")
+        await expect(box).to_have_count(1, timeout=15_000)  # once the sale settled
+        await expect(box.locator(".badge")).to_have_text("Being packed")
+        await expect(box).to_contain_text("3× Kopi Arabika")
+        await expect(t.page.locator("li.address")).to_contain_text("Kota Bandung")
+        await connected(t)
+        shipment_id = await box.get_attribute("data-id")
+        async with httpx.AsyncClient(base_url=server.base) as c:
+            r = await c.post(
+                f"/api/shipments/{shipment_id}/status",
+                headers=w.farmer.headers,
+                json={"status": "shipped", "courier": "JNE", "tracking_number": "JNE0001234"},
+            )
+            assert r.status_code == 200, r.text
+        await expect(box.locator(".badge")).to_have_text("Shipped", timeout=10_000)
+        await expect(box.locator(".tracking")).to_have_text("JNE tracking JNE0001234")
+        await no_wider_than_the_phone(t)
+        await box.locator("button.received").click()
+        await expect(t.page.locator("article.shipment .badge")).to_have_text("Completed")
+        await expect(t.page.locator("li.order .badge")).to_have_text("Completed")
+        assert t.errors == []
+
+
+async def test_the_farmer_packs_and_ships_from_the_packing_list(browser, server, admin_token):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        buyer = await register(c, "packed")
+    await buy_and_pay(server.base, buyer, w.session["listings"][0]["id"], 2)
+    path = f"/farmer/packing?session_id={w.session['id']}"
+    async with tab(browser, server.base, w.farmer.token, w.farmer.user) as t:
+        for _ in range(60):  # until the sale settled into its box
+            await t.page.goto(path)
+            await settle(t)
+            if await t.page.locator("article.box").count():
+                break
+            await asyncio.sleep(0.25)
+        box = t.page.locator("article.box")
+        await expect(box).to_contain_text("Siti Rahayu")
+        await expect(box).to_contain_text("2× Kopi Arabika")
+        await expect(t.page.locator("#p-units")).to_have_text("2")
+        await box.locator("button.pack").click()
+        await expect(box.locator(".badge")).to_have_text("Packed")
+        await box.locator(".tracking-input").fill("JT-777")
+        await box.locator("button.ship").click()
+        # Shipped boxes leave the list of what is still to pack; all of them shows it.
+        await expect(t.page.locator("article.box")).to_have_count(0)
+        await t.page.locator("#all-boxes").check()
+        await expect(t.page.locator("article.box .badge")).to_have_text("Shipped")
+        await expect(t.page.locator("article.box .tracking")).to_contain_text("JT-777")
+        await no_wider_than_the_phone(t)
+        assert t.errors == []

@@ -1,5 +1,5 @@
 """Farmers paid: a payout run pays each farmer exactly what they may be paid (their settled
-balance, less what is still inside the refund window), once, however often it is started
+balance, less what waits for its boxes to be delivered), once, however often it is started
 or wherever it is killed; a failed transfer puts the money back; the ledger balances.
 Through a bank file an operator reports on, and through Iris (`panen emulator`)."""
 
@@ -26,11 +26,10 @@ from tests.checks import assert_ledger_invariants
 from tests.conftest import process_env
 from tests.processes import Emulator, Server, Worker, free_port, running
 
-WINDOW_S = 4  # the refund window, short enough to wait out
 
-
-async def farmer_with_a_sale(http: httpx.AsyncClient, admin_token: str, units: int = 2) -> Any:
-    """A farmer whose sale of `units` settled; returns (world, what the farmer earned)."""
+async def sale_on_its_way(http: httpx.AsyncClient, admin_token: str, units: int = 2) -> Any:
+    """A farmer whose sale of `units` settled, its box not yet delivered; returns (world,
+    what the farmer earned, the buyer)."""
     world, listing = await live_listing(http, admin_token, stock=10, pledge_bps=1000)
     buyer = await register(http)
     placed = (await order(http, buyer, listing["id"], units)).json()["order"]
@@ -39,9 +38,28 @@ async def farmer_with_a_sale(http: httpx.AsyncClient, admin_token: str, units: i
     while True:
         o = (await http.get(f"/api/orders/{placed['id']}", headers=buyer.headers)).json()
         if o["order"]["status"] == "settled":
-            return world, o["order"]["farmer_amount"]
+            return world, o["order"]["farmer_amount"] + o["order"]["shipping_fee"], buyer
         assert time.monotonic() < deadline, "the sale never settled"
         await asyncio.sleep(0.1)
+
+
+async def deliver(http: httpx.AsyncClient, world: Any, buyer: Any) -> None:
+    """The farmer ships the buyer's box and the buyer confirms it arrived: the sale is
+    complete, and its farmer's share may be paid out."""
+    [box] = (await http.get("/api/me/shipments", headers=buyer.headers)).json()["shipments"]
+    url = f"/api/shipments/{box['id']}/status"
+    shipped = {"status": "shipped", "courier": "JNE", "tracking_number": "JNE123456"}
+    r = await http.post(url, headers=world.farmer.headers, json=shipped)
+    assert r.status_code == 200, r.text
+    r = await http.post(url, headers=buyer.headers, json={"status": "completed"})
+    assert r.status_code == 200, r.text
+
+
+async def farmer_with_a_sale(http: httpx.AsyncClient, admin_token: str, units: int = 2) -> Any:
+    """A farmer whose sale of `units` was delivered; returns (world, what they earned)."""
+    world, earned, buyer = await sale_on_its_way(http, admin_token, units)
+    await deliver(http, world, buyer)
+    return world, earned
 
 
 async def give_account(http: httpx.AsyncClient, world: Any, number: str = "1234567890") -> None:
@@ -91,7 +109,7 @@ async def payable(db: Database, world: Any) -> int:
 
 @pytest.fixture(scope="module")
 def bank_file_server(settings: Settings) -> Iterator[Server]:
-    env = {**process_env(settings), "PANEN_REFUND_WINDOW_S": str(WINDOW_S)}
+    env = process_env(settings)
     server = Server(env)
     with running(server, Worker(env)):
         yield server
@@ -103,21 +121,21 @@ async def http(bank_file_server: Server) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_a_run_pays_each_farmer_their_balance_once_after_the_refund_window(
+async def test_a_run_pays_each_farmer_their_balance_once_after_delivery(
     http, admin_token, db: Database
 ) -> None:
     b, earned_b = await farmer_with_a_sale(http, admin_token, units=3)
     unpaid, _ = await farmer_with_a_sale(http, admin_token)  # no account: not paid
-    a, earned_a = await farmer_with_a_sale(http, admin_token, units=2)
+    a, earned_a, a_buyer = await sale_on_its_way(http, admin_token, units=2)
     await give_account(http, a)
-    # Inside the refund window the money is owed but held.
+    # Until its box is delivered and kept the money is owed but held.
     [held] = (await balance(http, a))["balances"]
-    assert (held["owed"], held["held_for_refunds"], held["available"]) == (earned_a, earned_a, 0)
+    assert (held["owed"], held["awaiting_delivery"], held["available"]) == (earned_a, earned_a, 0)
     assert mine(await start(http, admin_token, "early"), a) == []
-    await asyncio.sleep(WINDOW_S + 0.2)
+    await deliver(http, a, a_buyer)
     await give_account(http, b)
     [ready] = (await balance(http, a))["balances"]
-    assert (ready["held_for_refunds"], ready["available"]) == (0, earned_a)
+    assert (ready["awaiting_delivery"], ready["available"]) == (0, earned_a)
     # Started three times at once, and again: each farmer is paid once, to the rupiah.
     runs = await asyncio.gather(*(start(http, admin_token, "r1") for _ in range(3)))
     again = await start(http, admin_token, "r1")
@@ -203,7 +221,6 @@ def iris(settings: Settings) -> Iterator[tuple[Server, Emulator, dict[str, str]]
         **process_env(settings),
         **emulator.settings_env(f"http://127.0.0.1:{port}"),
         "PANEN_PAYOUT_PROVIDER": "iris",
-        "PANEN_REFUND_WINDOW_S": "0",
     }
     server = Server(env, port=port)
     with running(emulator, server, Worker(env)):
@@ -324,7 +341,6 @@ async def test_the_farmer_sets_their_account_and_sees_each_number_named_on_a_pho
         await expect(t.page.locator("#account-now")).to_contain_text("BRI")
         await expect(t.page.locator("#account-now")).to_contain_text("4556")
         await expect(t.page.locator("#account-now")).not_to_contain_text("0011223344556")
-        await asyncio.sleep(WINDOW_S + 0.2)
         [made] = mine(await start(http, admin_token, f"page-{world.farmer_id}"), world)
         assert made["amount"] == earned
         await t.page.reload()

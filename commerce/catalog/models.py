@@ -6,8 +6,10 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,7 +27,10 @@ class Farmer(Timestamped, Base):
 
 class Product(Timestamped, Base):
     __tablename__ = "products"
-    __table_args__ = (CheckConstraint("unit_price > 0", name="unit_price_positive"),)
+    __table_args__ = (
+        CheckConstraint("unit_price > 0", name="unit_price_positive"),
+        CheckConstraint("weight_g > 0", name="weight_positive"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     farmer_id: Mapped[str] = mapped_column(ForeignKey("farmers.id"), index=True, nullable=False)
@@ -36,3 +41,7 @@ class Product(Timestamped, Base):
     description: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(String(500))
     origin: Mapped[str | None] = mapped_column(String(120))
+    # The shipping weight of one unit, packed (what a per-kilogram fee is charged on).
+    weight_g: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=1000, server_default=text("1000")
+    )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from commerce.catalog.models import Farmer, Product
 from core.clock import rfc3339
 from core.fields import Amount, Currency, Id, LongText, Name, ShortText, Url
@@ -24,6 +28,7 @@ class CreateProduct(Body):
     description: LongText | None = None
     image_url: Url | None = None
     origin: Name | None = None
+    weight_g: Annotated[int, Field(gt=0, le=1_000_000)] = 1000  # one unit, packed
 
 
 @closed
@@ -46,6 +51,7 @@ class ProductOut(TypedDict):
     description: str | None
     image_url: str | None
     origin: str | None
+    weight_g: int
     created_at: str | None
 
 
@@ -76,5 +82,6 @@ def product_json(p: Product) -> ProductOut:
         "description": p.description,
         "image_url": p.image_url,
         "origin": p.origin,
+        "weight_g": p.weight_g,
         "created_at": rfc3339(p.created_at),
     }

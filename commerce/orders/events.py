@@ -25,8 +25,9 @@ class Sale(Event):
     currency: str
     at: str | None
     display_name: str | None = None  # the room: the buyer, as shown to viewers
-    fee: int | None = None  # the farmer: the platform's fee and the farmer's share
+    fee: int | None = None  # the farmer: the platform's fee, their share, the postage
     farmer_amount: int | None = None
+    shipping_fee: int | None = None
     status: str | None = None  # the buyer (`me`): the order's status now
 
 
@@ -63,6 +64,7 @@ def sale_rows(
                 display_name=display_name,
                 fee=order.fee_amount,
                 farmer_amount=order.farmer_amount,
+                shipping_fee=order.shipping_fee or None,
             ),
         ),
         (f"me:{order.buyer_id}", replace(sale, display_name=display_name, status=order.status)),

@@ -1,9 +1,13 @@
 """An order's states, the moves between them, and the only code that changes its status.
 
-    reserved ──paid──▶ paid ──settled──▶ settled
+    reserved ──paid──▶ paid ──settled──▶ settled ──delivered──▶ completed
        │                 │                  │
        ├─▶ expired       └──▶ refunded ◀────┘
        └─▶ cancelled
+
+A settled order waits in its shipment (`commerce/shipping`): it completes when its box is
+delivered and its buyer's window to complain has passed, and is refunded if the box never
+arrives. Completed is final: the farmer is paid, the charity may spend the pledge.
 
 Every move writes a row of the order's history in the same transaction. The caller holds
 the order's row lock (see docs/architecture.md, "Lock order").
@@ -28,6 +32,7 @@ class OrderStatus(StrEnum):
     RESERVED = "reserved"  # stock held, waiting for its payment
     PAID = "paid"  # the provider confirmed the payment; settlement is next
     SETTLED = "settled"  # the money is split in the ledger, the pledge is the charity's
+    COMPLETED = "completed"  # delivered and kept: the farmer's share and the pledge are final
     EXPIRED = "expired"  # not paid in time
     CANCELLED = "cancelled"  # by its buyer, its host, or a failed payment, before payment
     REFUNDED = "refunded"  # after payment, by its host or an admin
@@ -38,7 +43,8 @@ ORDER = Lifecycle(
     {
         OrderStatus.RESERVED: (OrderStatus.PAID, OrderStatus.EXPIRED, OrderStatus.CANCELLED),
         OrderStatus.PAID: (OrderStatus.SETTLED, OrderStatus.REFUNDED),
-        OrderStatus.SETTLED: (OrderStatus.REFUNDED,),
+        OrderStatus.SETTLED: (OrderStatus.COMPLETED, OrderStatus.REFUNDED),
+        OrderStatus.COMPLETED: (),
         OrderStatus.EXPIRED: (),
         OrderStatus.CANCELLED: (),
         OrderStatus.REFUNDED: (),
@@ -46,10 +52,16 @@ ORDER = Lifecycle(
 )
 
 # An order in one of these holds its units of stock (the counters are rebuilt from them).
-HOLDS_STOCK = (OrderStatus.RESERVED, OrderStatus.PAID, OrderStatus.SETTLED)
+HOLDS_STOCK = (
+    OrderStatus.RESERVED,
+    OrderStatus.PAID,
+    OrderStatus.SETTLED,
+    OrderStatus.COMPLETED,
+)
 # What a room's and a farmer's totals count: a sale enters them when it settles (the
-# `order_paid` event is sent then) and leaves them when a settled order is refunded.
-COUNTED = (OrderStatus.SETTLED,)
+# `order_paid` event is sent then) and leaves them when a settled order is refunded; a
+# completed one stays (completing it sends no sale event).
+COUNTED = (OrderStatus.SETTLED, OrderStatus.COMPLETED)
 
 
 def _stamp(to: OrderStatus) -> str | None:
@@ -58,6 +70,8 @@ def _stamp(to: OrderStatus) -> str | None:
         return "paid_at"
     if to is OrderStatus.SETTLED:
         return "settled_at"
+    if to is OrderStatus.COMPLETED:
+        return "completed_at"
     return "closed_at" if to in ORDER.final else None
 
 

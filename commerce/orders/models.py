@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,14 +34,17 @@ class Order(Timestamped, Base):
             name="split_not_negative",
         ),
         CheckConstraint(
-            "status IN ('reserved','paid','settled','expired','cancelled','refunded')",
+            "status IN ('reserved','paid','settled','completed','expired','cancelled','refunded')",
             name="known_status",
         ),
+        CheckConstraint("shipping_fee >= 0 AND weight_g >= 0", name="shipping_not_negative"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         Index("ix_orders_inventory_id_status", "inventory_id", "status"),
         Index("ix_orders_session_id_status", "session_id", "status"),
         Index("ix_orders_farmer_id_status", "farmer_id", "status"),
         Index("ix_orders_buyer_id_id", "buyer_id", "id"),
+        Index("ix_orders_shipment_id", "shipment_id"),
+        Index("ix_orders_shipment_key", "session_id", "buyer_id", "farmer_id", "address_id"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -60,10 +64,22 @@ class Order(Timestamped, Base):
     fee_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     farmer_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    # Where it goes, what it weighs, and what this order adds to its box's shipping fee
+    # (paid with the order, outside `total`: the pledge and the platform's fee are shares
+    # of the produce, never of the postage). Its box once the sale settles.
+    address_id: Mapped[str | None] = mapped_column(ForeignKey("addresses.id"))
+    weight_g: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    shipping_fee: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    shipment_id: Mapped[str | None] = mapped_column(ForeignKey("shipments.id"))
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

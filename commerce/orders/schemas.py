@@ -20,6 +20,8 @@ MAX_QUANTITY = 1000
 class PlaceOrder(Body):
     listing_id: Id
     quantity: Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+    # Where to ship it: one of the buyer's addresses; left out, their default.
+    address_id: Id | None = None
 
 
 def order_frame(fields: Mapping[str, Any]) -> tuple[PlaceOrder, str]:
@@ -32,6 +34,7 @@ class OrderPayment(TypedDict):
     id: str
     provider: str
     status: str
+    amount: int  # what the payer pays: the order's total and its shipping fee
     method: str | None  # chosen at checkout; once paid, as the provider says it was paid
     checkout_url: str | None  # the gateway's page to pay on, once a method is chosen
 
@@ -59,10 +62,15 @@ class OrderOut(TypedDict):
     fee_amount: int
     farmer_amount: int
     currency: str
+    address_id: str | None
+    weight_g: int
+    shipping_fee: int  # what this order adds to its box's shipping; outside `total`
+    shipment_id: str | None  # its box, once the sale settled
     status: str
     expires_at: str | None
     paid_at: str | None
     settled_at: str | None
+    completed_at: str | None
     created_at: str | None
     payment: OrderPayment | None
     history: NotRequired[list[StatusChange]]
@@ -119,8 +127,19 @@ class FarmerTotals(TypedDict):
     by_session: list[SessionSales]
 
 
-def fingerprint(listing_id: str, quantity: int) -> str:
-    return f"{listing_id}:{quantity}"
+def fingerprint(listing_id: str, quantity: int, address_id: str | None) -> str:
+    """What makes a resend the same order: the same listing, quantity and address."""
+    return f"{listing_id}:{quantity}:{address_id or ''}"
+
+
+def same_order(order: Order | OrderOut, fp: str) -> bool:
+    """Whether an order is what `fp` asked for; an order placed to the default address is
+    what a request naming no address asked for."""
+    if isinstance(order, Order):
+        listing, quantity, address = order.listing_id, order.quantity, order.address_id
+    else:
+        listing, quantity, address = order["listing_id"], order["quantity"], order["address_id"]
+    return fp in (fingerprint(listing, quantity, address), fingerprint(listing, quantity, None))
 
 
 def order_json(
@@ -141,10 +160,15 @@ def order_json(
         "fee_amount": order.fee_amount,
         "farmer_amount": order.farmer_amount,
         "currency": order.currency,
+        "address_id": order.address_id,
+        "weight_g": order.weight_g,
+        "shipping_fee": order.shipping_fee,
+        "shipment_id": order.shipment_id,
         "status": order.status,
         "expires_at": rfc3339(order.expires_at),
         "paid_at": rfc3339(order.paid_at),
         "settled_at": rfc3339(order.settled_at),
+        "completed_at": rfc3339(order.completed_at),
         "created_at": rfc3339(order.created_at),
         "payment": None
         if payment is None
@@ -152,6 +176,7 @@ def order_json(
             "id": payment.id,
             "provider": payment.provider,
             "status": payment.status,
+            "amount": payment.amount,
             "method": payment.method,
             "checkout_url": payment.checkout_url,
         },

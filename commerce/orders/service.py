@@ -27,7 +27,7 @@ from commerce.orders import writer as order_writer
 from commerce.orders.lifecycle import OrderStatus
 from commerce.orders.models import Order, OrderStatusChange
 from commerce.orders.pricing import split
-from commerce.orders.schemas import OrderOut, PlaceOrder, fingerprint, order_json
+from commerce.orders.schemas import OrderOut, PlaceOrder, fingerprint, order_json, same_order
 from commerce.payments.lifecycle import PaymentStatus
 from commerce.payments.models import Payment
 from commerce.payments.providers import checkout_provider
@@ -82,7 +82,7 @@ async def _existing_or_none(
         )
         if order is None:
             return None
-        if fp and fingerprint(order.listing_id, order.quantity) != fp:
+        if fp and not same_order(order, fp):
             raise conflict(
                 "idempotency_key_reused",
                 "this idempotency key was used for a different order",
@@ -165,11 +165,18 @@ _placing: dict[tuple[str, str], asyncio.Future[OrderOut]] = {}
 
 
 async def place(
-    services: Services, principal: Principal, listing_id: str, quantity: int, key: str
+    services: Services,
+    principal: Principal,
+    listing_id: str,
+    quantity: int,
+    key: str,
+    address_id: str | None = None,
 ) -> tuple[OrderOut, bool]:
     """Reserve and record an order; returns (order, created). Raises ApiError (409
-    sold_out / limit_exceeded / session_not_live / idempotency_key_reused, 404 listing)."""
+    sold_out / limit_exceeded / session_not_live / idempotency_key_reused /
+    address_required / not_shippable, 400 address_id, 404 listing)."""
     ident = (principal.user_id, key)
+    fp = fingerprint(listing_id, quantity, address_id)
     first = _placing.get(ident)
     if first is not None:
         # The first send with this key is being handled by this very process: its answer
@@ -179,16 +186,16 @@ async def place(
         except Exception:
             order = None
         if order is not None:
-            if order["listing_id"] != listing_id or order["quantity"] != quantity:
+            if not same_order(order, fp):
                 raise conflict(
                     "idempotency_key_reused", "this idempotency key was used for a different order"
                 )
             return order, False
-        return await _place(services, principal, listing_id, quantity, key)
+        return await _place(services, principal, listing_id, quantity, key, address_id)
     future: asyncio.Future[OrderOut] = asyncio.get_running_loop().create_future()
     _placing[ident] = future
     try:
-        order, created = await _place(services, principal, listing_id, quantity, key)
+        order, created = await _place(services, principal, listing_id, quantity, key, address_id)
         if created:
             future.set_result(order)
         else:
@@ -203,10 +210,15 @@ async def place(
 
 
 async def _place(
-    services: Services, principal: Principal, listing_id: str, quantity: int, key: str
+    services: Services,
+    principal: Principal,
+    listing_id: str,
+    quantity: int,
+    key: str,
+    address_id: str | None,
 ) -> tuple[OrderOut, bool]:
     buyer = principal.user_id
-    fp = fingerprint(listing_id, quantity)
+    fp = fingerprint(listing_id, quantity, address_id)
     for _ in range(5):
         session_offers = await offers.offers_for_listing(services, listing_id)
         if session_offers.status != SessionStatus.LIVE:
@@ -315,6 +327,8 @@ async def _place(
                 "payment_id": payment_id,
                 "provider": provider.name,
                 "provider_ref": None,
+                "address_id": address_id,
+                "weight_g": offer.weight_g * quantity,
             }
             writing = asyncio.ensure_future(order_writer.write(services, params))
             row = await asyncio.shield(writing)
@@ -346,6 +360,9 @@ async def _place(
             # The counter was rebuilt after we reserved: our hold is gone with it. Retry.
             await give_back()
             continue
+        if not (row.addressed and row.shippable):
+            await give_back()
+            raise _unshippable(row, address_id)
         if row.created_at is None:
             # The database already has an order under this key (Redis lost its record).
             await give_back()
@@ -354,12 +371,19 @@ async def _place(
             **{
                 k: v
                 for k, v in params.items()
-                if k not in ("generation", "payment_id", "provider", "provider_ref")
+                if k not in ("generation", "payment_id", "provider", "provider_ref", "address_id")
             },
+            address_id=row.address_id,
+            shipping_fee=row.shipping_fee,
             status=OrderStatus.RESERVED,
             created_at=row.created_at,
         )
-        payment = Payment(id=payment_id, provider=provider.name, status=PaymentStatus.PENDING)
+        payment = Payment(
+            id=payment_id,
+            provider=provider.name,
+            status=PaymentStatus.PENDING,
+            amount=total + row.shipping_fee,
+        )
         out = order_json(order, payment)
         out["history"] = [
             {"status": OrderStatus.RESERVED, "at": rfc3339(row.created_at), "note": None}
@@ -367,6 +391,24 @@ async def _place(
         await _announce(services, sid, offer, r.remaining, buyer, key, out)
         return out, True
     raise ApiError(503, "busy", "stock is being recounted; retry in a moment")
+
+
+def _unshippable(row: order_writer.Written, address_id: str | None) -> ApiError:
+    """Why an order cannot be shipped, naming the field to fix."""
+    if not row.addressed and address_id is None:
+        return conflict(
+            "address_required",
+            "add a shipping address (or choose a default) before buying",
+            field="address_id",
+        )
+    if not row.addressed:
+        return bad_request("invalid_field", "address_id: not one of your addresses", "address_id")
+    return conflict(
+        "not_shippable",
+        "the farmer does not ship to this address's region",
+        field="address_id",
+        zone=row.zone,
+    )
 
 
 async def _announce(
@@ -394,7 +436,9 @@ async def place_order(
 ) -> tuple[OrderOut, bool]:
     """The one way to buy, for HTTP and the WebSocket `order` frame alike, both checked by
     `schemas.PlaceOrder`; returns (order, created)."""
-    return await place(services, principal, body.listing_id, body.quantity, idempotency_key)
+    return await place(
+        services, principal, body.listing_id, body.quantity, idempotency_key, body.address_id
+    )
 
 
 def may_read(principal: Principal, order: OrderOut, host_id: str) -> bool:

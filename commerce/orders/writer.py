@@ -4,7 +4,9 @@ In a stampede hundreds of reservations succeed within milliseconds; one transact
 would spend the time on round trips and commits. Instead each waits for the next batch:
 up to `MAX_BATCH` orders (with their payment intents and first status) go in one INSERT
 … SELECT FROM unnest(…), under the key-share lock on their counters' generation rows
-(see `inventory.rebuild`), and several batches may be in flight at once.
+(see `inventory.rebuild`), and several batches may be in flight at once. The same
+statement finds each order's address (the one named, or the buyer's default) and prices
+its shipping, so the hot path still makes one round trip.
 """
 
 from __future__ import annotations
@@ -47,56 +49,144 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("payment_id", "text"),
     ("provider", "text"),
     ("provider_ref", "text"),
+    ("address_id", "text"),  # null: the buyer's default address
+    ("weight_g", "bigint"),
 )
 
 _unnest = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in COLUMNS)
 _names = ", ".join(name for name, _ in COLUMNS)
 
+
+def fee_sql(weight: str) -> str:
+    """`commerce.shipping.zones.fee` in SQL, over the row's `base` and `per_kg`: a parcel
+    of `weight` grams costs the base and each kilogram begun."""
+    w = f"CAST({weight} AS bigint)"  # a sum() is numeric: its division would not round
+    return f"CASE WHEN {w} <= 0 THEN 0 ELSE base + per_kg * (({w} + 999) / 1000) END"
+
+
+# The shipping fee of an order is what it adds to its box: the box's fee with it, less what
+# the box's orders were charged before (`zones.marginal`). Orders of one box in one batch
+# are taken in the order they came, each paying what its weight adds; an order whose box
+# was already packed opens the next box.
 INSERT_ORDERS = text(
     f"""
 WITH i AS (
-  SELECT * FROM unnest({_unnest}) AS t({_names})
+  SELECT * FROM unnest({_unnest}) WITH ORDINALITY AS t({_names}, n)
 ), g AS (
   SELECT inventory_id, generation FROM inventory_generations
    WHERE inventory_id IN (SELECT inventory_id FROM i) FOR KEY SHARE
+), a AS (
+  SELECT i.n, ad.id AS addr, ad.zone
+    FROM i JOIN addresses ad
+      ON ad.id = coalesce(i.address_id,
+           (SELECT d.id FROM addresses d
+             WHERE d.user_id = i.buyer_id AND d.is_default AND NOT d.archived))
+     AND ad.user_id = i.buyer_id AND NOT ad.archived
+), r AS (
+  SELECT a.n, rate.base_fee, rate.per_kg_fee,
+         EXISTS (SELECT 1 FROM shipping_rates x
+                  WHERE x.farmer_id = i.farmer_id AND x.currency = i.currency) AS priced
+    FROM i JOIN a ON a.n = i.n
+    LEFT JOIN LATERAL (
+      SELECT sr.base_fee, sr.per_kg_fee FROM shipping_rates sr
+       WHERE sr.farmer_id = i.farmer_id AND sr.currency = i.currency
+         AND sr.zone IN (a.zone, '*')
+       ORDER BY sr.zone = '*' LIMIT 1
+    ) rate ON true
+), ok AS (
+  SELECT i.*, a.addr, coalesce(r.base_fee, 0) AS base, coalesce(r.per_kg_fee, 0) AS per_kg
+    FROM i
+    JOIN g ON g.inventory_id = i.inventory_id AND g.generation = i.generation
+    JOIN a ON a.n = i.n
+    JOIN r ON r.n = i.n
+   WHERE r.base_fee IS NOT NULL OR NOT r.priced
+), prior AS (
+  SELECT k.session_id, k.buyer_id, k.farmer_id, k.addr,
+         coalesce(sum(o.weight_g), 0) AS w, coalesce(sum(o.shipping_fee), 0) AS f
+    FROM (SELECT DISTINCT session_id, buyer_id, farmer_id, addr FROM ok) k
+    LEFT JOIN orders o
+      ON o.session_id = k.session_id AND o.buyer_id = k.buyer_id
+     AND o.farmer_id = k.farmer_id AND o.address_id = k.addr
+     AND o.status IN ('reserved', 'paid', 'settled')
+     AND (o.shipment_id IS NULL
+          OR EXISTS (SELECT 1 FROM shipments sh
+                      WHERE sh.id = o.shipment_id AND sh.status = 'packing'))
+   GROUP BY 1, 2, 3, 4
+), c AS (
+  SELECT ok.*, p.f AS f_prior,
+         p.w + sum(ok.weight_g) OVER box AS w_with,
+         row_number() OVER box AS nth
+    FROM ok JOIN prior p
+      ON p.session_id = ok.session_id AND p.buyer_id = ok.buyer_id
+     AND p.farmer_id = ok.farmer_id AND p.addr = ok.addr
+  WINDOW box AS (PARTITION BY ok.session_id, ok.buyer_id, ok.farmer_id, ok.addr ORDER BY ok.n)
+), f AS (
+  SELECT c.*,
+         greatest(0, {fee_sql("c.w_with")} - c.f_prior)
+         - CASE WHEN c.nth = 1 THEN 0
+                ELSE greatest(0, {fee_sql("c.w_with - c.weight_g")} - c.f_prior) END
+           AS shipping_fee
+    FROM c
 ), o AS (
   INSERT INTO orders (id, session_id, listing_id, deal_id, inventory_id, buyer_id, farmer_id,
                       charity_id, idempotency_key, quantity, unit_price, total, pledge_amount,
-                      fee_amount, farmer_amount, currency, status, expires_at)
-  SELECT i.id, i.session_id, i.listing_id, i.deal_id, i.inventory_id, i.buyer_id, i.farmer_id,
-         i.charity_id, i.idempotency_key, i.quantity, i.unit_price, i.total, i.pledge_amount,
-         i.fee_amount, i.farmer_amount, i.currency, 'reserved', i.expires_at
-    FROM i JOIN g ON g.inventory_id = i.inventory_id AND g.generation = i.generation
+                      fee_amount, farmer_amount, currency, status, expires_at, address_id,
+                      weight_g, shipping_fee)
+  SELECT f.id, f.session_id, f.listing_id, f.deal_id, f.inventory_id, f.buyer_id, f.farmer_id,
+         f.charity_id, f.idempotency_key, f.quantity, f.unit_price, f.total, f.pledge_amount,
+         f.fee_amount, f.farmer_amount, f.currency, 'reserved', f.expires_at, f.addr,
+         f.weight_g, f.shipping_fee
+    FROM f ORDER BY f.n
   ON CONFLICT DO NOTHING
-  RETURNING id, created_at
+  RETURNING id, created_at, address_id, shipping_fee
 ), p AS (
   INSERT INTO payments (id, purpose, order_id, payer_id, provider, provider_ref, status, amount,
                         currency)
-  SELECT i.payment_id, 'order', o.id, i.buyer_id, i.provider, i.provider_ref, 'pending', i.total,
-         i.currency
+  SELECT i.payment_id, 'order', o.id, i.buyer_id, i.provider, i.provider_ref, 'pending',
+         i.total + o.shipping_fee, i.currency
     FROM i JOIN o ON o.id = i.id
 ), h AS (
   INSERT INTO order_status_history (order_id, status) SELECT o.id, 'reserved' FROM o
 )
-SELECT i.id, g.inventory_id IS NOT NULL AS generation_ok, o.created_at
+SELECT i.id, g.inventory_id IS NOT NULL AS generation_ok, a.addr IS NOT NULL AS addressed,
+       a.zone, r.base_fee IS NOT NULL OR NOT coalesce(r.priced, true) AS shippable,
+       o.created_at, o.address_id, o.shipping_fee
   FROM i
   LEFT JOIN g ON g.inventory_id = i.inventory_id AND g.generation = i.generation
+  LEFT JOIN a ON a.n = i.n
+  LEFT JOIN r ON r.n = i.n
   LEFT JOIN o ON o.id = i.id
-"""  # noqa: S608 (only our own column names are interpolated)
+"""  # noqa: S608 (only our own column names and expressions are interpolated)
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Written:
     generation_ok: bool  # False: the counter was rebuilt after this reservation
-    created_at: datetime | None  # None: an order with this (buyer, key) already exists
+    addressed: bool  # False: no such address of the buyer's (or no default)
+    zone: str | None  # the address's zone
+    shippable: bool  # False: the farmer does not ship to that zone
+    created_at: datetime | None  # None: not written (above), or the key already has one
+    address_id: str | None = None
+    shipping_fee: int = 0
 
 
 async def _insert(services: Services, rows: list[dict[str, Any]]) -> list[Written]:
     arrays = {name: [r[name] for r in rows] for name, _ in COLUMNS}
     async with services.db.engine.begin() as conn:
         result = (await conn.execute(INSERT_ORDERS, arrays)).all()
-    written = {r.id: Written(bool(r.generation_ok), r.created_at) for r in result}
+    written = {
+        r.id: Written(
+            bool(r.generation_ok),
+            bool(r.addressed),
+            r.zone,
+            bool(r.shippable),
+            r.created_at,
+            r.address_id,
+            int(r.shipping_fee or 0),
+        )
+        for r in result
+    }
     return [written[r["id"]] for r in rows]
 
 

@@ -28,7 +28,7 @@ from commerce.payouts.schemas import (
 )
 from commerce.payouts.tasks import next_run_at
 from core.auth import Role
-from core.clock import rfc3339, utcnow
+from core.clock import rfc3339
 from core.errors import not_found
 from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, Query, json, read_body, roles
 from core.ids import new_id
@@ -60,13 +60,13 @@ async def set_payout_account(ctx: Ctx) -> Response:
 
 @api.get("/api/farmers/{farmer_id}/payouts", LOGGED_IN, query=(LIMIT,), response=FarmerPayouts)
 async def farmer_payouts(ctx: Ctx) -> Response:
-    """What the farmer is owed, what waits out the refund window, what the next run pays,
-    what is on its way and what was paid, and their payouts (newest first)."""
+    """What the farmer is owed, what waits for its boxes to be delivered, what the next run
+    pays, what is on its way and what was paid, and their payouts (newest first)."""
     farmer = await load_farmer(ctx.services.db, ctx.path("farmer_id"))
     require_farmer_or_admin(ctx.user, farmer)
     conf = ctx.services.settings
     async with ctx.services.db.reader() as s:
-        found = await service.balances(s, farmer.id, utcnow(), conf.refund_window_s)
+        found = await service.balances(s, farmer.id)
         rows = await s.scalars(
             select(Payout)
             .where(Payout.farmer_id == farmer.id)
@@ -83,7 +83,7 @@ async def farmer_payouts(ctx: Ctx) -> Response:
                 {
                     "currency": b.currency,
                     "owed": b.owed,
-                    "held_for_refunds": min(b.held, max(b.owed, 0)),
+                    "awaiting_delivery": min(b.held, max(b.owed, 0)),
                     "available": b.available if b.available >= conf.payout_minimum else 0,
                     "in_transit": b.in_transit,
                     "paid_out": b.paid_out,
@@ -92,7 +92,7 @@ async def farmer_payouts(ctx: Ctx) -> Response:
             ],
             "next_run_at": rfc3339(next_run_at()),
             "minimum": conf.payout_minimum,
-            "refund_window_s": conf.refund_window_s,
+            "complete_after_s": conf.complete_after_s,
             "payouts": payouts,
         }
     )

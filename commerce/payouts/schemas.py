@@ -79,7 +79,7 @@ class BalanceOut(TypedDict):
 
     currency: str
     owed: int  # the ledger owes them: settled sales less refunds less payouts made
-    held_for_refunds: int  # of that, sold within the refund window: paid after it
+    awaiting_delivery: int  # of that, sales whose boxes have not completed: paid after
     available: int  # what the next payout would pay (owed less held, if above the minimum)
     in_transit: int  # in payouts on their way to the bank
     paid_out: int  # in payouts the bank completed
@@ -92,7 +92,7 @@ class FarmerPayouts(TypedDict):
     balances: list[BalanceOut]
     next_run_at: str | None
     minimum: int
-    refund_window_s: int
+    complete_after_s: int  # a delivered box completes this long after delivery
     payouts: list[PayoutOut]
 
 

@@ -1,10 +1,9 @@
 """Paying farmers: their payout account, what each may be paid, and a payout run.
 
 What a farmer may be paid, per currency: what the ledger owes them (their payable
-account: their share of settled sales, less refunds, less what earlier payouts took) less
-what is still inside the refund window (sales settled within `PANEN_REFUND_WINDOW_S`,
-which a refund could still take back). A refund after that leaves a debt the next run
-nets out.
+account: their share of settled sales and the postage of them, less refunds, less what
+earlier payouts took) less what is held: the share and postage of every sale whose box has
+not completed yet (delivered and kept), which a failed delivery would still take back.
 
 A run (a daily cron, and `POST /api/admin/payout-runs`) is keyed by its id: for each
 farmer with an account, in one transaction under that account's row lock, it records one
@@ -20,7 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,7 +50,7 @@ class Balance:
 
     currency: str
     owed: int  # the ledger's farmer payable
-    held: int  # settled inside the refund window
+    held: int  # sales settled, not yet completed (their boxes on the way)
     in_transit: int  # in payouts on their way
     paid_out: int  # in payouts completed
 
@@ -60,18 +59,15 @@ class Balance:
         return max(0, self.owed - self.held)
 
 
-async def balances(
-    s: AsyncSession, farmer_id: str, now: datetime, window_s: int
-) -> dict[str, Balance]:
+async def balances(s: AsyncSession, farmer_id: str) -> dict[str, Balance]:
     """One statement, so one snapshot: read in two, a refund committing between them would
     leave its sale out of `held` but still in `owed`, and a run would pay it out."""
     rows = await s.execute(
         text(
             "WITH owed AS (SELECT currency, sum(amount) AS v FROM ledger_postings"
             "  WHERE account_code = :account GROUP BY currency),"
-            " held AS (SELECT currency, sum(farmer_amount) AS v FROM orders"
-            "  WHERE farmer_id = :f AND status = :settled AND settled_at > :since"
-            "  GROUP BY currency),"
+            " held AS (SELECT currency, sum(farmer_amount + shipping_fee) AS v FROM orders"
+            "  WHERE farmer_id = :f AND status = :settled GROUP BY currency),"
             " moving AS (SELECT currency, sum(amount) FILTER (WHERE status <> 'completed') AS v,"
             "  sum(amount) FILTER (WHERE status = 'completed') AS done FROM payouts"
             "  WHERE farmer_id = :f AND status <> 'failed' GROUP BY currency),"
@@ -86,7 +82,6 @@ async def balances(
             "account": ledger.farmer_payable(farmer_id).code,
             "f": farmer_id,
             "settled": OrderStatus.SETTLED.value,
-            "since": now - timedelta(seconds=window_s),
         },
     )
     return {
@@ -149,7 +144,6 @@ async def _pay_farmer(
     account = await s.get(PayoutAccount, farmer_id, with_for_update=True)
     if account is None:
         return [], 0
-    now = utcnow()
     conf = services.settings
     via = provider(services)
     done = set(
@@ -158,7 +152,7 @@ async def _pay_farmer(
         )
     )
     made = []
-    for balance in (await balances(s, farmer_id, now, conf.refund_window_s)).values():
+    for balance in (await balances(s, farmer_id)).values():
         if balance.currency in done:
             continue
         if balance.available < conf.payout_minimum:

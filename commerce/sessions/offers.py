@@ -42,6 +42,7 @@ class Offer:
     farmer_id: str
     product_id: str
     product_name: str
+    weight_g: int  # one unit's shipping weight
 
 
 @dataclass(slots=True)
@@ -74,6 +75,7 @@ class SessionOffers:
                     farmer_id=base.farmer_id,
                     product_id=base.product_id,
                     product_name=base.product_name,
+                    weight_g=base.weight_g,
                 )
         return base
 
@@ -138,6 +140,7 @@ async def load(services: Services, session_id: str) -> SessionOffers:
             farmer_id=product.farmer_id,
             product_id=product.id,
             product_name=product.name,
+            weight_g=product.weight_g,
         )
         _listing_session[listing.id] = session_id
     _sessions[session_id] = offers

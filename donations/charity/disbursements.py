@@ -44,7 +44,9 @@ class CreateDisbursement(RequestBody):
 async def available(s: AsyncSession, charity_id: str, currency: str) -> int:
     value = await s.scalar(
         select(func.coalesce(func.sum(CharityFund.amount - CharityFund.allocated), 0)).where(
-            CharityFund.charity_id == charity_id, CharityFund.currency == currency
+            CharityFund.charity_id == charity_id,
+            CharityFund.currency == currency,
+            CharityFund.held.is_(False),
         )
     )
     return int(value or 0)
@@ -74,6 +76,7 @@ async def disburse(
                         CharityFund.charity_id == charity_id,
                         CharityFund.currency == body.currency,
                         CharityFund.allocated < CharityFund.amount,
+                        CharityFund.held.is_(False),
                     )
                     .order_by(CharityFund.id)
                     .limit(200)

@@ -120,6 +120,7 @@ FUND_COLUMNS = (
     ("allocated", "bigint"),
     ("currency", "text"),
     ("received_at", "timestamptz"),
+    ("held", "bool"),
 )
 
 
@@ -180,11 +181,30 @@ class Journal:
                 "allocated": 0,
                 "currency": m.currency,
                 "received_at": m.at,
+                "held": _waits_for_delivery(m),
             }
             for m in self._inflows
         ]
         await insert_rows(s, "charity_funds", FUND_COLUMNS, rows)
         return self.index
+
+
+def _waits_for_delivery(m: Movement) -> bool:
+    """A pledge, or a sponsor's match of one, is spendable once its order completes."""
+    return m.kind == "pledge" or (m.source_ref or "").startswith("pledge:")
+
+
+async def pledges_kept(s: AsyncSession, order_ids: Sequence[str]) -> None:
+    """Completed orders' pledges (and their matches) may now be spent."""
+    if order_ids:
+        refs = [f"pledge:{i}" for i in order_ids]
+        await s.execute(
+            text(
+                "UPDATE charity_funds SET held = false"
+                " WHERE held AND (ref = ANY(:r) OR source_ref = ANY(:r))"
+            ),
+            {"r": refs},
+        )
 
 
 # --- Inflows: a settled batch's pledges, a paid gift ----------------------------------------

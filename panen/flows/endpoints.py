@@ -1,5 +1,5 @@
 """HTTP of the flows: checkout, provider webhooks, the sandbox's approve and decline,
-cancelling, and the refunds an operator makes by hand."""
+cancelling, the refunds an operator makes by hand, and a shipment's moves."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ from commerce.payments.schemas import (
     WebhookAnswer,
     payment_json,
 )
+from commerce.shipping.models import Shipment
+from commerce.shipping.schemas import MoveShipment, ShipmentReply
 from core.auth import Role
 from core.clock import rfc3339
+from core.errors import not_found
 from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, json, read_body, roles
-from panen.flows import checkout, payment, refund
+from panen.flows import checkout, delivery, payment, refund
 from panen.flows.payment import SandboxReply
 
 api = Api()
@@ -85,3 +88,25 @@ async def mark_refunded(ctx: Ctx) -> Response:
     """The operator returned this payment's money by hand."""
     payment = await payments.refunded_by_hand(ctx.services, ctx.path("payment_id"))
     return json({"payment": payment_json(payment)})
+
+
+@api.get("/api/shipments/{shipment_id}", LOGGED_IN, response=ShipmentReply)
+async def get_shipment(ctx: Ctx) -> Response:
+    """A box with its contents, address and history: for its buyer, its farmer, admins."""
+    shipment_id = ctx.path("shipment_id")
+    async with ctx.services.db.reader() as s:
+        shipment = await s.get(Shipment, shipment_id)
+    if shipment is None or await delivery.may_see(ctx.services, ctx.user, shipment) is None:
+        raise not_found("shipment", shipment_id)
+    return json({"shipment": await delivery.read(ctx.services, shipment_id)})
+
+
+@api.post(
+    "/api/shipments/{shipment_id}/status", LOGGED_IN, body=MoveShipment, response=ShipmentReply
+)
+async def move_shipment(ctx: Ctx) -> Response:
+    """Its farmer marks the box packed, shipped (courier, tracking number), delivered or
+    failed (its orders are refunded); its buyer confirms receipt (completed)."""
+    body = await ctx.body(MoveShipment)
+    shipment = await delivery.move_shipment(ctx.services, ctx.user, ctx.path("shipment_id"), body)
+    return json({"shipment": shipment})

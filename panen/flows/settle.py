@@ -27,6 +27,7 @@ from commerce.orders.lifecycle import OrderStatus
 from commerce.orders.models import Order
 from commerce.outbox import service as outbox
 from commerce.payments.models import Payment
+from commerce.shipping import service as shipping
 from core.clock import rfc3339, utcnow
 from core.db import is_transient
 from core.events import Topical
@@ -44,12 +45,15 @@ log = logging.getLogger("panen.flows.settle")
 
 
 def sale_entries(order: Order, payment: Payment) -> list[ledger.Entry]:
-    """How a sale's money splits: the buyer's payment to the charity, the farmer and us."""
+    """How a sale's money splits: the buyer's payment to the charity, the farmer and us,
+    and the postage to the farmer who ships it, on a line of its own (no share of it is a
+    pledge or a fee)."""
     return [
-        ledger.Entry(ledger.buyer_clearing(payment.provider), -order.total),
+        ledger.Entry(ledger.buyer_clearing(payment.provider), -(order.total + order.shipping_fee)),
         ledger.Entry(ledger.charity_payable(order.charity_id), order.pledge_amount),
         ledger.Entry(ledger.farmer_payable(order.farmer_id), order.farmer_amount),
         ledger.Entry(ledger.PLATFORM_FEE, order.fee_amount),
+        ledger.Entry(ledger.farmer_payable(order.farmer_id), order.shipping_fee),
     ]
 
 
@@ -85,17 +89,19 @@ async def _settle(
     events: list[Topical] = []
     for order, _, display_name in rows:
         events += sale_rows(OrderPaid, order, at, display_name)
-    # 2. Energy points for each purchase (the buyers' locks, all at once).
+    # 2. Each into the box its farmer packs for its buyer (boxes after orders).
+    events += await shipping.box(s, [o for o, _, _ in rows], now)
+    # 3. Energy points for each purchase (the buyers' locks, all at once).
     events += await energy.for_purchases(
         s,
         [energy.Purchase(o.id, o.session_id, o.buyer_id, o.total, o.currency) for o, _, _ in rows],
         now,
     )
-    # 3. The ledger: one balanced transaction per sale.
+    # 4. The ledger: one balanced transaction per sale.
     await ledger.post_many(
         s, [("sale", f"sale:{o.id}", o.id, o.currency, sale_entries(o, p)) for o, p, _ in rows]
     )
-    # 4. The charity's side: pledges, sponsor matches, rooms' sums, milestones …
+    # 5. The charity's side: pledges, sponsor matches, rooms' sums, milestones …
     journal = charity.Journal()
     events += await charity.pledges_received(
         s,
@@ -107,9 +113,9 @@ async def _settle(
             for o, _, _ in rows
         ],
     )
-    # 5. … and the transparency log, whose head is the last lock taken.
+    # 6. … and the transparency log, whose head is the last lock taken.
     await journal.write(s)
-    # 6. The events, sent by the relay once this commits.
+    # 7. The events, sent by the relay once this commits.
     await outbox.add(s, events)
     return len(rows)
 

@@ -161,6 +161,7 @@ export function topbar(active) {
   const link = (href, key) => el("a", { href, text: t(key), "aria-current": active === key ? "page" : null });
   nav.append(link("/", "home"));
   if (auth.has("farmer")) nav.append(link("/farmer", "farmer"));
+  if (auth.user) nav.append(link("/me/orders", "my_orders"));
   nav.append(link("/verify", "verify"));
   const langSel = el("select", { "aria-label": t("language"), id: "lang" });
   for (const [code, name] of Object.entries(LANGS)) langSel.append(el("option", { value: code, text: name }));

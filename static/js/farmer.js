@@ -43,7 +43,42 @@ function render() {
   $("#by-product").replaceChildren(...rowsFor(tot.by_product, (r) => r.name || r.product_name || r.product_id));
   $("#by-session").replaceChildren(...rowsFor(tot.by_session, (r) => r.title || r.session_title || r.session_id,
     (r) => `/sessions/${encodeURIComponent(r.session_id)}`));
+  $("#packing-links").replaceChildren(...(tot.by_session || []).map((r) => el("li", {},
+    el("a", { href: `/farmer/packing?session_id=${encodeURIComponent(r.session_id)}&farmer_id=${encodeURIComponent(state.farmerId)}`,
+      text: `${t("packing_list")}: ${r.title || r.session_id}` }))));
   drawChart();
+}
+
+// --- shipping rates: one row per zone; an empty row is a zone not shipped to ----------------
+
+const ZONES = ["*", "jawa", "sumatera", "bali_nusa_tenggara", "kalimantan", "sulawesi", "maluku_papua"];
+
+async function loadRates() {
+  const r = await api("GET", `/api/farmers/${encodeURIComponent(state.farmerId)}/shipping?currency=IDR`);
+  const by = Object.fromEntries(r.rates.map((x) => [x.zone, x]));
+  $("#rates").replaceChildren(...ZONES.map((z) => el("tr", { "data-zone": z },
+    el("td", { text: z === "*" ? t("zone_any") : t(`zone_${z}`) }),
+    el("td", { class: "n" }, el("input", { class: "base", inputmode: "numeric", "aria-label": `${t("base_fee")} ${z}`, value: by[z] ? String(by[z].base_fee) : "" })),
+    el("td", { class: "n" }, el("input", { class: "per-kg", inputmode: "numeric", "aria-label": `${t("per_kg_fee")} ${z}`, value: by[z] ? String(by[z].per_kg_fee) : "" })))));
+}
+
+async function saveRates(e) {
+  e.preventDefault();
+  const out = $("#rates-form .form-error");
+  const rates = [];
+  for (const row of document.querySelectorAll("#rates tr")) {
+    const base = row.querySelector(".base").value.trim();
+    const perKg = row.querySelector(".per-kg").value.trim();
+    if (!base && !perKg) continue;
+    rates.push({ zone: row.dataset.zone, base_fee: Number(base || 0), per_kg_fee: Number(perKg || 0) });
+  }
+  try {
+    await api("PUT", `/api/farmers/${encodeURIComponent(state.farmerId)}/shipping`, { currency: "IDR", rates });
+    out.textContent = t("saved");
+    await loadRates();
+  } catch (err) {
+    out.textContent = errorText(err);
+  }
 }
 
 function drawChart() {
@@ -115,6 +150,7 @@ async function load() {
   $("#dash").classList.remove("hidden");
   render();
   loadPayouts().catch((err) => { $("#next-payout").textContent = errorText(err); });
+  loadRates().catch((err) => { $("#rates-form .form-error").textContent = errorText(err); });
   const live = new Live({ onState: connectionBadge($("#conn"), t) });
   window.panenLive = live;
   live.subscribe(`farmer:${state.farmerId}`, onFrame);
@@ -136,7 +172,7 @@ function renderPayouts() {
   $("#balances").replaceChildren(...p.balances.map((b) => el("tr", {},
     el("td", { text: b.currency }),
     el("td", { class: "n", text: money(b.owed, b.currency) }),
-    el("td", { class: "n", text: money(b.held_for_refunds, b.currency) }),
+    el("td", { class: "n", text: money(b.awaiting_delivery, b.currency) }),
     el("td", { class: "n", text: money(b.available, b.currency) }))));
   $("#account-now").textContent = p.account
     ? `${p.account.bank.toUpperCase()} ${p.account.account_number} · ${p.account.holder_name}`
@@ -165,5 +201,6 @@ async function saveAccount(e) {
 }
 
 $("#account-form").addEventListener("submit", saveAccount);
+$("#rates-form").addEventListener("submit", saveRates);
 onLangChange(() => { render(); renderPayouts(); });
 boot("farmer").then(load);

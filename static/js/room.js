@@ -3,6 +3,7 @@ import {
   $, api, auth, boot, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
   requireLogin, safeUrl, t, toast,
 } from "./common.js";
+import { askAddress } from "./address.js";
 import { clock, describe, mountStream } from "./events.js";
 import { connectionBadge, Live } from "./live.js";
 import { goalBar } from "./totals.js";
@@ -236,13 +237,23 @@ function onFrame(frame) {
 async function buyListing(listing, quantity, button) {
   if (!requireLogin()) return;
   button.disabled = true;
+  const body = { listing_id: listing.id, quantity };
   try {
-    const res = await api("POST", "/api/orders", { listing_id: listing.id, quantity }, { idempotencyKey: newKey() });
+    let res;
+    try {
+      res = await api("POST", "/api/orders", body, { idempotencyKey: newKey() });
+    } catch (err) {
+      // The first purchase: where should it go? Then the same tap buys.
+      if (err.code !== "address_required" || !await askAddress()) throw err;
+      res = await api("POST", "/api/orders", body, { idempotencyKey: newKey() });
+    }
     const order = res.order || res;
-    if (order.payment && order.payment.id && await payFor(order.payment, order.total)) {
-      toast(`${t("paid_thanks")} ${money(order.total, currency())}`);
+    const due = order.payment && order.payment.amount ? order.payment.amount : order.total;
+    if (order.payment && order.payment.id && await payFor(order.payment, due, order.shipping_fee)) {
+      toast(`${t("paid_thanks")} ${money(due, currency())}${shippingNote(order.shipping_fee)}`);
     }
   } catch (err) {
+    if (err.code === "address_required") return;  // dismissed: nothing was bought
     toast(err.code === "sold_out" ? t("sold_out") : errorText(err), "error");
   } finally {
     button.disabled = remaining(listing) <= 0;
@@ -297,7 +308,11 @@ async function methods() {
 // Pays a payment: with the sandbox alone (development), straight away; otherwise the payer
 // chooses a method and goes to the gateway's page, which brings them back here. Resolves
 // true when it was paid on this page.
-async function payFor(payment, amount) {
+function shippingNote(fee) {
+  return fee ? ` (${t("incl_shipping", { fee: money(fee, currency()) })})` : "";
+}
+
+async function payFor(payment, amount, shippingFee = 0) {
   const offered = await methods();
   if (offered.length === 1 && offered[0].method === "sandbox") {
     await api("POST", `/api/payments/${encodeURIComponent(payment.id)}/sandbox/approve`, {});
@@ -307,7 +322,7 @@ async function payFor(payment, amount) {
     const dialog = $("#pay-dialog");
     const out = $("#pay-form .form-error");
     out.textContent = "";
-    $("#pay-amount").textContent = money(amount, currency());
+    $("#pay-amount").textContent = money(amount, currency()) + shippingNote(shippingFee);
     $("#pay-methods").replaceChildren(...offered.map((m) => el("button", {
       type: "button", class: "secondary method", "data-method": m.method, text: t(`method_${m.method}`),
       onclick: async (e) => {

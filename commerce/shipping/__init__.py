@@ -1,0 +1,1 @@
+"""Shipping: buyers' addresses, farmers' fees, and the shipments that carry the produce."""
