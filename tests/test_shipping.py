@@ -231,18 +231,22 @@ async def test_rates_are_the_farmers_to_set_and_bad_ones_are_400(client, admin_t
 
 async def test_the_order_writers_fee_is_the_same_function_as_the_quotes(db: Database):
     cases = [
-        (b, k, w) for b in (0, 9_000) for k in (0, 4_000) for w in (0, 1, 999, 1000, 1001, 25_500)
+        (b, k, w, paid)
+        for b in (0, 9_000)
+        for k in (0, 4_000)
+        for w in (0, 1, 999, 1000, 1001, 25_500)
+        for paid in (False, True)
     ]
     async with db.reader() as s:
-        for base, per_kg, weight in cases:
+        for base, per_kg, weight, paid in cases:
             got = await s.scalar(
                 text(
-                    f"SELECT {fee_sql('CAST(:w AS bigint)')}"  # noqa: S608 (our own SQL)
+                    f"SELECT {fee_sql('CAST(:w AS bigint)', 'CAST(:p AS boolean)')}"  # noqa: S608
                     " FROM (SELECT CAST(:b AS bigint) AS base, CAST(:k AS bigint) AS per_kg) x"
                 ),
-                {"w": weight, "b": base, "k": per_kg},
+                {"w": weight, "b": base, "k": per_kg, "p": paid},
             )
-            assert got == zones.fee(base, per_kg, weight), (base, per_kg, weight)
+            assert got == zones.order_fee(base, per_kg, weight, paid), (base, per_kg, weight)
 
 
 async def test_shipping_is_charged_once_per_box_by_weight_and_zone_outside_pledge_and_fee(
@@ -266,7 +270,14 @@ async def test_shipping_is_charged_once_per_box_by_weight_and_zone_outside_pledg
     first = (await order(client, buyer, listing["id"], 2)).json()["order"]
     assert (first["shipping_fee"], first["payment"]["amount"]) == (20_000, 190_000 + 20_000)
     assert first["pledge_amount"] == 19_000  # 10% of the produce, none of the postage
-    # A second order to the same box adds only its kilogram; another address is its own box.
+    # Until an order of the box is paid, the next one carries the base too …
+    r = await client.get(
+        f"/api/shipping/quote?listing_id={listing['id']}&quantity=1", headers=buyer.headers
+    )
+    assert r.json()["shipping_fee"] == 10_000 + 5_000
+    # … once it is, an order to the same box adds only its kilogram; another address is
+    # its own box.
+    assert (await pay(client, buyer, first)).status_code == 200
     second = (await order(client, buyer, listing["id"], 1)).json()["order"]
     assert second["shipping_fee"] == 5_000
     bali = await add_address(client, buyer, province="Bali")
@@ -284,7 +295,7 @@ async def test_shipping_is_charged_once_per_box_by_weight_and_zone_outside_pledg
         json={"listing_id": listing["id"], "quantity": 1},
     )
     assert r.status_code in (200, 409)
-    for placed in (first, second, third):
+    for placed in (second, third):
         assert (await pay(client, buyer, placed)).status_code == 200
     await settle_all(app.state.services)
     boxes = await shipments_of(client, buyer)
@@ -457,7 +468,9 @@ async def test_the_packing_list_says_what_to_pack_for_whom_as_json_and_safe_csv(
     buyers = [await register(client) for _ in range(3)]
     mischief = await register(client, address=False)
     await add_address(client, mischief, recipient='=HYPERLINK("http://x")', province="Aceh")
-    for n, b in enumerate([*buyers, mischief], start=1):
+    sneaky = await register(client, address=False)
+    await add_address(client, sneaky, recipient="\u200b=cmd|' /C calc'!A0", province="Bali")
+    for n, b in enumerate([*buyers, mischief, sneaky], start=1):
         placed = (await order(client, b, listing["id"], n)).json()["order"]
         assert (await pay(client, b, placed)).status_code == 200
     await settle_all(app.state.services)
@@ -465,9 +478,9 @@ async def test_the_packing_list_says_what_to_pack_for_whom_as_json_and_safe_csv(
     r = await client.get(url, headers=world.farmer.headers)
     assert r.status_code == 200, r.text
     packing = r.json()
-    assert (packing["boxes"], packing["units"]) == (4, 1 + 2 + 3 + 4)
+    assert (packing["boxes"], packing["units"]) == (5, 1 + 2 + 3 + 4 + 5)
     assert packing["by_product"] == [
-        {"product_name": "Kopi Arabika", "unit": "250 g", "quantity": 10}
+        {"product_name": "Kopi Arabika", "unit": "250 g", "quantity": 15}
     ]
     assert packing["shipments"][0]["province"] == "Aceh"  # sorted by where they go
     r = await client.get(
@@ -475,15 +488,120 @@ async def test_the_packing_list_says_what_to_pack_for_whom_as_json_and_safe_csv(
     )
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert sum(int(row["quantity"]) for row in rows) == 10
+    assert sum(int(row["quantity"]) for row in rows) == 15
     assert any(row["recipient"].startswith("'=") for row in rows)  # never a formula
+    assert any(row["recipient"].startswith("'\u200b=") for row in rows)  # nor behind a ZWSP
+    assert all(row["notes"] == "" for row in rows)  # an empty cell stays empty
     r = await client.get(url + "&boxes=all", headers=world.farmer.headers)
-    assert r.json()["boxes"] == 4
+    assert r.json()["boxes"] == 5
     r = await client.get(
         f"/api/farmers/{world.farmer_id}/packing-list?session_id=nope",
         headers=world.farmer.headers,
     )
     assert r.status_code == 404
+
+
+async def test_cancelling_an_unpaid_order_never_leaves_its_box_short_of_the_base(
+    app, client, admin_token
+):
+    world, listing = await live_listing(client, admin_token, stock=20)
+    await set_rates(client, world, RATES)
+    buyer = await register(client)
+    cheap = (await order(client, buyer, listing["id"], 1)).json()["order"]
+    big = (await order(client, buyer, listing["id"], 5)).json()["order"]
+    assert big["shipping_fee"] == 10_000 + 5 * 5_000  # nothing of the box paid yet
+    r = await client.post(f"/api/orders/{cheap['id']}/cancel", headers=buyer.headers)
+    assert r.json()["order"]["status"] == "cancelled"
+    assert (await pay(client, buyer, big)).status_code == 200
+    await settle_all(app.state.services)
+    [box] = await shipments_of(client, buyer)
+    assert box["shipping_fee"] >= zones.fee(10_000, 5_000, box["weight_g"])
+
+
+async def test_orders_priced_at_the_same_moment_never_leave_their_box_short(
+    app, client, admin_token
+):
+    world, _ = await live_listing(client, admin_token, stock=100)
+    await set_rates(client, world, [{"zone": "*", "base_fee": 10_000, "per_kg_fee": 2_000}])
+    r = await client.post(
+        "/api/products",
+        headers=world.farmer.headers,
+        json={
+            "farmer_id": world.farmer_id,
+            "name": "Kopi",
+            "unit": "300 g",
+            "unit_price": 10_000,
+            "currency": "IDR",
+            "weight_g": 300,
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        f"/api/sessions/{world.session['id']}/listings",
+        headers=world.host.headers,
+        json={"product_id": r.json()["id"], "price": 10_000, "stock": 100},
+    )
+    assert r.status_code == 201, r.text
+    light = r.json()["id"]
+    buyer = await register(client)
+    paid = (await order(client, buyer, light, 1)).json()["order"]
+    assert (await pay(client, buyer, paid)).status_code == 200
+    answers = await asyncio.gather(*(order(client, buyer, light, 1) for _ in range(20)))
+    for a in answers:
+        assert a.status_code == 201, a.text
+        assert (await pay(client, buyer, a.json()["order"])).status_code == 200
+    await settle_all(app.state.services)
+    [box] = await shipments_of(client, buyer)
+    assert box["weight_g"] == 21 * 300
+    assert box["shipping_fee"] >= zones.fee(10_000, 2_000, box["weight_g"])
+
+
+async def test_a_sale_settling_into_a_box_as_it_fails_is_refunded_with_it(
+    app, client, admin_token, db, monkeypatch
+):
+    """Settling locks its order, then the box; failing a box reads its orders, locks them,
+    then the box. A sale that settles in between is found under the box's lock."""
+    from commerce.shipping import service as shipping_service
+    from panen.flows.settle import _settle
+
+    world, buyer, box, placed = await settled_box(app, client, admin_token)
+    late = (await order(client, buyer, placed[0]["listing_id"], 1)).json()["order"]
+    assert (await pay(client, buyer, late)).status_code == 200  # paid, not yet settled
+    reads = shipping_service.order_ids_in
+    settled_meanwhile = False
+
+    async def read_then_settle(s: Any, shipment_id: str, statuses: Any) -> list[str]:
+        nonlocal settled_meanwhile
+        found = await reads(s, shipment_id, statuses)
+        if not settled_meanwhile:  # the late sale settles into the box right after the read
+            settled_meanwhile = True
+            async with db.transaction() as other:
+                assert await _settle(other, 1, only=late["id"]) == 1
+        return found
+
+    monkeypatch.setattr(shipping_service, "order_ids_in", read_then_settle)
+    r = await move(client, world.farmer, box["id"], "failed", reason="hilang di jalan")
+    assert r.status_code == 200, r.text
+    assert settled_meanwhile
+    items = {i["order_id"]: i["status"] for i in r.json()["shipment"]["items"]}
+    assert items == {p["id"]: "refunded" for p in [*placed, late]}
+    await assert_ledger_invariants(db)
+    await assert_charity_books(db, world.charity["id"])
+
+
+async def test_a_farmer_who_buys_their_own_produce_still_moves_the_box(app, client, admin_token):
+    world, listing = await live_listing(client, admin_token, stock=5)
+    await add_address(client, world.farmer)
+    placed = (await order(client, world.farmer, listing["id"], 1)).json()["order"]
+    assert (await pay(client, world.farmer, placed)).status_code == 200
+    await settle_all(app.state.services)
+    [box] = await shipments_of(client, world.farmer)
+    assert (await move(client, world.farmer, box["id"], "packed")).status_code == 200
+    shipped = {"courier": "JNE", "tracking_number": "J1234"}
+    r = await move(client, world.farmer, box["id"], "shipped", **shipped)
+    assert r.status_code == 200, r.text
+    r = await move(client, world.farmer, box["id"], "completed")  # as its buyer
+    assert r.status_code == 200 and r.json()["shipment"]["status"] == "completed"
 
 
 # --- On real processes: a session's boxes delivered, completed, and one refused ----------------

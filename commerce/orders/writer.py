@@ -6,7 +6,7 @@ up to `MAX_BATCH` orders (with their payment intents and first status) go in one
 … SELECT FROM unnest(…), under the key-share lock on their counters' generation rows
 (see `inventory.rebuild`), and several batches may be in flight at once. The same
 statement finds each order's address (the one named, or the buyer's default) and prices
-its shipping, so the hot path still makes one round trip.
+its shipping (`zones.order_fee`), so the hot path still makes one round trip.
 """
 
 from __future__ import annotations
@@ -57,17 +57,28 @@ _unnest = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in COLUMNS)
 _names = ", ".join(name for name, _ in COLUMNS)
 
 
-def fee_sql(weight: str) -> str:
-    """`commerce.shipping.zones.fee` in SQL, over the row's `base` and `per_kg`: a parcel
-    of `weight` grams costs the base and each kilogram begun."""
-    w = f"CAST({weight} AS bigint)"  # a sum() is numeric: its division would not round
-    return f"CASE WHEN {w} <= 0 THEN 0 ELSE base + per_kg * (({w} + 999) / 1000) END"
+def fee_sql(weight: str, box_paid: str) -> str:
+    """`commerce.shipping.zones.order_fee` in SQL, over the row's `base` and `per_kg`: the
+    order's own kilograms begun, and the base unless its box already has a paid order."""
+    w = f"CAST({weight} AS bigint)"
+    return (
+        f"CASE WHEN {w} <= 0 THEN 0"
+        f" ELSE per_kg * (({w} + 999) / 1000) + CASE WHEN {box_paid} THEN 0 ELSE base END END"
+    )
 
 
-# The shipping fee of an order is what it adds to its box: the box's fee with it, less what
-# the box's orders were charged before (`zones.marginal`). Orders of one box in one batch
-# are taken in the order they came, each paying what its weight adds; an order whose box
-# was already packed opens the next box.
+# Whether the box an order would join (its session, buyer, farmer and address: unboxed
+# paid orders, or a box still being packed) already holds a paid order, which paid the
+# base fee. `commerce.shipping.service.box_is_paid` asks the same for a quote.
+BOX_PAID = """EXISTS (
+  SELECT 1 FROM orders o
+   WHERE o.session_id = ok.session_id AND o.buyer_id = ok.buyer_id
+     AND o.farmer_id = ok.farmer_id AND o.address_id = ok.addr
+     AND o.status IN ('paid', 'settled')
+     AND (o.shipment_id IS NULL
+          OR EXISTS (SELECT 1 FROM shipments sh
+                      WHERE sh.id = o.shipment_id AND sh.status = 'packing')))"""
+
 INSERT_ORDERS = text(
     f"""
 WITH i AS (
@@ -100,33 +111,10 @@ WITH i AS (
     JOIN a ON a.n = i.n
     JOIN r ON r.n = i.n
    WHERE r.base_fee IS NOT NULL OR NOT r.priced
-), prior AS (
-  SELECT k.session_id, k.buyer_id, k.farmer_id, k.addr,
-         coalesce(sum(o.weight_g), 0) AS w, coalesce(sum(o.shipping_fee), 0) AS f
-    FROM (SELECT DISTINCT session_id, buyer_id, farmer_id, addr FROM ok) k
-    LEFT JOIN orders o
-      ON o.session_id = k.session_id AND o.buyer_id = k.buyer_id
-     AND o.farmer_id = k.farmer_id AND o.address_id = k.addr
-     AND o.status IN ('reserved', 'paid', 'settled')
-     AND (o.shipment_id IS NULL
-          OR EXISTS (SELECT 1 FROM shipments sh
-                      WHERE sh.id = o.shipment_id AND sh.status = 'packing'))
-   GROUP BY 1, 2, 3, 4
-), c AS (
-  SELECT ok.*, p.f AS f_prior,
-         p.w + sum(ok.weight_g) OVER box AS w_with,
-         row_number() OVER box AS nth
-    FROM ok JOIN prior p
-      ON p.session_id = ok.session_id AND p.buyer_id = ok.buyer_id
-     AND p.farmer_id = ok.farmer_id AND p.addr = ok.addr
-  WINDOW box AS (PARTITION BY ok.session_id, ok.buyer_id, ok.farmer_id, ok.addr ORDER BY ok.n)
 ), f AS (
-  SELECT c.*,
-         greatest(0, {fee_sql("c.w_with")} - c.f_prior)
-         - CASE WHEN c.nth = 1 THEN 0
-                ELSE greatest(0, {fee_sql("c.w_with - c.weight_g")} - c.f_prior) END
-           AS shipping_fee
-    FROM c
+  SELECT ok.*,
+         {fee_sql("ok.weight_g", BOX_PAID)} AS shipping_fee
+    FROM ok
 ), o AS (
   INSERT INTO orders (id, session_id, listing_id, deal_id, inventory_id, buyer_id, farmer_id,
                       charity_id, idempotency_key, quantity, unit_price, total, pledge_amount,

@@ -139,7 +139,8 @@ def _rates(farmer_id: str, currency: str, rates: list[RateOut]) -> RatesOut:
 )
 async def quote(ctx: Ctx) -> Response:
     """What buying `quantity` of a listing now would cost, shipping included, before the
-    buyer commits: the fee this order would add to the box it would join."""
+    buyer commits: its own kilograms, and the base fee unless its box already holds a paid
+    order."""
     listing_id = str(ctx.query("listing_id"))
     quantity = ctx.query_int("quantity")
     session_offers = await offers.offers_for_listing(ctx.services, listing_id)
@@ -154,12 +155,12 @@ async def quote(ctx: Ctx) -> Response:
                 raise conflict("address_required", "add a shipping address first", field=ADDRESS_ID)
             raise bad_request("invalid_field", "address_id: not one of your addresses", ADDRESS_ID)
         rates = await service.rates_of(s, offer.farmer_id, currency)
-        prior_g, prior_fee = await service.box_so_far(
+        paid = await service.box_is_paid(
             s, session_offers.session_id, ctx.user.user_id, offer.farmer_id, address.id
         )
     weight = offer.weight_g * quantity
     rate = service.rate_for(rates, address.zone)
-    fee = 0 if rate is None else zones.marginal(rate[0], rate[1], prior_g, prior_fee, weight)
+    fee = 0 if rate is None else zones.order_fee(rate[0], rate[1], weight, paid)
     total = offer.price * quantity
     return json(
         {
@@ -286,11 +287,16 @@ async def packing_list(ctx: Ctx) -> Response:
     return json(await _packing(ctx))
 
 
+# Characters a spreadsheet skips before it decides a cell is a formula.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+
+
 def _cell(value: object) -> object:
-    """A spreadsheet reads a cell starting = + - @ as a formula: text gets a quote mark."""
+    """A spreadsheet reads a cell starting = + - @ as a formula (after any invisible
+    characters): text gets a quote mark."""
     if isinstance(value, str):
         value = " ".join(value.split())
-        return "'" + value if value[:1] in "=+-@" else value
+        return "'" + value if value.lstrip(_INVISIBLE)[:1] in ("=", "+", "-", "@") else value
     return value
 
 

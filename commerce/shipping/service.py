@@ -189,25 +189,21 @@ def rate_for(rates: Sequence[RateOut], zone: str) -> tuple[int, int] | None:
     return None if rate is None else (rate["base_fee"], rate["per_kg_fee"])
 
 
-async def box_so_far(
+async def box_is_paid(
     s: AsyncSession, session_id: str, buyer_id: str, farmer_id: str, address_id: str
-) -> tuple[int, int]:
-    """(weight, fees charged) of the buyer's orders that will share a box: unpaid or paid
-    ones, and settled ones whose box is still being packed (as the order writer counts)."""
-    row = (
-        await s.execute(
-            text(
-                "SELECT coalesce(sum(o.weight_g), 0), coalesce(sum(o.shipping_fee), 0)"
-                " FROM orders o WHERE o.session_id = :s AND o.buyer_id = :b"
-                " AND o.farmer_id = :f AND o.address_id = :a"
-                " AND o.status IN ('reserved', 'paid', 'settled')"
-                " AND (o.shipment_id IS NULL OR EXISTS (SELECT 1 FROM shipments sh"
-                "  WHERE sh.id = o.shipment_id AND sh.status = 'packing'))"
-            ),
-            {"s": session_id, "b": buyer_id, "f": farmer_id, "a": address_id},
-        )
-    ).one()
-    return int(row[0]), int(row[1])
+) -> bool:
+    """Whether the box an order would join already holds a paid order (which paid the base
+    fee), as the order writer asks it (`commerce.orders.writer.BOX_PAID`)."""
+    found = await s.scalar(
+        text(
+            "SELECT 1 FROM orders o WHERE o.session_id = :s AND o.buyer_id = :b"
+            " AND o.farmer_id = :f AND o.address_id = :a AND o.status IN ('paid', 'settled')"
+            " AND (o.shipment_id IS NULL OR EXISTS (SELECT 1 FROM shipments sh"
+            "  WHERE sh.id = o.shipment_id AND sh.status = 'packing')) LIMIT 1"
+        ),
+        {"s": session_id, "b": buyer_id, "f": farmer_id, "a": address_id},
+    )
+    return found is not None
 
 
 # --- Boxes: where a settled sale goes -------------------------------------------------------

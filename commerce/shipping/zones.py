@@ -5,8 +5,8 @@ SiCepat) price by it, and a farmer in Garut thinks in "Jawa" and "luar Jawa", no
 regencies. The fee of a parcel is `base + per_kg × kg`, kg rounded up with at least one,
 as couriers charge; a flat fee is a zone `*` rate with no per-kg part.
 
-`fee` here and `FEE_SQL` in `commerce/orders/writer.py` are the same function; a test
-holds them to each other.
+`order_fee` here and `fee_sql` in `commerce/orders/writer.py` are the same function; a
+test holds them to each other.
 """
 
 from __future__ import annotations
@@ -113,8 +113,12 @@ def fee(base: int, per_kg: int, weight_g: int) -> int:
     return 0 if weight_g <= 0 else base + per_kg * kilograms(weight_g)
 
 
-def marginal(base: int, per_kg: int, prior_g: int, prior_fee: int, weight_g: int) -> int:
-    """What one more order adds to its shipment's fee: the fee of the shipment with it,
-    less what the shipment's orders were already charged (never below nothing). The first
-    order of a shipment pays the base; the next ones pay only for the kilograms they add."""
-    return max(0, fee(base, per_kg, prior_g + weight_g) - prior_fee)
+def order_fee(base: int, per_kg: int, weight_g: int, box_paid: bool) -> int:
+    """What one order pays to ship: its own kilograms, and the base unless its box already
+    holds an order that was paid (which paid the base). Never less than its share of the
+    box: kilograms are rounded up per order, and the base is waived only against money
+    that came in, so neither a cancelled order nor two orders priced at the same moment
+    can leave a box short."""
+    if weight_g <= 0:
+        return 0
+    return per_kg * kilograms(weight_g) + (0 if box_paid else base)

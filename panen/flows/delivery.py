@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from commerce.orders.lifecycle import OrderStatus
 from commerce.orders.models import Order
 from commerce.outbox import service as outbox
 from commerce.payments import service as payments
+from commerce.payments.models import Payment
 from commerce.shipping import lifecycle
 from commerce.shipping import service as shipping
 from commerce.shipping.events import moved
@@ -51,15 +53,18 @@ class _Moved:
     refunds: list[str] = field(default_factory=list)  # payments to return after commit
 
 
-async def may_see(services: Services, principal: Principal, shipment: Shipment) -> str | None:
-    """'farmer' (its farmer or an admin), 'buyer', or None (it answers 404)."""
-    if principal.is_admin:
-        return "farmer"
+async def roles_in(services: Services, principal: Principal, shipment: Shipment) -> set[str]:
+    """What the caller is to this box: its `farmer` (or an admin), its `buyer` (a farmer
+    who bought their own produce is both), or nothing (it answers 404)."""
+    roles = {"farmer"} if principal.is_admin else set()
     if shipment.buyer_id == principal.user_id:
-        return "buyer"
-    async with services.db.reader() as s:
-        owner = await s.scalar(select(Farmer.user_id).where(Farmer.id == shipment.farmer_id))
-    return "farmer" if owner == principal.user_id else None
+        roles.add("buyer")
+    if "farmer" not in roles:
+        async with services.db.reader() as s:
+            owner = await s.scalar(select(Farmer.user_id).where(Farmer.id == shipment.farmer_id))
+        if owner == principal.user_id:
+            roles.add("farmer")
+    return roles
 
 
 async def read(services: Services, shipment_id: str) -> ShipmentOut:
@@ -78,14 +83,14 @@ async def move_shipment(
     """Move a box along; moving it to where it already is changes nothing."""
     async with services.db.reader() as s:
         shipment = await s.get(Shipment, shipment_id)
-    role = None if shipment is None else await may_see(services, principal, shipment)
-    if shipment is None or role is None:
+    roles = set() if shipment is None else await roles_in(services, principal, shipment)
+    if shipment is None or not roles:
         raise not_found("shipment", shipment_id)
     to = ShipmentStatus(body.status)
-    if role == "buyer" and to not in BY_BUYER:
-        raise forbidden("a buyer may only confirm that the box arrived (completed)")
-    if role == "farmer" and to not in BY_FARMER and not principal.is_admin:
+    if to in BY_BUYER and "buyer" not in roles and not principal.is_admin:
         raise forbidden("its buyer confirms receipt; the farmer marks it delivered")
+    if to in BY_FARMER and "farmer" not in roles:
+        raise forbidden("a buyer may only confirm that the box arrived (completed)")
     if to == ShipmentStatus.SHIPPED:
         for name in ("courier", "tracking_number"):
             if getattr(body, name) is None:
@@ -98,7 +103,7 @@ async def move_shipment(
         work = functools.partial(_fail, shipment_id=shipment_id, by=by, reason=reason)
     else:
         work = functools.partial(_advance, shipment_id=shipment_id, to=to, by=by, body=body)
-    done = await services.db.run(work)
+    done = await _run(services, work)
     await _after_commit(services, done)
     return await read(services, shipment_id)
 
@@ -124,26 +129,58 @@ async def _advance(
     return _Moved()
 
 
-async def _locked_orders(s: AsyncSession, shipment_id: str) -> list[Order]:
-    """The box's settled orders, locked in id order (before the box: the lock order)."""
+class _BoxChanged(Exception):
+    """A sale settled into the box between reading its orders and locking it."""
+
+
+@dataclass
+class _Box:
+    shipment: Shipment
+    orders: list[Order]  # its settled orders, locked
+    payments: dict[str, Payment | None]  # theirs, locked (when asked for)
+
+
+async def _lock_box(s: AsyncSession, shipment_id: str, payments_too: bool = False) -> _Box:
+    """The box's settled orders (in id order), their payments, then the box: the lock order.
+    A sale that settles into the box meanwhile (settling locks its order, then the box)
+    commits before the box's lock is ours; its orders are read again under that lock, and
+    if one was missed the transaction starts over (`_run`), so none is left behind."""
     ids = await shipping.order_ids_in(s, shipment_id, [OrderStatus.SETTLED])
-    if not ids:
-        return []
-    rows = await s.scalars(
-        select(Order)
-        .where(Order.id.in_(ids))
-        .order_by(Order.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return [o for o in rows if o.status == OrderStatus.SETTLED and o.shipment_id == shipment_id]
+    rows: list[Order] = []
+    if ids:
+        rows = list(
+            await s.scalars(
+                select(Order)
+                .where(Order.id.in_(ids))
+                .order_by(Order.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        )
+    orders = [o for o in rows if o.status == OrderStatus.SETTLED and o.shipment_id == shipment_id]
+    paid = {o.id: await payments.lock_of_order(s, o.id) for o in orders} if payments_too else {}
+    shipment = await shipping.lock(s, shipment_id)
+    assert shipment is not None
+    now_in = await shipping.order_ids_in(s, shipment_id, [OrderStatus.SETTLED])
+    if set(now_in) - {o.id for o in orders}:
+        raise _BoxChanged(shipment_id)
+    return _Box(shipment, orders, paid)
+
+
+async def _run(services: Services, work: Callable[[AsyncSession], Awaitable[_Moved]]) -> _Moved:
+    """`work` in one transaction, from the start again if its box changed under it."""
+    for _ in range(10):
+        try:
+            return await services.db.run(work)
+        except _BoxChanged:
+            continue
+    raise ApiError(503, "busy", "the box keeps changing; retry", headers={"Retry-After": "1"})
 
 
 async def _complete(s: AsyncSession, shipment_id: str, by: str | None, note: str) -> _Moved:
     # 1. Its orders, then the box.
-    kept = await _locked_orders(s, shipment_id)
-    shipment = await shipping.lock(s, shipment_id)
-    assert shipment is not None
+    box = await _lock_box(s, shipment_id)
+    shipment, kept = box.shipment, box.orders
     if shipment.status == ShipmentStatus.COMPLETED:
         return _Moved()
     now = utcnow()
@@ -158,10 +195,8 @@ async def _complete(s: AsyncSession, shipment_id: str, by: str | None, note: str
 
 async def _fail(s: AsyncSession, shipment_id: str, by: str, reason: str) -> _Moved:
     # 1. Its orders, their payments, then the box.
-    lost = await _locked_orders(s, shipment_id)
-    paid = {o.id: await payments.lock_of_order(s, o.id) for o in lost}
-    shipment = await shipping.lock(s, shipment_id)
-    assert shipment is not None
+    box = await _lock_box(s, shipment_id, payments_too=True)
+    shipment, lost, paid = box.shipment, box.orders, box.payments
     if shipment.status == ShipmentStatus.FAILED:
         return _Moved()
     now = utcnow()
@@ -207,10 +242,11 @@ async def complete_due(services: Services, limit: int = 200) -> int:
         )
     for shipment_id in due:
         try:
-            await services.db.run(
+            await _run(
+                services,
                 functools.partial(
                     _complete, shipment_id=shipment_id, by=None, note="completed after delivery"
-                )
+                ),
             )
         except ApiError:  # failed (returned) since it was read: nothing to complete
             log.info("shipment %s moved on before it could complete", shipment_id)

@@ -96,7 +96,7 @@ async def get_shipment(ctx: Ctx) -> Response:
     shipment_id = ctx.path("shipment_id")
     async with ctx.services.db.reader() as s:
         shipment = await s.get(Shipment, shipment_id)
-    if shipment is None or await delivery.may_see(ctx.services, ctx.user, shipment) is None:
+    if shipment is None or not await delivery.roles_in(ctx.services, ctx.user, shipment):
         raise not_found("shipment", shipment_id)
     return json({"shipment": await delivery.read(ctx.services, shipment_id)})
 
