@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# `make demo PORT=8100` for another port; `make demo SIMULATE=50` adds simulated viewers
+# (to the demo already running on that port, if there is one).
+PORT     ?= 8000
+SIMULATE ?= 0
+
 demo: install
-	$(BIN)/panen demo
+	$(BIN)/panen demo --port $(PORT) --simulate $(SIMULATE)
 
 test: install browser
 	$(BIN)/pytest

@@ -120,8 +120,13 @@ async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str
 
 
 async def mute(redis: Redis, tk: TopicKeys, user_id: str) -> None:
-    """The user may not chat in this room for the rest of the session."""
+    """The user may not chat in this room for the rest of the session (or until unmuted)."""
     async with redis.pipeline(transaction=True) as pipe:
         pipe.sadd(tk.muted, user_id)
         pipe.pexpire(tk.muted, TOPIC_TTL_MS)
         await pipe.execute()
+
+
+async def unmute(redis: Redis, tk: TopicKeys, user_id: str) -> None:
+    """The host changed their mind: the user may chat again."""
+    await redis.srem(tk.muted, user_id)  # type: ignore[misc]  # redis-py types sync and async as one

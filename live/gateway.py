@@ -441,8 +441,10 @@ async def _moderate(gateway: Gateway, conn: Connection, frame: Frame) -> None:
             raise FrameError("not_found", "no recent chat line has that id", "target")
     elif action == "mute":
         await chat.mute(gateway.services.redis, tk, target)
+    elif action == "unmute":
+        await chat.unmute(gateway.services.redis, tk, target)
     else:
-        raise FrameError("invalid_field", "action is delete or mute", "action")
+        raise FrameError("invalid_field", "action is delete, mute or unmute", "action")
     out: dict[str, Any] = {"type": "ack", "moderated": {"action": action, "target": target}}
     if frame.id is not None:
         out["id"] = frame.id

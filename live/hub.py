@@ -312,6 +312,7 @@ class Hub:
         snapshot = b'{"totals":' + orjson.dumps(state["totals"])
         if rooms.kind_of(topic.name) == "session":
             snapshot += b',"chat":[' + b",".join(found.chat) + b"]"
+            snapshot += b',"events":' + orjson.dumps(state.get("recent", []))
         snapshot += b"}"
         return (
             _subscribed(topic, found.seq, False, reply_to)[:-1] + b',"snapshot":' + snapshot + b"}"

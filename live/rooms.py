@@ -20,6 +20,7 @@ from commerce.deals.schemas import deal_json
 from commerce.orders import totals as commerce_totals
 from commerce.orders.events import OrderPaid, Refund, Sale
 from commerce.payouts.events import PayoutMoved
+from commerce.sessions.events import SessionMoved
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import listing_json
 from commerce.stock import service as inventory
@@ -33,6 +34,7 @@ from donations.charity.events import Match, Milestone
 from donations.energy import pools
 from donations.energy.events import Energy
 from donations.gifts.events import Donation
+from donations.gifts.schemas import ANONYMOUS
 
 log = logging.getLogger("panen.live")
 
@@ -104,6 +106,7 @@ async def _session_state(services: Services, session_id: str) -> State:
         "units_sold": {},
         "gross": 0,
         "currency": live.currency if live else None,
+        "status": live.status if live else None,
         "charity": {"pledged": 0, "donated": 0, "matched": 0, "total": 0},
         "top_donors": [],
         "pinned": None,
@@ -187,6 +190,7 @@ FOLDED: dict[str, type[Event]] = {
         Pinned,
         DealAnnounced,
         PayoutMoved,
+        SessionMoved,
     )
 }
 
@@ -253,7 +257,7 @@ def _fold_session(state: State, event: Event, counted: bool) -> None:
             charity["pledged"] += sign * event.pledge
         case Donation() if counted:
             charity["donated"] += event.amount
-            if event.display_name:
+            if event.display_name and event.display_name != ANONYMOUS:  # not one giver
                 donors = state.setdefault("donors", {})
                 donors[event.display_name] = donors.get(event.display_name, 0) + event.amount
         case Match() if counted:
@@ -279,6 +283,8 @@ def _fold_session(state: State, event: Event, counted: bool) -> None:
                 state.setdefault("stock", {})[str(card.get("id"))] = card["remaining"]
         case DealAnnounced():
             totals["flash_deal"] = event.deal
+        case SessionMoved():
+            totals["status"] = event.status
         case Milestone() if "goal" in totals:
             goal = totals["goal"]
             goal["funded_units"] = max(goal["funded_units"], event.funded_units)
@@ -319,7 +325,10 @@ def finish(state: State) -> None:
     if "charity" not in totals:
         return
     charity = totals["charity"]
-    charity["total"] = charity["pledged"] + charity["donated"] + charity["matched"]
+    # Energy viewers redeemed is sponsors' money given to this room's charity: it counts
+    # toward the total and the goal like a match.
+    energy_given = _int(totals.get("energy", {}).get("amount"))
+    charity["total"] = charity["pledged"] + charity["donated"] + charity["matched"] + energy_given
     goal = totals.get("goal")
     if goal is not None and goal["unit_cost"] > 0:
         goal["funded_units"] = max(goal["funded_units"], charity["total"] // goal["unit_cost"])
@@ -342,6 +351,45 @@ def finish(state: State) -> None:
 
 
 QUIET = frozenset({"stock"})  # folded into the totals (pinned remaining), not listed
+
+# What a room's activity feed lists, and how many of the latest a snapshot carries: a viewer
+# who reloads or joins late sees what just happened, not an empty feed.
+FEED = frozenset(
+    {
+        "order_paid",
+        "refund",
+        "donation",
+        "donation_message",
+        "match",
+        "milestone",
+        "energy",
+        "pinned",
+        "flash_deal",
+        "sold_out",
+    }
+)
+RECENT_KEPT = 20
+
+
+def remember(state: State, events: list[dict[str, Any]]) -> None:
+    """Keep a frame's feed events as the room's recent ones (a hidden message leaves them)."""
+    recent: list[dict[str, Any]] = state.setdefault("recent", [])
+    for event in events:
+        if event.get("type") == "message_hidden":
+            hidden = event.get("donation_id")
+            recent[:] = [
+                e
+                for e in recent
+                if not (e.get("type") == "donation_message" and e.get("donation_id") == hidden)
+            ]
+            for e in recent:
+                if e.get("donation_id") == hidden:
+                    e.pop("message", None)
+        elif event.get("type") in FEED:
+            recent.append(event)
+    del recent[:-RECENT_KEPT]
+
+
 # The room is implied by the topic; the writing transaction is for folding only.
 PRIVATE_FIELDS = frozenset({"session_id", WRITTEN_BY})
 

@@ -204,6 +204,7 @@ class Ticker:
         if rooms.kind_of(self.topic) == "session":
             totals["viewers"] = viewers
             totals["likes"] = likes
+            rooms.remember(state, events)
         if not raw_events and self.emitted == (viewers, likes):
             return
         rooms.finish(state)

@@ -178,7 +178,8 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="add N simulated viewers who chat, like, buy and donate",
+        help="add N simulated viewers who chat, like, buy and donate (to the demo already"
+        " running on --port, if there is one)",
     )
     demo.set_defaults(func=_demo)
 

@@ -60,7 +60,26 @@ def _interrupt(*_: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
+    base = f"http://127.0.0.1:{port}"
+    if _answers(base):
+        # A demo is running there already: viewers join it, not a second system beside it.
+        if not simulate:
+            print(f"a demo is already running at {base}; use --port for another", file=sys.stderr)
+            return 1
+        print(f"a demo is running at {base}: {simulate} simulated viewers join it")
+        try:
+            return subprocess.call([sys.executable, "-m", "panen.simulate", base, str(simulate)])
+        except KeyboardInterrupt:
+            return 0
     servers = EmbeddedServers(Path(home))
     print("starting embedded PostgreSQL and Valkey under", Path(home).resolve())
     pg_server, redis_url = servers.start()
@@ -109,7 +128,6 @@ def run_demo(*, port: int, home: str, simulate: int = 0) -> int:
         upgrade(database_url)
         asyncio.run(_create_admin(database_url))
 
-    base = f"http://127.0.0.1:{port}"
     python = sys.executable
     emulator = [python, "-m", "panen", "emulator", "--port", str(port + 1), "--iris-auto-complete"]
     emulator += ["--iris-callback", f"{base}/api/payouts/callback/iris"]

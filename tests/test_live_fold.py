@@ -91,6 +91,7 @@ def test_orders_donations_and_matches_sum_into_the_charity_total_and_the_goal() 
         gift("Sari", 1200),
         gift("Budi", 300),
         gift("Sari", 100),
+        gift("Anonymous", 5000),  # many givers who chose not to be named: not one to rank
         matched(700),
         Stock(listing_id="lst_1", remaining=5).to_json(),
     ):
@@ -98,8 +99,8 @@ def test_orders_donations_and_matches_sum_into_the_charity_total_and_the_goal() 
     rooms.finish(state)
     t = state["totals"]
     assert (t["orders"], t["gross"], t["units_sold"]) == (2, 4000, {"lst_1": 4})
-    assert t["charity"] == {"pledged": 1000, "donated": 1600, "matched": 700, "total": 3300}
-    assert t["goal"]["funded_units"] == 3
+    assert t["charity"] == {"pledged": 1000, "donated": 6600, "matched": 700, "total": 8300}
+    assert t["goal"]["funded_units"] == 8
     assert t["top_donors"] == [
         {"display_name": "Sari", "amount": 1300},
         {"display_name": "Budi", "amount": 300},
@@ -218,3 +219,23 @@ def test_a_farmers_payout_numbers_move_with_their_payouts_and_a_redelivery_count
     deliver("completed")
     assert state["totals"]["payout_in_transit"] == 0
     assert state["totals"]["payout_settled"] == 90_000
+
+
+def test_a_session_that_ends_tells_its_room_through_the_totals() -> None:
+    from commerce.sessions.events import SessionMoved
+
+    state = _room()
+    rooms.fold(state, "session:s", SessionMoved(status="ended", at=None).to_json())
+    rooms.finish(state)
+    assert state["totals"]["status"] == "ended"
+
+
+def test_a_room_remembers_its_latest_feed_events_and_forgets_a_hidden_message() -> None:
+    state = _room()
+    gifts = [{**gift(f"g{i}", 100 + i), "message": "halo"} for i in range(rooms.RECENT_KEPT + 5)]
+    rooms.remember(state, [*gifts, {"type": "stock", "listing_id": "l", "remaining": 1}])
+    recent = state["recent"]
+    assert [e["donation_id"] for e in recent] == [g["donation_id"] for g in gifts[-20:]]
+    hidden = recent[-1]["donation_id"]
+    rooms.remember(state, [{"type": "message_hidden", "donation_id": hidden}])
+    assert "message" not in state["recent"][-1] and state["recent"][-2]["message"] == "halo"

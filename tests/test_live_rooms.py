@@ -193,6 +193,14 @@ async def test_chat_crosses_processes_and_the_host_deletes_a_line_and_mutes_a_us
     await speaker.send({"type": "chat", "topic": room.topic, "text": "halo?"})
     muted = await speaker.expect(lambda f: f["type"] == "error")
     assert muted["code"] == "muted"
+    # The host changes their mind: unmuted, the viewer chats again.
+    await host.send(
+        {"type": "moderate", "id": 8, "topic": room.topic, "action": "unmute", "target": viewer.id}
+    )
+    await host.expect(lambda f: f["type"] == "ack" and f.get("id") == 8)
+    await speaker.send({"type": "chat", "id": "c2", "topic": room.topic, "text": "terima kasih"})
+    back = await speaker.expect(lambda f: f["type"] in ("ack", "error") and f.get("id") == "c2")
+    assert back["type"] == "ack", back
     for v in (speaker, listener, host, late):
         await v.close()
 

@@ -219,6 +219,13 @@ async def test_pinning_and_a_flash_deal_with_its_own_price_stock_and_countdown(c
         "duration_s": 60,
         "max_per_buyer": 1,
     }
+    for above in (95_000, 120_000):  # at or above the listing's price is no deal
+        r = await client.post(
+            f"/api/sessions/{sid}/flash-deals",
+            headers=world.host.headers,
+            json={**deal, "price": above},
+        )
+        assert r.status_code == 400 and r.json()["error"]["details"]["field"] == "price"
     r = await client.post(f"/api/sessions/{sid}/flash-deals", headers=world.host.headers, json=deal)
     assert r.status_code == 201, r.text
     assert r.json()["price"] == 50_000

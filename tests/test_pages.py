@@ -16,7 +16,16 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from donations.transparency import merkle, signing
-from tests.api import PASSWORD, Actor, World, build_world, handle, register, user_with_roles
+from tests.api import (
+    PASSWORD,
+    Actor,
+    World,
+    build_world,
+    donate_and_pay,
+    handle,
+    register,
+    user_with_roles,
+)
 from tests.conftest import process_env
 from tests.pages import DESKTOP, PHONE, Tab, chromium, tab
 from tests.processes import Server, Worker, running
@@ -201,8 +210,14 @@ async def test_registration_and_login_through_the_pages_show_the_user_and_keep_t
         await t.page.fill("#login-handle", h)
         await t.page.fill("#login-password", "wrong password!")
         await t.page.click("#login-form button[type=submit]")
-        await expect(t.page.locator("#login-form .form-error")).to_contain_text(
-            "invalid_credentials"
+        # The server's code in words of the page's language, not "invalid_credentials".
+        await expect(t.page.locator("#login-form .form-error")).to_have_text(
+            "Wrong username or password."
+        )
+        await t.page.select_option("#lang", "id")
+        await t.page.click("#login-form button[type=submit]")
+        await expect(t.page.locator("#login-form .form-error")).to_have_text(
+            "Nama pengguna atau kata sandi salah."
         )
         await t.page.fill("#login-password", PASSWORD)
         await t.page.click("#login-form button[type=submit]")
@@ -354,6 +369,11 @@ async def test_the_farmer_dashboard_updates_live_when_an_order_is_paid(
         await expect(t.page.locator("#f-gross")).to_have_text("IDR\u00a0450,000")
         await expect(t.page.locator("#f-pledged")).to_have_text("IDR\u00a045,000")
         await expect(t.page.locator("#chart canvas")).to_have_count(1)  # uPlot drew the chart
+        # The tables by product and by session agree with the live cards.
+        await buy_and_pay(server.base, buyer, w.session["listings"][0]["id"], 2)
+        await expect(t.page.locator("#f-units")).to_have_text("5", timeout=15_000)
+        await expect(t.page.locator("#by-product tr td").nth(1)).to_have_text("5")
+        await expect(t.page.locator("#by-session tr td").nth(1)).to_have_text("5")
 
 
 async def test_a_chat_line_of_script_is_shown_as_text_and_the_host_can_delete_it(
@@ -463,7 +483,7 @@ async def test_a_viewer_donates_and_sees_the_donation_the_total_the_goal_and_top
         assert t.errors == [] and host.errors == []
 
 
-async def test_verify_accepts_a_real_receipt_and_says_plainly_when_it_was_tampered_with(
+async def test_verify_accepts_a_real_receipt_says_plainly_when_it_was_tampered_and_never_otherwise(
     browser, server, admin_token
 ):
     w = await live_world(server.base, admin_token)
@@ -512,10 +532,26 @@ async def test_verify_accepts_a_real_receipt_and_says_plainly_when_it_was_tamper
             await t.page.click("#check")
             await expect(verdict).to_have_attribute("data-result", "tampered")
             await expect(verdict).to_contain_text("TAMPERED")
-        # And the genuine one again, pasted.
+        # And the genuine one again, pasted: its details print no empty value as "null".
         await t.page.fill("#receipt", json.dumps(receipt))
         await t.page.click("#check")
         await expect(verdict).to_have_attribute("data-result", "verified")
+        await expect(t.page.locator("#details")).to_contain_text("untuk sekolah")
+        assert "null" not in await t.page.locator("#details").inner_text()
+        # Text that is no receipt at all is not a tampered receipt.
+        await t.page.fill("#receipt", "hello, this is not JSON")
+        await t.page.click("#check")
+        await expect(verdict).to_have_attribute("data-result", "invalid")
+        await expect(verdict).not_to_contain_text("TAMPERED")
+    # Opened from a link while logged out: asked to log in, not told the receipt is forged.
+    async with tab(browser, server.base) as t:
+        await t.page.goto(f"/verify?donation={donation_id}")
+        verdict = t.page.locator("#verdict")
+        await expect(verdict).to_have_attribute("data-result", "login")
+        await expect(verdict).not_to_contain_text("TAMPERED")
+        await expect(verdict.locator("a")).to_have_attribute(
+            "href", f"/login?next=%2Fverify%3Fdonation%3D{donation_id}"
+        )
 
 
 def _mth(leaves: list[bytes]) -> bytes:
@@ -697,6 +733,9 @@ async def test_a_viewer_sees_points_earned_live_and_redeems_them_into_love_packa
         )
         await expect(t.page.locator("#points-balance")).to_have_text("0")
         await expect(t.page.locator("#ticker")).to_contain_text("turned 300 energy points into")
+        # The sponsor's money the points released is the charity's: total and goal move.
+        await expect(t.page.locator("#charity-total")).to_have_text("IDR\u00a0750,000")
+        await expect(t.page.locator("#goal")).to_contain_text("5 of 500 Love Package funded")
 
 
 async def test_after_login_the_page_goes_only_to_a_path_of_this_site(browser, server, http):
@@ -862,3 +901,183 @@ async def test_the_farmer_packs_and_ships_from_the_packing_list(browser, server,
         await expect(t.page.locator("article.box .tracking")).to_contain_text("JT-777")
         await no_wider_than_the_phone(t)
         assert t.errors == []
+
+
+# --- Issue 16's numbered items: what a viewer, a host and a farmer met that was wrong ---------
+
+
+async def test_a_sold_out_flash_deal_says_so_and_its_buy_button_is_off(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    sid, lid = w.session["id"], w.session["listings"][0]["id"]
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+        r = await c.post(
+            f"/api/sessions/{sid}/flash-deals",
+            headers=w.host.headers,
+            json={
+                "listing_id": lid,
+                "price": 99_000,
+                "stock": 2,
+                "countdown_s": 0,
+                "duration_s": 600,
+            },
+        )
+        assert r.status_code == 201, r.text
+        viewer = await register(c, "dealer")
+    async with tab(browser, server.base, viewer.token, viewer.user) as t:
+        await t.page.goto(f"/sessions/{sid}")
+        await connected(t)
+        card = t.page.locator(".product", has_text="Kopi Arabika").first
+        await expect(card.locator(".stock")).to_have_text("2 left")  # the deal's, not 40
+        await expect(t.page.locator("#deal-stock")).to_have_text("2 left")
+        await buy_and_pay(server.base, viewer, lid, 2)
+        await expect(t.page.locator("#deal-price")).to_have_text("Sold out", timeout=10_000)
+        await expect(card.locator("button.buy")).to_be_disabled()
+        await expect(card.locator("button.buy")).to_have_text("Sold out")
+        assert t.errors == []
+
+
+async def test_a_late_joiner_sees_what_just_happened_in_the_activity_feed(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        buyer = await register(c, "early")
+    async with tab(browser, server.base) as watcher, tab(browser, server.base) as late:
+        await watcher.page.goto(f"/sessions/{w.session['id']}")  # the room is being watched
+        await connected(watcher)
+        await buy_and_pay(server.base, buyer, w.session["listings"][0]["id"], 3)
+        await expect(watcher.page.locator("#ticker li").first).to_contain_text(
+            "bought 3× Kopi Arabika", timeout=15_000
+        )
+        await late.page.goto(f"/sessions/{w.session['id']}")  # joins after it happened
+        await connected(late)
+        await expect(late.page.locator("#ticker li").first).to_contain_text("bought 3× Kopi")
+        await watcher.page.reload()  # and a reload keeps it
+        await expect(watcher.page.locator("#ticker li").first).to_contain_text("bought 3× Kopi")
+        assert late.errors == [] and watcher.errors == []
+
+
+async def test_when_the_host_ends_the_session_viewers_stop_buying_at_once_and_after_reload(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    sid = w.session["id"]
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        viewer = await register(c, "stayer")
+    async with (
+        tab(browser, server.base, w.host.token, w.host.user, DESKTOP) as host,
+        tab(browser, server.base, viewer.token, viewer.user, lang="id") as t,
+    ):
+        await t.page.goto(f"/sessions/{sid}")
+        await connected(t)
+        await expect(t.page.locator("#status")).to_have_text("● LIVE")
+        await host.page.goto(f"/host/sessions/{sid}")
+        await connected(host)
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.dismiss()))
+        await host.page.click("#end")  # asked first; "cancel" keeps the show going
+        await asyncio.sleep(0.5)
+        await expect(host.page.locator("#status")).to_have_text("● LIVE")
+        await expect(t.page.locator("#status")).to_have_text("● LIVE")
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await host.page.click("#end")
+        await expect(host.page.locator("#status")).to_have_text("Ended")
+        for page in (t.page, None):
+            if page is None:  # and the same after a reload
+                await t.page.reload()
+                await connected(t)
+            await expect(t.page.locator("#status")).to_have_text("Selesai", timeout=10_000)
+            await expect(t.page.locator("#ended-note")).to_be_visible()
+            buy = t.page.locator(".product button.buy").first
+            await expect(buy).to_be_disabled()
+            await expect(buy).to_have_text("Sesi selesai")
+            await expect(t.page.locator("#donate-btn")).to_be_disabled()
+            await expect(t.page.locator("#deal")).to_be_hidden()
+        assert t.errors == [] and host.errors == []
+
+
+async def test_an_unknown_room_says_not_found_and_offers_nothing_to_press(browser, server):
+    async with tab(browser, server.base) as t:
+        await t.page.goto("/sessions/ses_nope")
+        await expect(t.page.locator("#title")).to_have_text("Not found.")
+        await expect(t.page.locator("#donate-btn")).to_be_hidden()
+        await expect(t.page.locator("#no-room a")).to_have_attribute("href", "/")
+        await no_wider_than_the_phone(t)
+
+
+async def test_the_farmers_chart_speaks_the_pages_language(browser, server, world):
+    async with tab(browser, server.base, world.farmer.token, world.farmer.user, lang="id") as t:
+        await t.page.goto(f"/farmer?id={world.farmer_id}")
+        legend = t.page.locator("#chart .u-legend")
+        await expect(legend).to_contain_text("Waktu")
+        await expect(legend).not_to_contain_text("Time")
+        await t.page.select_option("#lang", "en")
+        await expect(t.page.locator("#chart .u-legend")).to_contain_text("Time")
+        assert t.errors == []
+
+
+async def test_the_hosts_read_out_queue_starts_with_every_unread_message_and_keeps_reads(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+        donor = await register(c, "giver")
+        for n in range(3):
+            await donate_and_pay(c, donor, w, 10_000 + n, message=f"salam {n}")
+    async with tab(browser, server.base, w.host.token, w.host.user, DESKTOP) as host:
+        await host.page.goto(f"/host/sessions/{w.session['id']}")
+        queue = host.page.locator("#readout li")
+        await expect(queue).to_have_count(3)
+        await expect(queue.first).to_contain_text("salam 0")
+        await queue.first.locator("button.mark-read").click()
+        await expect(queue).to_have_count(2)
+        await host.page.reload()  # read on the server, not in this browser alone
+        await expect(host.page.locator("#readout li")).to_have_count(2)
+        await expect(host.page.locator("#readout")).not_to_contain_text("salam 0")
+        assert host.errors == []
+
+
+async def test_the_host_mutes_after_a_confirmation_and_can_unmute(browser, server, admin_token):
+    w = await live_world(server.base, admin_token)
+    sid = w.session["id"]
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        author = await register(c, "loud")
+    async with (
+        tab(browser, server.base, author.token, author.user) as writer,
+        tab(browser, server.base, w.host.token, w.host.user, DESKTOP) as host,
+    ):
+        await writer.page.goto(f"/sessions/{sid}")
+        await host.page.goto(f"/host/sessions/{sid}")
+        await connected(writer)
+        await connected(host)
+        await writer.page.fill("#chat-input", "BELI SEKARANG!!!")
+        await writer.page.click("#chat-form button[type=submit]")
+        mute = host.page.locator("#chat button.mute")
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.dismiss()))
+        await mute.click()
+        await expect(host.page.locator("#muted")).to_contain_text("Nobody is muted")
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await mute.click()
+        await expect(host.page.locator("#muted")).to_contain_text(author.user["display_name"])
+        await writer.page.fill("#chat-input", "halo?")
+        await writer.page.click("#chat-form button[type=submit]")
+        await expect(writer.page.locator("#toast")).to_contain_text("You are muted in this room.")
+        await host.page.locator("#muted button.unmute").click()
+        await expect(host.page.locator("#muted")).to_contain_text("Nobody is muted")
+        await writer.page.fill("#chat-input", "maaf, halo")
+        await writer.page.click("#chat-form button[type=submit]")
+        await expect(host.page.locator("#chat .chat-text").last).to_have_text("maaf, halo")
+        assert host.errors == []
+
+
+@pytest.mark.parametrize("width", [360, 390, 412])
+async def test_no_page_is_wider_than_a_phone(browser, server, world, width):
+    viewport = {"width": width, "height": 800}
+    for name, (path, actor) in page_paths(world).items():
+        actor = actor or world.buyer  # type: ignore[attr-defined]  # logged in, as people are
+        async with tab(browser, server.base, actor.token, actor.user, viewport) as t:
+            await t.page.goto(path)
+            await settle(t)
+            wide = await t.page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= width, f"{name} is {wide} px wide at {width} px"

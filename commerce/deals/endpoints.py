@@ -51,6 +51,13 @@ async def create_deal(ctx: Ctx) -> Response:
         listing = await s.get(Listing, body.listing_id)
         if listing is None or listing.session_id != session_id:
             raise bad_request("unknown_listing", "no such listing in this session", "listing_id")
+        if body.price >= listing.price:
+            # A flash deal is shown as a discount: a price at or above the listing's is not.
+            raise bad_request(
+                "invalid_field",
+                f"price: a deal's price must be below the listing's ({listing.price})",
+                "price",
+            )
         starts = utcnow() + timedelta(seconds=body.countdown_s)
         ends = starts + timedelta(seconds=body.duration_s)
         overlapping = await s.scalar(

@@ -11,7 +11,9 @@ from starlette.responses import Response
 
 from commerce.catalog.models import Product
 from commerce.charities.models import Campaign, Charity
+from commerce.outbox import service as outbox
 from commerce.sessions import lifecycle, offers
+from commerce.sessions.events import SessionMoved
 from commerce.sessions.lifecycle import SESSION, SessionStatus
 from commerce.sessions.models import Listing, LiveSession
 from commerce.sessions.schemas import (
@@ -26,7 +28,7 @@ from commerce.sessions.schemas import (
 from commerce.sessions.service import load_session, require_host
 from commerce.stock import service as inventory
 from core.auth import Role
-from core.clock import utcnow
+from core.clock import rfc3339, utcnow
 from core.errors import bad_request, conflict, not_found
 from core.http import ANYONE, LIMIT, Api, Ctx, Query, json, roles
 from core.ids import new_id
@@ -142,7 +144,11 @@ async def _transition(ctx: Ctx, to: SessionStatus) -> Response:
         if live is None:
             raise not_found("session", session_id)
         require_host(ctx.user, live)
-        lifecycle.move(live, to, utcnow())
+        now = utcnow()
+        if lifecycle.move(live, to, now):  # every viewer's room hears it (a repeat: nothing)
+            moved = SessionMoved(status=live.status, at=rfc3339(now))
+            await outbox.add(s, [(f"session:{session_id}", moved)])
+    await outbox.deliver(ctx.services)
     if to is SessionStatus.ENDED:
         # Before answering, where every reservation looks: no process takes another order.
         # (Redis away: no process can reserve anyway, and their caches expire in a second.)

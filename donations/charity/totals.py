@@ -7,14 +7,14 @@ from typing import Any
 from sqlalchemy import text
 
 from core.db import Database
-from donations.gifts.schemas import display_name
+from donations.gifts.schemas import ANONYMOUS, display_name
 
 TOP_DONORS = 10
 
 
 async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
     """`{charity: {donated, matched}, top_donors: [{display_name, amount}]}`, names as each
-    giver chose to be shown."""
+    giver chose to be shown; anonymous gifts count in the sums, not on the board."""
     async with db.reader() as s:
         sums = (
             await s.execute(
@@ -36,7 +36,8 @@ async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
     named: dict[str, int] = {}
     for name, visibility, amount in givers:
         shown = display_name(name, visibility)
-        named[shown] = named.get(shown, 0) + int(amount)
+        if shown != ANONYMOUS:  # the anonymous are many givers, not one to rank
+            named[shown] = named.get(shown, 0) + int(amount)
     top = sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_DONORS]
     return {
         "charity": {

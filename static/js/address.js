@@ -1,6 +1,6 @@
 // A shipping address: the form (Indonesian fields), and a dialog that asks for one when a
 // purchase needs it. The server checks every field and names the one that is wrong.
-import { ApiError, api, el, t } from "./common.js";
+import { ApiError, api, el, errorText, t } from "./common.js";
 
 export const PROVINCES = [
   "Aceh", "Sumatera Utara", "Sumatera Barat", "Riau", "Kepulauan Riau", "Jambi", "Bengkulu",
@@ -60,7 +60,7 @@ export async function saveAddress(form, out, extra = {}) {
     const field = err instanceof ApiError ? err.details.field : null;
     const input = field && form.querySelector(`[name="${field}"]`);
     if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
-    out.textContent = field ? `${t(field)}: ${err.message}` : `${t("error")}: ${err.message}`;
+    out.textContent = errorText(err);  // "Check this field: Postal code."
     return null;
   }
 }

@@ -1,5 +1,5 @@
 // Shared by every page: the API client, the signed-in user, DOM building, money, the top bar.
-import { LANGS, applyI18n, lang, locale, onLangChange, setLang, t } from "./i18n.js";
+import { LANGS, applyI18n, known, lang, locale, onLangChange, setLang, t } from "./i18n.js";
 
 export { t, onLangChange, applyI18n };
 
@@ -144,8 +144,19 @@ export function toast(message, kind = "info") {
   toastTimer = setTimeout(() => box.classList.add("hidden"), 4000);
 }
 
+// An error as a sentence in the page's language: every code the server answers with that a
+// person can meet has one; an unknown code falls back to the server's words and the code.
+export function codeText(code, message, details = {}) {
+  const key = `err_${code}`;
+  if (!known(key)) return `${t("error")}: ${message} (${code})`;
+  const field = details.field ? (known(details.field) ? t(details.field) : details.field) : "";
+  const vars = { ...details, field };
+  if (typeof details.available === "number") vars.available = num(details.available);
+  return t(key, vars);
+}
+
 export function errorText(err) {
-  if (err instanceof ApiError) return `${t("error")}: ${err.message} (${err.code})`;
+  if (err instanceof ApiError) return codeText(err.code, err.message, err.details);
   return `${t("error")}: ${err && err.message ? err.message : err}`;
 }
 

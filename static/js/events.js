@@ -3,7 +3,11 @@ import { money, num, t } from "./common.js";
 
 export function who(ev) {
   if (ev.visibility === "anonymous") return t("anonymous");
-  return ev.display_name || ev.name || ev.donor_name || ev.buyer_name || ev.sponsor_name || t("someone");
+  const name = ev.display_name || ev.name || ev.donor_name || ev.buyer_name || ev.sponsor_name;
+  // A giver who chose not to be named reaches us as the server's "Anonymous": in words of
+  // the page's language.
+  if (!name) return t("someone");
+  return name === "Anonymous" ? t("anonymous") : name;
 }
 
 export function describe(ev, ctx) {

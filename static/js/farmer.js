@@ -1,5 +1,6 @@
 // The farmer's dashboard: live totals across every host, by product and session, and a chart.
 import { $, api, auth, boot, el, errorText, money, num, onLangChange, requireLogin, t, when } from "./common.js";
+import { locale } from "./i18n.js";
 import { connectionBadge, Live } from "./live.js";
 
 const state = { farmerId: null, totals: null, points: [], chart: null, currency: "IDR", payouts: null };
@@ -40,10 +41,11 @@ function render() {
   $("#f-pending").textContent = money(tot.payout_pending || 0, c);
   $("#f-transit").textContent = money(tot.payout_in_transit || 0, c);
   $("#f-settled").textContent = money(tot.payout_settled || 0, c);
-  $("#by-product").replaceChildren(...rowsFor(tot.by_product, (r) => r.name || r.product_name || r.product_id));
-  $("#by-session").replaceChildren(...rowsFor(tot.by_session, (r) => r.title || r.session_title || r.session_id,
+  const tables = state.tables || tot;
+  $("#by-product").replaceChildren(...rowsFor(tables.by_product, (r) => r.name || r.product_name || r.product_id));
+  $("#by-session").replaceChildren(...rowsFor(tables.by_session, (r) => r.title || r.session_title || r.session_id,
     (r) => `/sessions/${encodeURIComponent(r.session_id)}`));
-  $("#packing-links").replaceChildren(...(tot.by_session || []).map((r) => el("li", {},
+  $("#packing-links").replaceChildren(...(tables.by_session || []).map((r) => el("li", {},
     el("a", { href: `/farmer/packing?session_id=${encodeURIComponent(r.session_id)}&farmer_id=${encodeURIComponent(state.farmerId)}`,
       text: `${t("packing_list")}: ${r.title || r.session_id}` }))));
   drawChart();
@@ -83,6 +85,9 @@ async function saveRates(e) {
 
 function drawChart() {
   const box = $("#chart");
+  const stamp = new Intl.DateTimeFormat(locale(), { dateStyle: "short", timeStyle: "short" });
+  const clockFmt = new Intl.DateTimeFormat(locale(), { hour: "2-digit", minute: "2-digit" });
+  const compact = new Intl.NumberFormat(locale(), { notation: "compact" });
   const data = [state.points.map((p) => p[0]), state.points.map((p) => p[1])];
   const width = Math.max(280, box.clientWidth || 320);
   if (!window.uPlot) return;
@@ -90,9 +95,12 @@ function drawChart() {
   if (!state.chart) {
     state.chart = new window.uPlot({
       width, height: 220,
-      series: [{}, { label: t("gross"), stroke: "#2f6b3a", fill: "#2f6b3a22", width: 2, points: { size: 7 },
-        value: (u, v) => (v == null ? "–" : money(v, state.currency)) }],
-      axes: [{}, { size: 80, values: (u, vals) => vals.map((v) => new Intl.NumberFormat(undefined, { notation: "compact" }).format(v)) }],
+      // Times and numbers in the page's language (id-ID: "21.10", "6/12/26"), not uPlot's US ones.
+      series: [{ label: t("time"), value: (u, ts) => (ts == null ? "–" : stamp.format(new Date(ts * 1000))) },
+        { label: t("gross"), stroke: "#2f6b3a", fill: "#2f6b3a22", width: 2, points: { size: 7 },
+          value: (u, v) => (v == null ? "–" : money(v, state.currency)) }],
+      axes: [{ values: (u, splits) => splits.map((ts) => clockFmt.format(new Date(ts * 1000))) },
+        { size: 80, values: (u, vals) => vals.map((v) => compact.format(v)) }],
       // One point (the page just opened) still gets a readable window of the last minutes.
       scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 300, max + 30] : [min, max]) },
         y: { range: (u, min, max) => [0, Math.max(max * 1.1, 1)] } },
@@ -100,6 +108,18 @@ function drawChart() {
   } else {
     state.chart.setData(data);
   }
+}
+
+let tablesTimer = null;
+function refreshTables() {
+  clearTimeout(tablesTimer);
+  tablesTimer = setTimeout(async () => {
+    try {
+      const fresh = await api("GET", `/api/farmers/${encodeURIComponent(state.farmerId)}/totals`);
+      state.tables = { by_product: fresh.by_product, by_session: fresh.by_session };
+      render();
+    } catch { /* the next sale tries again */ }
+  }, 700);
 }
 
 function onFrame(frame) {
@@ -110,6 +130,11 @@ function onFrame(frame) {
   } else if (frame.type === "ticker" && frame.totals) {
     state.totals = frame.totals;
     addPoint(state.totals);
+    const kinds = new Set((frame.events || []).map((e) => e.type));
+    // The live numbers fold each sale; the tables by product and session are read again
+    // (a moment later, once for a burst), so they never lag the cards.
+    if (kinds.has("order_paid") || kinds.has("refund")) refreshTables();
+    if (kinds.has("shipment") || kinds.has("payout")) loadPayouts().catch(() => {});
   } else {
     return;
   }
@@ -140,6 +165,7 @@ async function load() {
     ]);
     $("#farmer-name").textContent = `: ${farmer.name} (${farmer.region})`;
     state.totals = totals;
+    state.tables = { by_product: totals.by_product, by_session: totals.by_session };
     seriesFrom(totals);
     addPoint(totals);
   } catch (err) {
@@ -202,5 +228,8 @@ async function saveAccount(e) {
 
 $("#account-form").addEventListener("submit", saveAccount);
 $("#rates-form").addEventListener("submit", saveRates);
-onLangChange(() => { render(); renderPayouts(); });
+onLangChange(() => {
+  if (state.chart) { state.chart.destroy(); state.chart = null; }  // its labels, anew
+  render(); renderPayouts();
+});
 boot("farmer").then(load);

@@ -1,16 +1,15 @@
 // The host console: go live, list and pin products, start flash deals, stats, read-outs, moderation.
 import {
-  $, api, auth, boot, el, errorText, idFromPath, money, num, onLangChange, parseAmount, requireLogin, t, toast,
+  $, api, auth, boot, codeText, el, errorText, idFromPath, money, num, onLangChange, parseAmount, requireLogin, t, toast,
 } from "./common.js";
-import { clock, describe } from "./events.js";
+import { clock, describe, who } from "./events.js";
 import { connectionBadge, Live } from "./live.js";
 import { goalBar } from "./totals.js";
 
 const sessionId = idFromPath("/host/sessions/");
 const topic = `session:${sessionId}`;
 const state = { session: null, listings: new Map(), totals: {}, feed: [], chat: [], deal: null, pinned: null };
-const readKey = `panen.read.${sessionId}`;
-const read = new Set(JSON.parse(localStorage.getItem(readKey) || "[]"));
+const read = new Set();  // read on this page: the server has them marked too
 let readout = [];
 let live = null;
 
@@ -24,7 +23,7 @@ function render() {
   const s = state.session;
   $("#title").textContent = s.title;
   $("#status").className = `badge ${s.status}`;
-  $("#status").textContent = s.status;
+  $("#status").textContent = t(`session_${s.status}`);
   $("#go-live").disabled = s.status !== "scheduled";
   $("#end").disabled = s.status !== "live";
   const tot = state.totals || {};
@@ -53,25 +52,66 @@ function render() {
 function renderReadout() {
   $("#readout").replaceChildren(...readout.filter((d) => !read.has(d.key)).map((d) => el("li", { class: "row" },
     el("span", { class: "grow" }, el("strong", { text: d.who }), ` (${money(d.amount, cur())}): `, el("span", { class: "readout-message", text: d.message })),
-    el("button", { type: "button", class: "small secondary", text: t("mark_read"), onclick: () => {
-      read.add(d.key);
-      localStorage.setItem(readKey, JSON.stringify([...read].slice(-500)));
+    el("button", { type: "button", class: "small secondary mark-read", text: t("mark_read"), onclick: async (e) => {
+      e.currentTarget.disabled = true;
+      try {  // read on the server, so every device of the host's (and a reload) agrees
+        await api("POST", `/api/donations/${encodeURIComponent(d.key)}/message`, { action: "read" });
+        read.add(d.key);
+      } catch (err) { toast(errorText(err), "error"); }
       renderReadout();
     } }))));
+}
+
+// The queue as the server holds it: every paid gift's message not yet read, oldest first.
+async function loadReadout() {
+  try {
+    const { messages } = await api("GET", `${path("/donation-messages")}?status=pending&limit=500`);
+    const known = new Set(readout.map((d) => d.key));
+    const queued = messages.filter((m) => !known.has(m.donation_id)).map((m) => ({
+      key: m.donation_id, who: who(m), amount: m.amount, message: m.message }));
+    readout = [...queued, ...readout];
+  } catch (err) { toast(errorText(err), "error"); }
+  renderReadout();
 }
 
 function renderChat() {
   $("#chat").replaceChildren(...state.chat.map((m) => el("li", { class: "row chat-line" },
     el("span", { class: "grow" }, el("strong", { text: `${m.display_name || m.name || t("someone")}: ` }), el("span", { class: "chat-text", text: m.text })),
     el("button", { type: "button", class: "small secondary", text: t("delete"), onclick: () => moderate("delete", m.id) }),
-    m.user_id ? el("button", { type: "button", class: "small danger", text: t("mute"), onclick: () => moderate("mute", m.user_id) }) : null)));
+    m.user_id ? el("button", { type: "button", class: "small danger mute", text: t("mute"), onclick: () => mute(m) }) : null)));
+  const muted = Object.entries(mutedUsers);
+  $("#muted").replaceChildren(...(muted.length ? muted.map(([id, name]) => el("li", { class: "row" },
+    el("span", { class: "grow", text: name }),
+    el("button", { type: "button", class: "small secondary unmute", text: t("unmute"), onclick: () => unmute(id) })))
+    : [el("li", { class: "muted", text: t("nobody_muted") })]));
+}
+
+// Muted viewers of this room, kept by this browser (the server keeps the mute itself).
+const mutedKey = `panen.muted.${sessionId}`;
+const mutedUsers = JSON.parse(localStorage.getItem(mutedKey) || "{}");
+const keepMuted = () => localStorage.setItem(mutedKey, JSON.stringify(mutedUsers));
+
+async function mute(m) {
+  const name = m.display_name || m.name || t("someone");
+  if (!window.confirm(t("confirm_mute", { name }))) return;  // one tap silences a person
+  if (!await moderate("mute", m.user_id)) return;
+  mutedUsers[m.user_id] = name;
+  keepMuted();
+  renderChat();
+}
+
+async function unmute(userId) {
+  if (!await moderate("unmute", userId)) return;
+  delete mutedUsers[userId];
+  keepMuted();
+  renderChat();
 }
 
 function onEvent(ev) {
   const text = describe(ev, ctx);
   if (text) { state.feed.unshift(text); state.feed.length = Math.min(state.feed.length, 60); }
-  if (ev.type === "donation" && ev.message) {
-    readout.push({ key: ev.donation_id || ev.id || `${ev.at}:${ev.message}`, who: ev.display_name || ev.name || t("anonymous"), amount: ev.amount, message: ev.message });
+  if (ev.type === "donation" && ev.message && !readout.some((d) => d.key === ev.donation_id)) {
+    readout.push({ key: ev.donation_id || ev.id || `${ev.at}:${ev.message}`, who: who(ev), amount: ev.amount, message: ev.message });
   }
   if (ev.type === "pinned") state.pinned = (ev.listing && ev.listing.id) || ev.listing_id;
   if (ev.type === "flash_deal") state.deal = ev.deal || ev;
@@ -99,7 +139,7 @@ function onFrame(frame) {
     if (frame.message.deleted) state.chat = state.chat.filter((m) => m.id !== frame.message.id);
     else state.chat = [...state.chat, frame.message].slice(-100);
   } else if (frame.type === "error") {
-    toast(`${frame.message} (${frame.code})`, "error");
+    toast(codeText(frame.code, frame.message, frame.details || {}), "error");
     return;
   } else {
     return;
@@ -107,8 +147,8 @@ function onFrame(frame) {
   render();
 }
 
-async function act(fn) {
-  try { await fn(); } catch (err) { toast(errorText(err), "error"); }
+async function act(fn) {  // true once done; a failure is said, not thrown
+  try { await fn(); return true; } catch (err) { toast(errorText(err), "error"); return false; }
 }
 
 const path = (p) => `/api/sessions/${encodeURIComponent(sessionId)}${p}`;
@@ -138,7 +178,7 @@ async function addListing(e) {
   const out = $("#listing-form .form-error");
   out.textContent = "";
   const price = parseAmount($("#l-price").value, cur());
-  if (!price) { out.textContent = `${t("price")}?`; return; }
+  if (!price) { out.textContent = t("price_hint", { example: money(95000, cur()) }); return; }
   const body = { product_id: $("#l-product").value, price, stock: Number($("#l-stock").value) };
   const pledge = $("#l-pledge").value.trim();
   if (pledge) {
@@ -165,7 +205,7 @@ async function startDeal(e) {
   const out = $("#deal-form .form-error");
   out.textContent = "";
   const price = parseAmount($("#d-price").value, cur());
-  if (!price) { out.textContent = `${t("price")}?`; return; }
+  if (!price) { out.textContent = t("price_hint", { example: money(95000, cur()) }); return; }
   const body = {
     listing_id: $("#d-listing").value, price, stock: Number($("#d-stock").value),
     countdown_s: Number($("#d-countdown").value), duration_s: Number($("#d-duration").value),
@@ -211,13 +251,15 @@ async function load() {
       el("option", { value: p.id, text: `${p.name} (${p.unit}) · ${money(p.unit_price, p.currency)}` })));
   } catch (err) { toast(errorText(err), "error"); }
   render();
-  live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(`${f.message} (${f.code})`, "error") });
+  loadReadout();
+  live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(codeText(f.code, f.message, f.details || {}), "error") });
   window.panenLive = live;
   live.subscribe(topic, onFrame);
 }
 
 $("#go-live").addEventListener("click", () => transition("start"));
-$("#end").addEventListener("click", () => transition("end"));
+// Ending cannot be undone (orders stop on every server at once): asked once more.
+$("#end").addEventListener("click", () => { if (window.confirm(t("confirm_end"))) transition("end"); });
 $("#listing-form").addEventListener("submit", addListing);
 $("#deal-form").addEventListener("submit", startDeal);
 setInterval(tickDeal, 250);

@@ -1,4 +1,4 @@
-import { $, api, auth, boot, errorText } from "./common.js";
+import { $, api, auth, boot, errorText, t } from "./common.js";
 
 // Where to go after logging in: a path of this site only. The browser resolves it (a
 // backslash is a slash to it, "/\\evil.example" is another host) and it must stay here.
@@ -41,6 +41,12 @@ $("#register-form").addEventListener("submit", (e) => {
     handle: $("#reg-handle").value.trim(), display_name: $("#reg-name").value.trim(), password: $("#reg-password").value,
   });
 });
+// The browser's own "match the requested format" says nothing: say the rule.
+const handleInput = $("#reg-handle");
+handleInput.addEventListener("invalid", () => {
+  handleInput.setCustomValidity(handleInput.validity.patternMismatch ? t("handle_rule") : "");
+});
+handleInput.addEventListener("input", () => handleInput.setCustomValidity(""));
 addEventListener("hashchange", show);
 show();
 boot("login");

@@ -1,6 +1,6 @@
 // The viewer's room: stream, pinned product, flash deal, buy, donate, chat, likes, ticker.
 import {
-  $, api, auth, boot, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
+  $, api, auth, boot, codeText, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
   requireLogin, safeUrl, t, toast,
 } from "./common.js";
 import { askAddress } from "./address.js";
@@ -17,6 +17,9 @@ const state = {
 let live = null;
 
 const currency = () => (state.session ? state.session.currency : "IDR");
+// The session's status as the room last heard it (a host ending it reaches every viewer).
+const status = () => state.totals.status || (state.session ? state.session.status : "");
+const ended = () => status() === "ended";
 const ctx = {
   get currency() { return currency(); },
   productName: (id) => { const l = state.listings.get(id); return l && l.product ? l.product.name : null; },
@@ -34,6 +37,14 @@ function remaining(listing) {
   return Math.max(0, listing.stock - sold);
 }
 
+// What a buyer can buy of a listing now: while its flash deal runs, the deal's own stock
+// (the deal is all there is to buy then), else the listing's.
+function leftFor(listing) {
+  const deal = activeDeal(listing.id);
+  if (!deal) return remaining(listing);
+  return typeof deal.remaining === "number" ? deal.remaining : deal.stock;
+}
+
 function pledgeText(listing) {
   if (listing.pledge_bps) return t("pledge_bps", { pct: pct(listing.pledge_bps) });
   if (listing.pledge_per_unit) return t("pledge_unit", { amount: money(listing.pledge_per_unit, currency()) });
@@ -48,13 +59,14 @@ function activeDeal(listingId) {
 }
 
 function productCard(listing, featured) {
-  const left = remaining(listing);
+  const left = leftFor(listing);
   const deal = activeDeal(listing.id);
   const qty = el("input", { type: "number", class: "qty", min: 1, max: listing.max_per_buyer || 99,
     value: state.qty.get(listing.id) || 1, "aria-label": "qty",
     oninput: (e) => state.qty.set(listing.id, Number(e.target.value) || 1) });
-  const buy = el("button", { type: "button", class: "buy", text: left > 0 ? t("buy") : t("sold_out"), disabled: left <= 0,
-    onclick: () => buyListing(listing, Number(qty.value) || 1, buy) });
+  const over = ended();
+  const buy = el("button", { type: "button", class: "buy", text: over ? t("session_over") : left > 0 ? t("buy") : t("sold_out"),
+    disabled: over || left <= 0, onclick: () => buyListing(listing, Number(qty.value) || 1, buy) });
   const price = deal
     ? el("span", {}, el("span", { class: "price deal-price", text: money(deal.price, currency()) }), " ", el("span", { class: "strike", text: money(listing.price, currency()) }))
     : el("span", { class: "price", text: money(listing.price, currency()) });
@@ -67,14 +79,14 @@ function productCard(listing, featured) {
         el("div", { class: "muted", text: [p.unit, p.origin].filter(Boolean).join(" · ") }))),
     el("div", { class: "row" }, price, el("span", { class: "muted grow stock", text: t("stock_left", { n: num(left) }) })),
     pledgeText(listing) ? el("div", { class: "muted pledge", text: `♥ ${pledgeText(listing)}` }) : null,
-    el("div", { class: "row" }, qty, buy));
+    el("div", { class: "row" }, over ? null : qty, buy));
 }
 
 function renderProducts() {
   const pinnedId = state.pinned || (state.session && state.session.pinned_listing_id);
   // Ticker frames arrive several times a second; redraw the cards only when what they show
   // changed, so a quantity being typed or a button being pressed is never swept away.
-  const key = JSON.stringify([pinnedId, state.dealRunning, [...state.listings.values()].map((l) => [l.id, l.price, remaining(l)])]);
+  const key = JSON.stringify([pinnedId, state.dealRunning, status(), [...state.listings.values()].map((l) => [l.id, l.price, leftFor(l)])]);
   if (key === state.productsKey) return;
   state.productsKey = key;
   const pinned = pinnedId ? state.listings.get(pinnedId) : null;
@@ -127,12 +139,14 @@ function renderChat() {
 function renderDeal() {
   const d = state.deal;
   const box = $("#deal");
-  if (!d) { box.classList.add("hidden"); return; }
+  if (!d || ended()) { box.classList.add("hidden"); return; }
   const now = Date.now(), start = Date.parse(d.starts_at), end = Date.parse(d.ends_at);
   box.classList.remove("hidden");
   const listing = state.listings.get(d.listing_id);
   $("#deal-product").textContent = listing && listing.product ? listing.product.name : "";
-  $("#deal-price").textContent = money(d.price, currency());
+  const dealLeft = typeof d.remaining === "number" ? d.remaining : d.stock;
+  $("#deal-price").textContent = dealLeft > 0 ? money(d.price, currency()) : t("sold_out");
+  $("#deal-stock").textContent = dealLeft > 0 ? t("stock_left", { n: num(dealLeft) }) : "";
   if (now < start) { $("#deal-label").textContent = t("deal_starts"); $("#deal-countdown").textContent = clock(start - now); }
   else if (now < end) { $("#deal-label").textContent = t("deal_ends"); $("#deal-countdown").textContent = clock(end - now); }
   else { $("#deal-label").textContent = ""; $("#deal-countdown").textContent = t("deal_over"); }
@@ -171,7 +185,9 @@ function pushEvent(ev) {
 
 // The room's totals carry the pinned listing (with its remaining stock) and the flash deal.
 function takeTotals(totals) {
+  const was = status();
   state.totals = totals || {};
+  if (status() !== was) renderStatus();
   const pin = state.totals.pinned;
   if (pin && typeof pin === "object") {
     const id = pin.id ?? pin.listing_id;
@@ -187,7 +203,12 @@ function applySnapshot(snap) {
   const chat = snap.chat || snap.recent_chat;
   if (Array.isArray(chat)) { state.chat = chat.slice(-100); renderChat(); }
   const events = snap.events || snap.recent_events;
-  if (Array.isArray(events)) { state.feed = []; for (const ev of events) pushEvent(ev); renderFeed(); }
+  if (Array.isArray(events)) {
+    state.feed = [];
+    for (const ev of events) pushEvent(ev);
+    takeTotals(snap.totals || snap);  // the current pin and deal, not the replay's last
+    renderFeed();
+  }
   if (Array.isArray(snap.listings)) for (const l of snap.listings) mergeListing(l);
 }
 
@@ -226,7 +247,7 @@ function onFrame(frame) {
       renderChat();
       return;
     case "error":
-      toast(`${frame.message} (${frame.code})`, "error");
+      toast(codeText(frame.code, frame.message, frame.details || {}), "error");
       return;
     default:
   }
@@ -256,7 +277,7 @@ async function buyListing(listing, quantity, button) {
     if (err.code === "address_required") return;  // dismissed: nothing was bought
     toast(err.code === "sold_out" ? t("sold_out") : errorText(err), "error");
   } finally {
-    button.disabled = remaining(listing) <= 0;
+    button.disabled = leftFor(listing) <= 0;
     state.productsKey = "";
     renderProducts();
   }
@@ -275,7 +296,7 @@ async function submitDonation(e) {
   e.preventDefault();
   const out = $("#donate-form .form-error");
   const amount = parseAmount($("#donate-amount").value, currency());
-  if (!amount) { out.textContent = t("amount"); return; }
+  if (!amount) { out.textContent = t("amount_hint", { example: money(50000, currency()) }); return; }
   const body = { charity_id: state.session.charity_id, session_id: sessionId, amount, visibility: $("#donate-visibility").value };
   const message = $("#donate-message").value.trim();
   if (message) body.message = message;
@@ -376,7 +397,7 @@ async function sendChat(e) {
     await live.send({ type: "chat", topic, text }, { expectReply: true });
     input.value = "";
   } catch (err) {
-    toast(err.code ? `${err.message} (${err.code})` : errorText(err), "error");
+    toast(err.code ? codeText(err.code, err.message, err.details || {}) : errorText(err), "error");
   }
 }
 
@@ -444,7 +465,12 @@ async function load() {
   try {
     state.session = await api("GET", `/api/sessions/${encodeURIComponent(sessionId)}`);
   } catch (err) {
+    // No such room: say so, and show none of a room's controls.
     $("#title").textContent = err.status === 404 ? t("not_found") : errorText(err);
+    for (const node of document.querySelectorAll("main > :not(.row)")) node.classList.add("hidden");
+    $("#status").classList.add("hidden");
+    $("#conn").classList.add("hidden");
+    $("main").append(el("p", { class: "card", id: "no-room" }, el("a", { href: "/", text: t("home") })));
     return false;
   }
   const s = state.session;
@@ -458,12 +484,24 @@ async function load() {
   return true;
 }
 
+// The badge, and what an ended session no longer offers (buying, giving, liking).
+function renderStatus() {
+  const now = status();
+  $("#status").className = `badge ${now}`;
+  $("#status").textContent = now ? t(`session_${now}`) : "";
+  const over = ended();
+  for (const id of ["#donate-btn", "#like-btn"]) $(id).disabled = over;
+  $("#ended-note").classList.toggle("hidden", !over);
+  state.productsKey = "";
+  renderProducts();
+  renderDeal();
+}
+
 function renderStatic() {
   const s = state.session;
   if (!s) return;
   state.productsKey = "";  // the language may have changed: redraw the cards
-  $("#status").className = `badge ${s.status}`;
-  $("#status").textContent = s.status === "live" ? "● LIVE" : s.status;
+  renderStatus();
   $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",
     el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []));
   renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints();
@@ -480,7 +518,7 @@ setInterval(renderDeal, 250);
 
 boot("room").then(load).then((ok) => {
   if (!ok) return;
-  live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(`${f.message} (${f.code})`, "error") });
+  live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(codeText(f.code, f.message, f.details || {}), "error") });
   window.panenLive = live;  // for the curious, and for tests that cut the connection
   live.subscribe(topic, onFrame);
   if (auth.token) live.subscribe("me", onMe);

@@ -70,6 +70,15 @@ function verdict(ok, detail) {
   box.dataset.result = ok ? "verified" : "tampered";
 }
 
+// Nothing was checked (no receipt, or it could not be loaded): that is no verdict on the
+// log, so never TAMPERED.
+function notice(result, text, ...more) {
+  const box = $("#verdict");
+  box.className = "verdict warn";
+  box.replaceChildren(el("div", { text }), ...more);
+  box.dataset.result = result;
+}
+
 function showDetails(receipt, entry) {
   const d = receipt.donation || {};
   const box = $("#details");
@@ -95,7 +104,7 @@ async function check() {
     receipt = JSON.parse($("#receipt").value);
     if (!receipt || typeof receipt !== "object" || !receipt.checkpoint) throw new Error("no checkpoint");
   } catch (err) {
-    verdict(false, `${t("invalid_receipt")} (${err.message})`);
+    notice("invalid", t("invalid_receipt"), el("div", { class: "muted", text: err.message }));
     return;
   }
   let step = "check_leaf";
@@ -162,12 +171,17 @@ async function fetchKey() {
 }
 
 async function loadReceipt(donationId) {
+  if (!auth.token) {  // a receipt is its donor's: log in, then come back here
+    const back = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+    notice("login", t("login_for_receipt"), el("a", { href: back, text: t("login") }));
+    return;
+  }
   try {
     const receipt = await api("GET", `/api/donations/${encodeURIComponent(donationId)}/receipt`);
     $("#receipt").value = JSON.stringify(receipt, null, 2);
     await check();
   } catch (err) {
-    verdict(false, errorText(err));
+    notice("not_loaded", t("receipt_not_loaded"), el("div", { class: "muted", text: errorText(err) }));
   }
 }
 
