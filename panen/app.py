@@ -88,6 +88,7 @@ PAGES = {
     "/farmer": "farmer.html",
     "/farmer/packing": "packing.html",
     "/me/orders": "orders.html",
+    "/overlay/sessions/{session_id}": "overlay.html",
     "/charities/{charity_id}": "charity.html",
     "/verify": "verify.html",
 }

@@ -309,6 +309,14 @@ async def test_a_viewer_buys_and_sees_the_ticker_the_charity_total_and_the_goal_
         card = t.page.locator(".product", has_text="Kopi Arabika").first
         await card.locator("input.qty").fill("2")
         await card.locator("button.buy").click()
+        # The sheet first: what it costs, shipping included, and where it goes.
+        sheet = t.page.locator("#confirm-dialog")
+        await expect(sheet).to_be_visible()
+        await expect(sheet.locator("#confirm-qty")).to_have_text("2 × IDR\u00a0150,000")
+        await expect(sheet.locator("#confirm-shipping")).to_have_text("Free shipping")
+        await expect(sheet.locator("#confirm-total")).to_have_text("IDR\u00a0300,000")
+        await expect(sheet.locator("#confirm-address")).to_contain_text("Siti Rahayu, Kota Bandung")
+        await sheet.locator("#confirm-buy").click()
         await expect(t.page.locator("#toast")).to_contain_text("Payment received")
         name = viewer.user["display_name"]
         await expect(t.page.locator("#ticker li").first).to_have_text(
@@ -830,6 +838,7 @@ async def test_a_first_time_buyer_gives_an_address_in_the_room_and_the_same_tap_
         await expect(dialog.locator("[name=postal_code]")).to_have_attribute("aria-invalid", "true")
         await dialog.locator("[name=postal_code]").fill("40131")
         await dialog.locator("#address-save").click()
+        await t.page.locator("#confirm-buy").click()  # the same tap goes on to the sheet
         await expect(t.page.locator("#toast")).to_contain_text("Payment received")
         await no_wider_than_the_phone(t)
         # The browser logs the two answers the page was meant to handle (409, then 400).
@@ -1081,3 +1090,100 @@ async def test_no_page_is_wider_than_a_phone(browser, server, world, width):
             await settle(t)
             wide = await t.page.evaluate("document.documentElement.scrollWidth")
             assert wide <= width, f"{name} is {wide} px wide at {width} px"
+
+
+async def test_the_stream_overlay_shows_alerts_one_by_one_the_goal_and_the_deal_on_clear_glass(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token, pledge_per_unit=75_000)
+    sid, lid = w.session["id"], w.session["listings"][0]["id"]
+    full_hd = {"width": 1920, "height": 1080}
+    async with tab(browser, server.base, w.host.token, w.host.user, DESKTOP) as host:
+        await host.page.goto(f"/host/sessions/{sid}")
+        link = host.page.locator("#overlay-links a").first
+        await expect(link).to_have_attribute("href", re.compile(rf"/overlay/sessions/{sid}$"))
+    async with tab(browser, server.base, viewport=full_hd) as t:
+        await t.page.goto(f"/overlay/sessions/{sid}?alert_ms=1500")
+        await expect(t.page.locator("#o-ready")).to_be_attached()
+        background = await t.page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgba(0, 0, 0, 0)"  # clear: the video shows through
+        await expect(t.page.locator("#o-goal-text")).to_have_text("0 of 500 Love Package funded")
+        async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+            donor = await register(c, "fan")
+            r = await c.post(
+                f"/api/sessions/{sid}/flash-deals",
+                headers=w.host.headers,
+                json={
+                    "listing_id": lid,
+                    "price": 99_000,
+                    "stock": 5,
+                    "countdown_s": 60,
+                    "duration_s": 600,
+                },
+            )
+            assert r.status_code == 201, r.text
+            await donate_and_pay(c, donor, w, 150_000, message="Semangat, petani!")
+        await buy_and_pay(server.base, donor, lid, 2)
+        alert = t.page.locator("#o-alert")
+        await expect(alert).to_contain_text("donated IDR\u00a0150,000", timeout=15_000)
+        await expect(alert).to_contain_text("Semangat, petani!")
+        await expect(alert).to_contain_text("bought 2× Kopi Arabika", timeout=15_000)
+        await expect(t.page.locator("#o-goal-text")).to_have_text("2 of 500 Love Package funded")
+        await expect(t.page.locator("#o-deal-label")).to_have_text("Starts in")
+        await expect(t.page.locator("#o-deal-price")).to_have_text("IDR\u00a099,000")
+        assert t.errors == []
+
+
+async def test_the_sheet_before_an_order_shows_shipping_and_cancelling_it_buys_nothing(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+        r = await c.put(
+            f"/api/farmers/{w.farmer_id}/shipping",
+            headers=w.farmer.headers,
+            json={"rates": [{"zone": "jawa", "base_fee": 9_000, "per_kg_fee": 4_000}]},
+        )
+        assert r.status_code == 200, r.text
+        buyer = await register(c, "careful")
+    async with tab(browser, server.base, buyer.token, buyer.user, lang="id") as t:
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        await t.page.locator(".product button.buy").first.click()
+        sheet = t.page.locator("#confirm-dialog")
+        await expect(sheet.locator("#confirm-shipping")).to_have_text("Rp\u00a013.000")
+        await expect(sheet.locator("#confirm-total")).to_have_text("Rp\u00a0163.000")
+        await sheet.locator("#confirm-cancel").click()
+        await expect(sheet).to_be_hidden()
+        async with httpx.AsyncClient(base_url=server.base) as c:
+            r = await c.get("/api/me/orders", headers=buyer.headers)
+            assert r.json()["orders"] == []  # nothing was bought
+        await t.page.locator(".product button.buy").first.click()
+        await sheet.locator("#confirm-buy").click()
+        await expect(t.page.locator("#toast")).to_contain_text("Rp\u00a0163.000")
+        await no_wider_than_the_phone(t)
+        assert t.errors == []
+
+
+AXE = (Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js").read_text()
+
+
+async def test_no_page_has_a_serious_accessibility_violation(browser, server, world):
+    """axe-core's rules (WCAG 2.1 A and AA) on every page at phone width, logged in."""
+    found = []
+    paths = {**page_paths(world), "overlay": (f"/overlay/sessions/{world.session['id']}", None)}
+    for name, (path, actor) in paths.items():
+        actor = actor or world.buyer  # type: ignore[attr-defined]
+        async with tab(browser, server.base, actor.token, actor.user) as t:
+            await t.page.goto(path)
+            await settle(t)
+            await t.page.evaluate(AXE)
+            result = await t.page.evaluate(
+                "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa',"
+                " 'wcag21a', 'wcag21aa']}, resultTypes: ['violations']})"
+            )
+            for v in result["violations"]:
+                if v["impact"] in ("serious", "critical"):
+                    targets = [n["target"] for n in v["nodes"]][:3]
+                    found.append(f"{name}: {v['id']} ({v['impact']}) {targets}")
+    assert found == [], "\n".join(found)

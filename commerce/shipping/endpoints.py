@@ -167,6 +167,7 @@ async def quote(ctx: Ctx) -> Response:
             "listing_id": listing_id,
             "quantity": quantity,
             "address_id": address.id,
+            "address_label": f"{address.recipient}, {address.city}",
             "zone": address.zone,
             "weight_g": weight,
             "shippable": rate is not None,

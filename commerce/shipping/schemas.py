@@ -155,6 +155,7 @@ class QuoteOut(TypedDict):
     listing_id: str
     quantity: int
     address_id: str
+    address_label: str  # "recipient, city": where it would go, for a confirmation sheet
     zone: str
     weight_g: int
     shippable: bool

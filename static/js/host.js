@@ -242,6 +242,11 @@ async function load() {
   for (const l of state.session.listings || []) state.listings.set(l.id, l);
   if (state.session.totals) takeTotals(state.session.totals);
   state.deal = state.session.flash_deal || state.session.deal || null;
+  // Browser sources for OBS (1920x1080, transparent): everything, or one part each.
+  const overlay = `${location.origin}/overlay/sessions/${encodeURIComponent(sessionId)}`;
+  $("#overlay-links").replaceChildren(...[["", "overlay_all"], ["?show=alerts", "overlay_alerts"],
+    ["?show=goal", "overlay_goal"], ["?show=deal", "overlay_deal"]].map(([q, key]) => el("li", {},
+    el("span", { text: `${t(key)}: ` }), el("a", { class: "wrap mono", href: overlay + q, target: "_blank", text: overlay + q }))));
   const room = $("#room-link");
   room.href = `/sessions/${encodeURIComponent(sessionId)}`;
   room.textContent = "↗ /sessions/" + sessionId;

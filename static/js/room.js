@@ -260,27 +260,58 @@ async function buyListing(listing, quantity, button) {
   button.disabled = true;
   const body = { listing_id: listing.id, quantity };
   try {
-    let res;
-    try {
-      res = await api("POST", "/api/orders", body, { idempotencyKey: newKey() });
-    } catch (err) {
-      // The first purchase: where should it go? Then the same tap buys.
-      if (err.code !== "address_required" || !await askAddress()) throw err;
-      res = await api("POST", "/api/orders", body, { idempotencyKey: newKey() });
-    }
+    // What it will cost, shipping included, and where it goes: asked before anything is
+    // bought (a first purchase asks for an address first).
+    const quote = await quoteFor(listing, quantity);
+    if (!quote || !await confirmOrder(listing, quantity, quote)) return;
+    const res = await api("POST", "/api/orders", { ...body, address_id: quote.address_id }, { idempotencyKey: newKey() });
     const order = res.order || res;
     const due = order.payment && order.payment.amount ? order.payment.amount : order.total;
     if (order.payment && order.payment.id && await payFor(order.payment, due, order.shipping_fee)) {
       toast(`${t("paid_thanks")} ${money(due, currency())}${shippingNote(order.shipping_fee)}`);
     }
   } catch (err) {
-    if (err.code === "address_required") return;  // dismissed: nothing was bought
     toast(err.code === "sold_out" ? t("sold_out") : errorText(err), "error");
   } finally {
-    button.disabled = leftFor(listing) <= 0;
+    button.disabled = leftFor(listing) <= 0 || ended();
     state.productsKey = "";
     renderProducts();
   }
+}
+
+async function quoteFor(listing, quantity) {
+  const url = `/api/shipping/quote?listing_id=${encodeURIComponent(listing.id)}&quantity=${quantity}`;
+  try {
+    return await api("GET", url);
+  } catch (err) {
+    if (err.code !== "address_required") throw err;
+    if (!await askAddress()) return null;  // dismissed: nothing is bought
+    return api("GET", url);
+  }
+}
+
+// The sheet before an order: quantity, price, shipping, what to pay, the pledge, the address.
+function confirmOrder(listing, quantity, quote) {
+  return new Promise((resolve) => {
+    const dialog = $("#confirm-dialog");
+    const cur = quote.currency || currency();
+    const p = listing.product || {};
+    $("#confirm-product").textContent = [p.name, p.unit].filter(Boolean).join(" · ");
+    $("#confirm-qty").textContent = `${num(quantity)} × ${money(quote.total / quantity, cur)}`;
+    $("#confirm-goods").textContent = money(quote.total, cur);
+    $("#confirm-shipping").textContent = quote.shippable
+      ? (quote.shipping_fee ? money(quote.shipping_fee, cur) : t("free_shipping")) : t("err_not_shippable");
+    $("#confirm-total").textContent = money(quote.amount, cur);
+    $("#confirm-pledge").textContent = pledgeText(listing) ? `♥ ${pledgeText(listing)}` : "";
+    $("#confirm-address").textContent = quote.zone ? `${t("ship_to")}: ${quote.address_label || ""}` : "";
+    $("#confirm-buy").disabled = !quote.shippable;
+    $("#confirm-form .form-error").textContent = "";
+    const done = (ok) => { dialog.close(); resolve(ok); };
+    $("#confirm-cancel").onclick = () => done(false);
+    $("#confirm-form").onsubmit = (e) => { e.preventDefault(); done(true); };
+    dialog.addEventListener("cancel", () => resolve(false), { once: true });
+    dialog.showModal();
+  });
 }
 
 function openDonate() {
