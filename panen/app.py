@@ -90,6 +90,7 @@ PAGES = {
     "/me/orders": "orders.html",
     "/overlay/sessions/{session_id}": "overlay.html",
     "/charities/{charity_id}": "charity.html",
+    "/campaigns/{campaign_id}": "campaign.html",
     "/verify": "verify.html",
 }
 

@@ -330,6 +330,7 @@ async def test_a_viewer_chooses_qris_pays_on_the_gateways_page_and_comes_back_to
         await t.page.goto(f"/sessions/{world.session['id']}")
         card = t.page.locator(".product").first
         await card.locator("button.buy").click()
+        await t.page.locator("#confirm-buy").click()  # the sheet: price, shipping, to pay
         dialog = t.page.locator("#pay-dialog")
         await expect(dialog).to_be_visible()
         await expect(dialog.locator("button.method")).to_have_count(9)  # 8 of Midtrans, sandbox

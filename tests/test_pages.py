@@ -152,6 +152,7 @@ def page_paths(w: World) -> dict[str, tuple[str, Actor | None]]:
         "host": (f"/host/sessions/{sid}", w.host),
         "farmer": (f"/farmer?id={w.farmer_id}", w.farmer),
         "charity": (f"/charities/{w.charity['id']}", None),
+        "campaign": (f"/campaigns/{w.campaign['id']}", None),
         "verify": ("/verify", None),
         "orders": ("/me/orders", w.buyer),  # type: ignore[attr-defined]
         "packing": (f"/farmer/packing?session_id={sid}", w.farmer),
@@ -1187,3 +1188,48 @@ async def test_no_page_has_a_serious_accessibility_violation(browser, server, wo
                     targets = [n["target"] for n in v["nodes"]][:3]
                     found.append(f"{name}: {v['id']} ({v['impact']}) {targets}")
     assert found == [], "\n".join(found)
+
+
+async def test_a_receipt_is_one_tap_from_the_room_and_from_my_orders(browser, server, admin_token):
+    w = await live_world(server.base, admin_token, pledge_bps=1000)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        buyer = await register(c, "receipts")
+    await buy_and_pay(server.base, buyer, w.session["listings"][0]["id"], 1)
+    async with tab(browser, server.base, buyer.token, buyer.user) as t:
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        await donate_in_page(t, "25000", "untuk buku")
+        await t.page.locator("#last-receipt").click()
+        verdict = t.page.locator("#verdict")
+        await expect(verdict).to_have_attribute("data-result", "verified", timeout=15_000)
+        await t.page.goto("/me/orders")
+        order_receipt = t.page.locator("li.order a.receipt")
+        await expect(order_receipt).to_have_count(1, timeout=15_000)  # once the sale settled
+        await expect(t.page.locator("li.donation a.receipt")).to_have_count(1)
+        await order_receipt.click()
+        await expect(verdict).to_have_attribute("data-result", "verified", timeout=15_000)
+        await expect(t.page.locator("#details")).to_contain_text("IDR\u00a015,000")
+        assert [e for e in t.errors if "Failed to load resource" not in e] == []
+
+
+async def test_a_campaign_page_shows_progress_in_units_latest_gifts_and_disbursements(
+    browser, server, world
+):
+    async with tab(browser, server.base) as t:
+        await t.page.goto(f"/sessions/{world.session['id']}")
+        await t.page.locator("#campaign-link").click()  # from the room, one tap
+        await t.page.wait_for_url(f"**/campaigns/{world.campaign['id']}")
+        await expect(t.page.locator("#c-title")).to_have_text("Love Package")
+        await expect(t.page.locator("#c-goal")).to_contain_text("of 500 Love Package funded")
+        gift = t.page.locator("#c-gifts li.gift").first
+        await expect(gift).to_contain_text("Untuk adik-adik di Garut")
+        await expect(gift.locator("a.entry")).to_have_attribute(
+            "href", re.compile(r"^/api/transparency/entries\?start=\d+&end=\d+$")
+        )
+        spent = t.page.locator("#c-disbursements li.disbursement").first
+        await expect(spent).to_contain_text("school kits for SDN 2 Garut")
+        await expect(spent).to_contain_text(EVIDENCE)
+        await no_wider_than_the_phone(t)
+        assert t.errors == []
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        assert (await c.get("/api/campaigns/cmp_nope")).status_code == 404

@@ -15,6 +15,7 @@ from core.auth import Role
 from core.errors import conflict, not_found
 from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, json, roles
 from core.ids import new_id
+from donations.charity.campaigns import CampaignPage, campaign_page
 from donations.charity.disbursements import (
     CreateDisbursement,
     allocations_of,
@@ -144,6 +145,14 @@ async def list_disbursements(ctx: Ctx) -> Response:
         )
         allocations = await allocations_of(s, [d.id for d in rows])
     return json({"disbursements": [disbursement_json(d, allocations[d.id]) for d in rows]})
+
+
+@api.get("/api/campaigns/{campaign_id}", ANYONE, response=CampaignPage)
+async def get_campaign(ctx: Ctx) -> Response:
+    """A campaign's progress in units across its sessions, its latest gifts and the
+    charity's latest disbursements (a page to share)."""
+    async with ctx.services.db.reader() as s:
+        return json(await campaign_page(s, ctx.path("campaign_id")))
 
 
 @api.get("/api/charities/{charity_id}/report", ANYONE, response=CharityReport)

@@ -4,18 +4,20 @@ import { addressFields, saveAddress } from "./address.js";
 import { $, api, boot, el, errorText, money, onLangChange, requireLogin, t, toast, when } from "./common.js";
 import { connectionBadge, Live } from "./live.js";
 
-const state = { shipments: [], orders: [], addresses: [] };
+const state = { shipments: [], orders: [], addresses: [], donations: [] };
 
 async function load() {
   if (!requireLogin()) return false;
-  const [sh, or, ad] = await Promise.all([
+  const [sh, or, ad, dn] = await Promise.all([
     api("GET", "/api/me/shipments?limit=50"),
     api("GET", "/api/me/orders?limit=50"),
     api("GET", "/api/me/addresses"),
+    api("GET", "/api/me/donations?limit=50"),
   ]);
   state.shipments = sh.shipments;
   state.orders = or.orders;
   state.addresses = ad.addresses;
+  state.donations = dn.donations.filter((d) => d.status === "paid");
   render();
   return true;
 }
@@ -54,11 +56,21 @@ async function received(s, button) {
 
 function orderRow(o) {
   const due = o.payment && o.payment.amount ? o.payment.amount : o.total;
+  // A settled sale's pledge is in the charity's log: its receipt is one tap away.
+  const pledged = o.pledge_amount > 0 && (o.status === "settled" || o.status === "completed");
   return el("li", { class: "order row", "data-id": o.id },
     el("span", { class: "grow" }, `${o.quantity}× · ${money(due, o.currency)}`,
       o.shipping_fee ? el("span", { class: "muted", text: ` (${t("incl_shipping", { fee: money(o.shipping_fee, o.currency) })})` }) : null),
     el("span", { class: "muted", text: when(o.created_at) }),
+    pledged ? el("a", { class: "receipt", href: `/verify?order=${encodeURIComponent(o.id)}`, text: t("receipt") }) : null,
     statusBadge("os", o.status));
+}
+
+function donationRow(d) {
+  return el("li", { class: "donation row", "data-id": d.id },
+    el("span", { class: "grow", text: money(d.amount, d.currency) }),
+    el("span", { class: "muted", text: when(d.paid_at || d.created_at) }),
+    el("a", { class: "receipt", href: `/verify?donation=${encodeURIComponent(d.id)}`, text: t("receipt") }));
 }
 
 function addressRow(a) {
@@ -84,6 +96,8 @@ function render() {
   $("#orders").replaceChildren(...(state.orders.length
     ? state.orders.map(orderRow) : [el("li", { class: "muted", text: t("no_orders") })]));
   $("#addresses").replaceChildren(...state.addresses.map(addressRow));
+  $("#donations-card").classList.toggle("hidden", !state.donations.length);
+  $("#donations").replaceChildren(...state.donations.map(donationRow));
 }
 
 function newAddressForm() {

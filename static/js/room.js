@@ -341,6 +341,10 @@ async function submitDonation(e) {
     if (id) {
       const mine = JSON.parse(localStorage.getItem("panen.donations") || "[]");
       localStorage.setItem("panen.donations", JSON.stringify([id, ...mine.filter((x) => x !== id)].slice(0, 50)));
+      // Its receipt, one tap away: checked in the browser against the charity's log.
+      const link = $("#last-receipt");
+      link.href = `/verify?donation=${encodeURIComponent(id)}`;
+      link.classList.remove("hidden");
     }
   } catch (err) {
     out.textContent = errorText(err);
@@ -534,7 +538,8 @@ function renderStatic() {
   state.productsKey = "";  // the language may have changed: redraw the cards
   renderStatus();
   $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",
-    el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []));
+    el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []),
+  ...(s.campaign ? [" · ", el("a", { id: "campaign-link", href: `/campaigns/${encodeURIComponent(s.campaign.id)}`, text: s.campaign.title })] : []));
   renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints();
 }
 

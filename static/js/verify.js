@@ -80,7 +80,7 @@ function notice(result, text, ...more) {
 }
 
 function showDetails(receipt, entry) {
-  const d = receipt.donation || {};
+  const d = receipt.donation || receipt.order || receipt.redemption || {};
   const box = $("#details");
   box.classList.remove("hidden");
   box.replaceChildren(
@@ -170,14 +170,20 @@ async function fetchKey() {
   }
 }
 
-async function loadReceipt(donationId) {
+// A donor's gift (`?donation=`) or a buyer's pledge (`?order=`): their receipt, checked here.
+const RECEIPTS = {
+  donation: (id) => `/api/donations/${encodeURIComponent(id)}/receipt`,
+  order: (id) => `/api/orders/${encodeURIComponent(id)}/pledge-receipt`,
+};
+
+async function loadReceipt(donationId, kind = "donation") {
   if (!auth.token) {  // a receipt is its donor's: log in, then come back here
     const back = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
     notice("login", t("login_for_receipt"), el("a", { href: back, text: t("login") }));
     return;
   }
   try {
-    const receipt = await api("GET", `/api/donations/${encodeURIComponent(donationId)}/receipt`);
+    const receipt = await api("GET", RECEIPTS[kind](donationId));
     $("#receipt").value = JSON.stringify(receipt, null, 2);
     await check();
   } catch (err) {
@@ -202,6 +208,7 @@ $("#file").addEventListener("change", async (e) => {
 boot("verify").then(async () => {
   await fetchKey();
   listMine();
-  const id = new URLSearchParams(location.search).get("donation");
-  if (id) await loadReceipt(id);
+  const q = new URLSearchParams(location.search);
+  if (q.get("donation")) await loadReceipt(q.get("donation"));
+  else if (q.get("order")) await loadReceipt(q.get("order"), "order");
 });
