@@ -251,11 +251,10 @@ async def _packing(ctx: Ctx) -> PackingList:
             raise not_found("session", session_id)
         rows = list(await s.scalars(q))
         boxes = await service.describe(s, rows, ctx.services.settings.complete_after_s)
-    kept = {"settled", "completed"}
     totals: dict[tuple[str, str], int] = {}
     for b in boxes:
         for i in b["items"]:
-            if i["status"] in kept:
+            if i["status"] in service.IN_BOX:
                 key = (i["product_name"], i["unit"])
                 totals[key] = totals.get(key, 0) + i["quantity"]
     by_product: list[PackedProduct] = [
@@ -317,7 +316,7 @@ async def packing_list_csv(ctx: Ctx) -> Response:
     for b in packing["shipments"]:
         where = [b.get(f) or "" for f in ADDRESS_FIELDS]
         for i in b["items"]:
-            if i["status"] in ("settled", "completed"):
+            if i["status"] in service.IN_BOX:
                 what = [i.get(f) for f in items]
                 writer.writerow([_cell(x) for x in (b["id"], b["status"], *where, *what)])
     name = "".join(

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -40,6 +40,8 @@ from core.ids import new_id
 from core.models import User
 
 MAX_ADDRESSES = 20  # a buyer's live addresses
+# The orders a box still holds: its sales that were not refunded.
+IN_BOX = frozenset(str(c) for c in COUNTED)
 
 
 # --- Addresses ------------------------------------------------------------------------------
@@ -385,11 +387,10 @@ async def describe(
             .order_by(ShipmentStatusChange.id)
         ):
             changes[h.shipment_id].append(h)
-    counted = {str(c) for c in COUNTED}
     out: list[ShipmentOut] = []
     for sh in shipments:
         # What the box holds: the sales still in it (a refunded one left it).
-        kept = [i for i in items[sh.id] if i["status"] in counted]
+        kept = [i for i in items[sh.id] if i["status"] in IN_BOX]
         completes = (
             sh.delivered_at + timedelta(seconds=complete_after_s)
             if sh.status == ShipmentStatus.DELIVERED and sh.delivered_at is not None
@@ -431,12 +432,3 @@ async def describe(
             one["history"] = history_json(changes[sh.id])
         out.append(one)
     return out
-
-
-async def count_by_status(s: AsyncSession, farmer_id: str, session_id: str) -> dict[str, int]:
-    rows = await s.execute(
-        select(Shipment.status, func.count())
-        .where(Shipment.farmer_id == farmer_id, Shipment.session_id == session_id)
-        .group_by(Shipment.status)
-    )
-    return {str(k): int(v) for k, v in rows.all()}
