@@ -106,6 +106,8 @@ class Spec:
     # published in the OpenAPI document and checked against every answer in the tests.
     response: Any = None
     media_type: str = "application/json"  # of the success body
+    # A raw upload instead of a JSON body (a photo): the media types it may come as.
+    upload: tuple[str, ...] = ()
 
 
 class Ctx:
@@ -202,6 +204,24 @@ class Ctx:
                 "Idempotency-Key",
             )
         return key
+
+    async def upload(self, limit: int) -> tuple[bytes, str]:
+        """A raw body of one of the declared media types, at most `limit` bytes: 415
+        `unsupported_media_type` for another type, 413 over the limit, 400 when empty."""
+        if not self.spec.upload:
+            raise RuntimeError(f"{self.spec.path} reads an upload it does not declare")
+        media = self.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media not in self.spec.upload:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"send the body as one of {', '.join(self.spec.upload)}",
+                {"field": "Content-Type", "accepted": list(self.spec.upload)},
+            )
+        raw = await read_body(self.request, limit)
+        if not raw:
+            raise bad_request("missing_field", "the body is empty", "body")
+        return raw, media
 
     async def body(self, model: type[M]) -> M:
         if self.spec.body is not model:
@@ -333,6 +353,7 @@ class Api:
         status: int = 200,
         response: Any = None,
         media_type: str = "application/json",
+        upload: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             summary = (handler.__doc__ or handler.__name__.replace("_", " ")).strip()
@@ -347,6 +368,7 @@ class Api:
                 status,
                 response,
                 media_type,
+                tuple(upload),
             )
 
             async def endpoint(request: Request) -> Response:

@@ -114,6 +114,11 @@ def _operation(spec: Spec, name: str, schemas: dict[str, Any]) -> dict[str, Any]
             "required": True,
             "content": {"application/json": {"schema": _model(spec.body, schemas)}},
         }
+    elif spec.upload:
+        op["requestBody"] = {
+            "required": True,
+            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in spec.upload},
+        }
     elif spec.path.startswith("/api/payments/webhook/"):
         op["requestBody"] = {
             "required": True,
@@ -205,4 +210,6 @@ def _responses(spec: Spec, schemas: dict[str, Any]) -> dict[str, Any]:
         if code == "429" and spec.path not in RATE_LIMITED:
             continue
         out.setdefault(code, {"description": text, "content": error})
+    if spec.upload:
+        out["415"] = {"description": "not one of the accepted media types", "content": error}
     return out

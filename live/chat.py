@@ -6,25 +6,47 @@ from __future__ import annotations
 import orjson
 from redis.asyncio import Redis
 
+from commerce.sessions import service as sessions
 from core.clock import rfc3339, utcnow
 from core.events import topic_key
 from core.ids import new_id
-from core.redis import Keys
+from core.services import Services
 from live import limits
 from live.history import SEQ_INIT, TOPIC_TTL_MS, TopicKeys, frame_parts
 
 MUTED = -1
 RATE_LIMITED = -2
+NO_RULES = -3  # the room's rules are not cached: load them and say the line again
+BANNED = -4
+BLOCKED_WORD = -5
+SLOW_MODE = -6
 
-# KEYS: seq, hist, chat, muted, rate. ARGV: user, prefix, suffix, line, history cap,
-# recent lines kept, channel, ttl ms, lines per window, window ms.
+# KEYS: seq, hist, chat, muted, rate, rules, slow. ARGV: user, prefix, suffix, line,
+# history cap, recent lines kept, channel, ttl ms, lines per window, window ms, the line's
+# words (`chat_words`), exempt ("1": the host or an admin, whom the rules do not hold).
+# Returns {seq} or {code, ms to wait}.
 _SAY = (
     SEQ_INIT
     + """
-if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return -1 end
+if redis.call('HGET', KEYS[6], 'loaded') ~= '1' then return {-3, 0} end
+if ARGV[12] ~= '1' then
+  if redis.call('HEXISTS', KEYS[6], 'ban:' .. ARGV[1]) == 1 then return {-4, 0} end
+  if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return {-1, 0} end
+  local words = redis.call('HGET', KEYS[6], 'words') or ''
+  local said = ' ' .. ARGV[11] .. ' '
+  for word in string.gmatch(words, '[^\\n]+') do
+    if string.find(said, ' ' .. word .. ' ', 1, true) then return {-5, 0} end
+  end
+end
 local n = redis.call('INCR', KEYS[5])
 if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[10]) end
-if n > tonumber(ARGV[9]) then return -2 end
+if n > tonumber(ARGV[9]) then return {-2, redis.call('PTTL', KEYS[5])} end
+if ARGV[12] ~= '1' then
+  local slow = tonumber(redis.call('HGET', KEYS[6], 'slow_ms') or '0')
+  if slow > 0 and not redis.call('SET', KEYS[7], '1', 'PX', slow, 'NX') then
+    return {-6, redis.call('PTTL', KEYS[7])}
+  end
+end
 seq_init(KEYS[1])
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. string.format('%d', seq) .. ARGV[3]
@@ -34,7 +56,7 @@ redis.call('RPUSH', KEYS[3], ARGV[4])
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
 redis.call('PUBLISH', ARGV[7], frame)
-return seq
+return {seq, 0}
 """
 )
 
@@ -64,16 +86,21 @@ return seq
 
 
 async def say(
-    redis: Redis,
-    keys: Keys,
+    services: Services,
     tk: TopicKeys,
     topic: str,
     client_topic: str,
     user_id: str,
     display_name: str,
     text: str,
-) -> int:
-    """Post a line; returns its seq, or MUTED / RATE_LIMITED."""
+    *,
+    exempt: bool,
+) -> tuple[int, int]:
+    """Post a line: (its seq, 0), or (MUTED | RATE_LIMITED | BANNED | BLOCKED_WORD |
+    SLOW_MODE, ms until the user may say another). `exempt`: the room's host or an admin,
+    whom mutes, bans, blocked words and slow mode do not hold."""
+    redis = services.redis
+    session_id = topic.partition(":")[2]
     line = orjson.dumps(
         {
             "id": new_id("msg"),
@@ -83,23 +110,43 @@ async def say(
             "at": rfc3339(utcnow()),
         }
     )
+    rules = sessions.rules_key(services.keys, session_id)
     script = redis.register_script(_SAY)
-    seq = await script(
-        keys=[tk.seq, tk.hist, tk.chat, tk.muted, topic_key(keys, topic, "chatrate:" + user_id)],
-        args=[
-            user_id,
-            frame_parts("chat", client_topic),
-            b',"message":' + line + b"}",
-            line,
-            limits.HISTORY_FRAMES,
-            limits.CHAT_RECENT,
-            tk.channel,
-            TOPIC_TTL_MS,
-            limits.CHAT_LINES_PER_WINDOW,
-            limits.CHAT_WINDOW_S * 1000,
-        ],
-    )
-    return int(seq)
+    keys = [
+        tk.seq,
+        tk.hist,
+        tk.chat,
+        tk.muted,
+        topic_key(services.keys, topic, "chatrate:" + user_id),
+        rules,
+        topic_key(services.keys, topic, "slow:" + user_id),
+    ]
+    args: list[bytes | str | int] = [
+        user_id,
+        frame_parts("chat", client_topic),
+        b',"message":' + line + b"}",
+        line,
+        limits.HISTORY_FRAMES,
+        limits.CHAT_RECENT,
+        tk.channel,
+        TOPIC_TTL_MS,
+        limits.CHAT_LINES_PER_WINDOW,
+        limits.CHAT_WINDOW_S * 1000,
+        sessions.chat_words(text),
+        "1" if exempt else "0",
+    ]
+    code, wait = await script(keys=keys, args=args)
+    if code == NO_RULES:
+        fields = await sessions.rules_fields(services.db, session_id)
+        if fields is None:
+            fields = {"loaded": "1"}  # a room without a session row: no rules to hold
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(rules)
+            pipe.hset(rules, mapping=fields)
+            pipe.pexpire(rules, sessions.RULES_TTL_MS)
+            await pipe.execute()
+        code, wait = await script(keys=keys, args=args)
+    return int(code), int(wait)
 
 
 async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str) -> int:

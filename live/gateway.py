@@ -382,26 +382,47 @@ async def _chat(gateway: Gateway, conn: Connection, frame: Frame) -> None:
             "too_long", f"a chat line has at most {limits.CHAT_MAX_CHARS} characters", "text"
         )
     services = gateway.services
-    seq = await chat.say(
-        services.redis,
-        services.keys,
+    principal = conn.principal
+    assert principal is not None
+    exempt = principal.is_admin or await gateway.owner_of(topic) == user_id
+    seq, wait_ms = await chat.say(
+        services,
         TopicKeys.of(services.keys, topic),
         topic,
         topic,
         user_id,
         conn.display_name or "",
         text,
+        exempt=exempt,
     )
-    if seq == chat.MUTED:
-        raise FrameError("muted", "the host has muted you in this room", None)
-    if seq == chat.RATE_LIMITED:
-        raise FrameError(
-            "rate_limited",
-            f"at most {limits.CHAT_LINES_PER_WINDOW} lines every {limits.CHAT_WINDOW_S} s",
-            None,
-        )
+    if seq < 0:
+        raise _refused(seq, wait_ms)
     if frame.id is not None:
         conn.push_frame(orjson.dumps({"type": "ack", "id": frame.id, "seq": seq}))
+
+
+def _refused(code: int, wait_ms: int) -> FrameError:
+    """The error frame of a line the room's rules refused."""
+    wait_s = max(1, -(-wait_ms // 1000))  # rounded up: trying at once again fails again
+    if code == chat.MUTED:
+        return FrameError("muted", "the host has muted you in this room", None)
+    if code == chat.BANNED:
+        return FrameError("banned", "the host has banned you from chatting in their rooms", None)
+    if code == chat.BLOCKED_WORD:
+        return FrameError("blocked_word", "the host does not allow a word in this line", "text")
+    if code == chat.SLOW_MODE:
+        return FrameError(
+            "slow_mode",
+            f"slow mode: wait {wait_s} s before your next line",
+            None,
+            details={"retry_after_s": wait_s},
+        )
+    return FrameError(
+        "rate_limited",
+        f"at most {limits.CHAT_LINES_PER_WINDOW} lines every {limits.CHAT_WINDOW_S} s",
+        None,
+        details={"retry_after_s": wait_s},
+    )
 
 
 async def _like(gateway: Gateway, conn: Connection, frame: Frame) -> None:

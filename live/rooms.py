@@ -20,9 +20,9 @@ from commerce.deals.schemas import deal_json
 from commerce.orders import totals as commerce_totals
 from commerce.orders.events import OrderPaid, Refund, Sale
 from commerce.payouts.events import PayoutMoved
-from commerce.sessions.events import SessionMoved
+from commerce.sessions.events import ChatRulesChanged, SessionMoved
 from commerce.sessions.models import Listing, LiveSession
-from commerce.sessions.schemas import listing_json
+from commerce.sessions.schemas import listing_json, pinned_message_json
 from commerce.stock import service as inventory
 from commerce.stock.events import SoldOut, Stock
 from core.clock import utcnow
@@ -113,6 +113,9 @@ async def _session_state(services: Services, session_id: str) -> State:
         "flash_deal": None,
         # Energy points viewers redeemed into sponsor pools for this room's charity.
         "energy": {"points": 0, "amount": 0, "redemptions": 0},
+        # The host's chat rules a viewer sees: a line every N s, the message pinned on top.
+        "slow_mode_s": live.slow_mode_s if live else 0,
+        "pinned_message": pinned_message_json(live) if live else None,
     }
     if deal is not None:  # the current or next deal, with its countdown times
         current = {k: v for k, v in deal_json(deal).items() if k != "session_id"}
@@ -191,6 +194,7 @@ FOLDED: dict[str, type[Event]] = {
         DealAnnounced,
         PayoutMoved,
         SessionMoved,
+        ChatRulesChanged,
     )
 }
 
@@ -285,6 +289,9 @@ def _fold_session(state: State, event: Event, counted: bool) -> None:
             totals["flash_deal"] = event.deal
         case SessionMoved():
             totals["status"] = event.status
+        case ChatRulesChanged():
+            totals["slow_mode_s"] = event.slow_mode_s
+            totals["pinned_message"] = event.pinned_message
         case Milestone() if "goal" in totals:
             goal = totals["goal"]
             goal["funded_units"] = max(goal["funded_units"], event.funded_units)

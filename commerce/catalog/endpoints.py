@@ -1,12 +1,15 @@
-"""HTTP: farmers and their products."""
+"""HTTP: farmers, their products and the products' photos."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from starlette.responses import Response
 
-from commerce.catalog.models import Farmer, Product
+from commerce.catalog.models import Farmer, Product, ProductImage
 from commerce.catalog.schemas import (
     CreateFarmer,
     CreateProduct,
@@ -16,9 +19,17 @@ from commerce.catalog.schemas import (
     farmer_json,
     product_json,
 )
-from commerce.catalog.service import load_farmer, require_farmer_or_admin
+from commerce.catalog.service import (
+    MAX_UPLOAD_BYTES,
+    UPLOAD_TYPES,
+    load_farmer,
+    normalise_photo,
+    photo_url,
+    require_farmer_or_admin,
+)
 from core.accounts import grant_role
 from core.auth import Role
+from core.clock import utcnow
 from core.errors import conflict, not_found
 from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, Query, json, roles
 from core.ids import new_id
@@ -97,3 +108,75 @@ async def list_products(ctx: Ctx) -> Response:
             "next_before": products[-1].id if len(products) == limit else None,
         }
     )
+
+
+@api.route(
+    "PUT",
+    "/api/products/{product_id}/image",
+    roles(Role.FARMER, Role.ADMIN),
+    upload=UPLOAD_TYPES,
+    response=ProductOut,
+)
+async def put_product_image(ctx: Ctx) -> Response:
+    """The product's photo (JPEG, PNG or WebP, at most 8 MiB): kept re-encoded, without its
+    metadata, and shown on every listing of the product."""
+    product_id = ctx.path("product_id")
+    async with ctx.services.db.reader() as s:
+        product = await s.get(Product, product_id)
+        farmer = await s.get(Farmer, product.farmer_id) if product is not None else None
+    if product is None or farmer is None:
+        raise not_found("product", product_id)
+    require_farmer_or_admin(ctx.user, farmer)
+    raw, _ = await ctx.upload(MAX_UPLOAD_BYTES)
+    photo = await asyncio.to_thread(normalise_photo, raw)  # CPU work off the event loop
+    async with ctx.services.db.transaction() as s:
+        await s.execute(
+            insert(ProductImage)
+            .values(
+                product_id=product_id,
+                sha256=photo.sha256,
+                content_type=photo.content_type,
+                width=photo.width,
+                height=photo.height,
+                data=photo.data,
+            )
+            .on_conflict_do_update(
+                index_elements=[ProductImage.product_id],
+                set_={
+                    "sha256": photo.sha256,
+                    "content_type": photo.content_type,
+                    "width": photo.width,
+                    "height": photo.height,
+                    "data": photo.data,
+                    "created_at": utcnow(),
+                },
+            )
+        )
+        stored = await s.get(Product, product_id, with_for_update=True)
+        assert stored is not None  # products are never deleted
+        stored.image_url = photo_url(product_id, photo.sha256)
+        out = product_json(stored)
+    return json(out)
+
+
+@api.get("/api/products/{product_id}/image", ANYONE, query=(Query("v"),), media_type="image/webp")
+async def get_product_image(ctx: Ctx) -> Response:
+    """The product's photo as stored; with the `v` its `image_url` carries, cached for good."""
+    product_id = ctx.path("product_id")
+    version = ctx.query("v")
+    async with ctx.services.db.reader() as s:
+        image = await s.get(ProductImage, product_id)
+    if image is None:
+        raise not_found("image", product_id)
+    etag = f'"{image.sha256[:32]}"'
+    current = version is not None and image.sha256.startswith(version)
+    headers = {
+        "ETag": etag,
+        "X-Content-Type-Options": "nosniff",
+        # The address names this exact photo: keep it. Without it (or an old one), the photo
+        # may change: ask again each time, cheaply, with the ETag.
+        "Cache-Control": "public, max-age=31536000, immutable" if current else "no-cache",
+    }
+    if ctx.request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(image.data, media_type=image.content_type, headers=headers)

@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     text,
@@ -45,3 +46,18 @@ class Product(Timestamped, Base):
     weight_g: Mapped[int] = mapped_column(
         Integer, nullable=False, default=1000, server_default=text("1000")
     )
+
+
+class ProductImage(Timestamped, Base):
+    """A product's photo as we re-encoded it: kept in PostgreSQL beside the product, so every
+    web process serves it without a shared disk, and small enough for that (at most
+    `images.MAX_SIDE` px a side, a few hundred KB)."""
+
+    __tablename__ = "product_images"
+
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(40), nullable=False)
+    width: Mapped[int] = mapped_column(Integer, nullable=False)
+    height: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

@@ -141,3 +141,92 @@ async def farmer_totals(db: Database, farmer_id: str) -> FarmerTotals:
             for r in by_session
         ],
     }
+
+
+async def session_recap(db: Database, session_id: str) -> dict[str, Any]:
+    """What a show sold, for the host's summary after it: each product's units, gross and
+    pledge, the buyers, the busiest minute, and each flash deal's units (settled sales)."""
+    counted = {"sid": session_id, "counted": COUNTED_STATUSES}
+    async with db.reader() as s:
+        products = (
+            await s.execute(
+                text(
+                    "SELECT o.listing_id, p.name, p.unit, count(*) AS orders,"
+                    " sum(o.quantity) AS units, sum(o.total) AS gross,"
+                    " sum(o.pledge_amount) AS pledged"
+                    " FROM orders o JOIN listings l ON l.id = o.listing_id"
+                    " JOIN products p ON p.id = l.product_id"
+                    " WHERE o.session_id = :sid AND o.status = ANY(:counted)"
+                    " GROUP BY o.listing_id, p.name, p.unit ORDER BY sum(o.total) DESC, p.name"
+                ),
+                counted,
+            )
+        ).all()
+        buyers = await s.scalar(
+            text(
+                "SELECT count(DISTINCT buyer_id) FROM orders"
+                " WHERE session_id = :sid AND status = ANY(:counted)"
+            ),
+            counted,
+        )
+        busiest = (
+            await s.execute(
+                text(
+                    "SELECT date_trunc('minute', paid_at) AS minute, count(*) AS orders,"
+                    " sum(quantity) AS units FROM orders"
+                    " WHERE session_id = :sid AND status = ANY(:counted) AND paid_at IS NOT NULL"
+                    " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+                ),
+                counted,
+            )
+        ).first()
+        deals = (
+            await s.execute(
+                text(
+                    "SELECT d.id, p.name, d.price, d.stock, d.starts_at, d.ends_at,"
+                    " coalesce(sum(o.quantity), 0) AS units"
+                    " FROM flash_deals d JOIN listings l ON l.id = d.listing_id"
+                    " JOIN products p ON p.id = l.product_id"
+                    " LEFT JOIN orders o ON o.deal_id = d.id AND o.status = ANY(:counted)"
+                    " WHERE d.session_id = :sid"
+                    " GROUP BY d.id, p.name ORDER BY d.starts_at"
+                ),
+                counted,
+            )
+        ).all()
+    return {
+        "buyers": int(buyers or 0),
+        "by_product": [
+            {
+                "listing_id": r.listing_id,
+                "product_name": r.name,
+                "unit": r.unit,
+                "orders": int(r.orders),
+                "units": int(r.units),
+                "gross": int(r.gross),
+                "pledged": int(r.pledged),
+            }
+            for r in products
+        ],
+        "busiest_minute": (
+            {
+                "at": rfc3339(busiest.minute),
+                "orders": int(busiest.orders),
+                "units": int(busiest.units),
+            }
+            if busiest is not None
+            else None
+        ),
+        "deals": [
+            {
+                "deal_id": r.id,
+                "product_name": r.name,
+                "price": int(r.price),
+                "stock": int(r.stock),
+                "units": int(r.units),
+                "starts_at": rfc3339(r.starts_at),
+                "ends_at": rfc3339(r.ends_at),
+            }
+            for r in deals
+        ],
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from core.events import Event
 
@@ -14,4 +14,15 @@ class SessionMoved(Event):
 
     type: ClassVar[str] = "session_status"
     status: str
+    at: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRulesChanged(Event):
+    """The host changed the room's slow mode or its pinned message (blocked words are the
+    host's own: a room never hears them)."""
+
+    type: ClassVar[str] = "chat_rules"
+    slow_mode_s: int
+    pinned_message: dict[str, Any] | None  # {text, at}
     at: str | None

@@ -15,8 +15,9 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, text
 
 from core.db import ID, Base, Timestamped
 
@@ -25,6 +26,7 @@ class LiveSession(Timestamped, Base):
     __tablename__ = "sessions"
     __table_args__ = (
         CheckConstraint("status IN ('scheduled','live','ended')", name="known_status"),
+        CheckConstraint("slow_mode_s BETWEEN 0 AND 3600", name="slow_mode_range"),
         Index("ix_sessions_status_scheduled_at", "status", "scheduled_at"),
     )
 
@@ -44,6 +46,29 @@ class LiveSession(Timestamped, Base):
     moderate_messages: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    # The room's chat rules (docs/api.md, "Chat rules"): a viewer's lines at least this far
+    # apart, lines holding one of these words or phrases refused, one message pinned on top.
+    slow_mode_s: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+    blocked_words: Mapped[list[str]] = mapped_column(
+        JSONB, nullable=False, default=list, server_default=text("'[]'")
+    )
+    pinned_message: Mapped[str | None] = mapped_column(String(200))
+    pinned_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ChatBan(Timestamped, Base):
+    """A viewer a host has banned: silent in every room of that host's until unbanned (a
+    mute lasts one session)."""
+
+    __tablename__ = "chat_bans"
+
+    host_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(80), nullable=False)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"))  # banned from
+    reason: Mapped[str | None] = mapped_column(String(200))
 
 
 class Listing(Timestamped, Base):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from commerce.catalog.models import Product
-from commerce.sessions.models import Listing, LiveSession
+from commerce.sessions.models import ChatBan, Listing, LiveSession
 from core.clock import rfc3339
 from core.fields import Amount, Bps, Currency, Id, Title, Url
 from core.http import Body
@@ -57,6 +57,12 @@ class ListingOut(TypedDict):
 
 
 @closed
+class PinnedMessage(TypedDict):
+    text: str
+    at: str | None
+
+
+@closed
 class SessionOut(TypedDict):
     id: str
     host_id: str
@@ -71,6 +77,8 @@ class SessionOut(TypedDict):
     ended_at: str | None
     pinned_listing_id: str | None
     moderate_messages: bool
+    slow_mode_s: int
+    pinned_message: PinnedMessage | None
     created_at: str | None
 
 
@@ -140,5 +148,82 @@ def session_json(s: LiveSession) -> SessionOut:
         "ended_at": rfc3339(s.ended_at),
         "pinned_listing_id": s.pinned_listing_id,
         "moderate_messages": s.moderate_messages,
+        "slow_mode_s": s.slow_mode_s,
+        "pinned_message": pinned_message_json(s),
         "created_at": rfc3339(s.created_at),
+    }
+
+
+BlockedWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+PinnedText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_BLOCKED_WORDS = 200
+
+
+class ChatRulesBody(Body):
+    """What the host changes of the room's chat; a field left out stays as it is."""
+
+    slow_mode_s: Annotated[int, Field(ge=0, le=3600)] | None = None
+    blocked_words: Annotated[list[BlockedWord], Field(max_length=MAX_BLOCKED_WORDS)] | None = None
+    pinned_message: PinnedText | None = None  # null takes it down
+
+
+@closed
+class ChatRulesOut(TypedDict):
+    session_id: str
+    slow_mode_s: int
+    blocked_words: list[str]
+    pinned_message: PinnedMessage | None
+
+
+class BanBody(Body):
+    user_id: Id
+    session_id: Id | None = None  # the room it happened in, for the host's memory
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+        | None
+    ) = None
+
+
+@closed
+class BanOut(TypedDict):
+    user_id: str
+    display_name: str
+    session_id: str | None
+    reason: str | None
+    created_at: str | None
+
+
+@closed
+class BanList(TypedDict):
+    bans: list[BanOut]
+
+
+@closed
+class Unbanned(TypedDict):
+    user_id: str
+    status: str
+
+
+def pinned_message_json(live: LiveSession) -> PinnedMessage | None:
+    if live.pinned_message is None:
+        return None
+    return {"text": live.pinned_message, "at": rfc3339(live.pinned_message_at)}
+
+
+def chat_rules_json(live: LiveSession) -> ChatRulesOut:
+    return {
+        "session_id": live.id,
+        "slow_mode_s": live.slow_mode_s,
+        "blocked_words": list(live.blocked_words),
+        "pinned_message": pinned_message_json(live),
+    }
+
+
+def ban_json(ban: ChatBan) -> BanOut:
+    return {
+        "user_id": ban.user_id,
+        "display_name": ban.display_name,
+        "session_id": ban.session_id,
+        "reason": ban.reason,
+        "created_at": rfc3339(ban.created_at),
     }

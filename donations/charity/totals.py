@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from core.clock import rfc3339
 from core.db import Database
 from donations.gifts.schemas import ANONYMOUS, display_name
 
@@ -45,4 +46,47 @@ async def session_totals(db: Database, session_id: str) -> dict[str, Any]:
             "matched": int(sums.matched) if sums else 0,
         },
         "top_donors": [{"display_name": n, "amount": a} for n, a in top],
+    }
+
+
+BIGGEST_GIFTS = 3
+
+
+async def session_gifts(db: Database, session_id: str) -> dict[str, Any]:
+    """The room's paid gifts for the host's summary: how many, from how many givers, and
+    the biggest few (names as each giver chose to be shown)."""
+    async with db.reader() as s:
+        count = (
+            await s.execute(
+                text(
+                    "SELECT count(*) AS gifts, count(DISTINCT donor_id) AS givers FROM donations"
+                    " WHERE session_id = :s AND status = 'paid'"
+                ),
+                {"s": session_id},
+            )
+        ).one()
+        biggest = (
+            await s.execute(
+                text(
+                    "SELECT d.id, u.display_name, d.visibility, d.amount, d.currency, d.paid_at"
+                    " FROM donations d JOIN users u ON u.id = d.donor_id"
+                    " WHERE d.session_id = :s AND d.status = 'paid'"
+                    " ORDER BY d.amount DESC, d.paid_at LIMIT :n"
+                ),
+                {"s": session_id, "n": BIGGEST_GIFTS},
+            )
+        ).all()
+    return {
+        "gifts": int(count.gifts),
+        "givers": int(count.givers),
+        "biggest_gifts": [
+            {
+                "donation_id": r.id,
+                "display_name": display_name(r.display_name, r.visibility),
+                "amount": int(r.amount),
+                "currency": r.currency,
+                "at": rfc3339(r.paid_at),
+            }
+            for r in biggest
+        ],
     }
