@@ -84,6 +84,7 @@ PAGES = {
     "/": "index.html",
     "/login": "login.html",
     "/sessions/{session_id}": "session.html",
+    "/host": "shows.html",
     "/host/sessions/{session_id}": "host.html",
     "/farmer": "farmer.html",
     "/farmer/packing": "packing.html",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -96,6 +97,19 @@ async def world(server, admin_token) -> World:
             },
         )
         assert r.status_code == 201, r.text
+        # The product's photo, and a message the host pinned over the chat.
+        r = await c.put(
+            f"/api/products/{w.product['id']}/image",
+            headers={**w.farmer.headers, "Content-Type": "image/jpeg"},
+            content=jpeg(),
+        )
+        assert r.status_code == 200, r.text
+        r = await c.put(
+            f"/api/sessions/{sid}/chat-rules",
+            headers=w.host.headers,
+            json={"pinned_message": "Ongkir gratis se-Jawa Barat sampai jam 21.00!"},
+        )
+        assert r.status_code == 200, r.text
         buyer = await register(c, "buyer")
     await buy_and_pay(server.base, buyer, lid, 2)
     w.buyer = buyer  # type: ignore[attr-defined]
@@ -156,6 +170,7 @@ def page_paths(w: World) -> dict[str, tuple[str, Actor | None]]:
         "verify": ("/verify", None),
         "orders": ("/me/orders", w.buyer),  # type: ignore[attr-defined]
         "packing": (f"/farmer/packing?session_id={sid}", w.farmer),
+        "shows": ("/host", w.host),
     }
 
 
@@ -1233,3 +1248,255 @@ async def test_a_campaign_page_shows_progress_in_units_latest_gifts_and_disburse
         assert t.errors == []
     async with httpx.AsyncClient(base_url=server.base) as c:
         assert (await c.get("/api/campaigns/cmp_nope")).status_code == 404
+
+
+def jpeg(size: tuple[int, int] = (1600, 1200)) -> bytes:
+    """A phone-sized photo: a field of green under a sky, as JPEG."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, (110, 170, 70))
+    ImageDraw.Draw(img).rectangle((0, 0, size[0], size[1] // 3), fill=(150, 200, 240))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+async def test_a_host_creates_and_schedules_a_show_from_my_shows_and_lands_in_its_console(
+    browser, server, world
+):
+    host = world.host
+    async with tab(browser, server.base, host.token, host.user) as t:
+        await t.page.goto("/")
+        await t.page.click("nav a[href='/host']")
+        await expect(t.page.locator("#shows")).to_contain_text(world.session["title"])
+        await t.page.fill("#s-title", "Panen Mangga Indramayu")
+        await t.page.select_option("#s-charity", world.charity["id"])
+        await t.page.select_option("#s-campaign", world.campaign["id"])
+        await t.page.fill("#s-when", "2031-03-14T19:30")
+        await t.page.check("#s-moderate")
+        await t.page.click("#show-form button[type=submit]")
+        await t.page.wait_for_url(re.compile(r"/host/sessions/ses_"))
+        await expect(t.page.locator("#title")).to_have_text("Panen Mangga Indramayu")
+        await expect(t.page.locator("#status")).to_have_text("Upcoming")
+        await expect(t.page.locator("#go-live")).to_be_enabled()
+        sid = t.page.url.rsplit("/", 1)[1]
+        async with httpx.AsyncClient(base_url=server.base) as c:
+            s = (await c.get(f"/api/sessions/{sid}")).json()
+        assert (s["campaign_id"], s["moderate_messages"]) == (world.campaign["id"], True)
+        assert s["scheduled_at"].startswith("2031-03-1")  # 19:30 in the browser's zone
+        await t.page.goto("/host")
+        show = t.page.locator(f"#shows li[data-session-id='{sid}']")
+        await expect(show).to_contain_text("Panen Mangga Indramayu")
+        await expect(show.locator(".badge")).to_have_text("Upcoming")
+        await no_wider_than_the_phone(t)
+        assert t.errors == []
+
+
+async def test_a_viewer_is_told_my_shows_is_for_hosts(browser, server, world):
+    buyer = world.buyer
+    async with tab(browser, server.base, buyer.token, buyer.user) as t:
+        await t.page.goto("/host")
+        await expect(t.page.locator("#denied")).to_be_visible()
+        await expect(t.page.locator("#show-form")).to_be_hidden()
+        await expect(t.page.locator("nav a[href='/host']")).to_have_count(0)
+
+
+async def test_the_host_sets_slow_mode_a_pinned_message_and_a_blocked_word_and_the_room_follows(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    sid = w.session["id"]
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        viewer = await register(c, "chatter")
+    async with (
+        tab(browser, server.base, w.host.token, w.host.user, DESKTOP) as host,
+        tab(browser, server.base, viewer.token, viewer.user) as t,
+    ):
+        await t.page.goto(f"/sessions/{sid}")
+        await host.page.goto(f"/host/sessions/{sid}")
+        await connected(t)
+        await connected(host)
+        await expect(t.page.locator("#pinned-message")).to_be_hidden()
+        await host.page.select_option("#r-slow", "30")
+        await host.page.fill("#r-pinned", "Ongkir gratis se-Jawa Barat malam ini!")
+        await host.page.fill("#r-words", "judi\nslot gacor")
+        await host.page.click("#rules-form button[type=submit]")
+        await expect(host.page.locator("#toast")).to_contain_text("Chat rules saved")
+        # Every viewer sees the pinned message and the slow mode at once, and after a reload.
+        for _ in range(2):
+            await expect(t.page.locator("#pinned-message")).to_contain_text(
+                "Ongkir gratis se-Jawa Barat malam ini!"
+            )
+            await expect(t.page.locator("#slow-mode")).to_have_text(
+                "Slow mode: one line every 30 s."
+            )
+            await t.page.reload()
+            await connected(t)
+        await t.page.fill("#chat-input", "ayo main Slot Gacor")
+        await t.page.click("#chat-form button[type=submit]")
+        await expect(t.page.locator("#toast")).to_have_text(
+            "This line holds a word the host does not allow."
+        )
+        await t.page.fill("#chat-input", "mangganya manis?")
+        await t.page.click("#chat-form button[type=submit]")
+        await expect(host.page.locator("#chat .chat-text").last).to_have_text("mangganya manis?")
+        await t.page.fill("#chat-input", "halo lagi")
+        await t.page.click("#chat-form button[type=submit]")
+        await expect(t.page.locator("#toast")).to_contain_text("Slow mode: wait")
+        # A reload of the console shows the rules as saved.
+        await host.page.reload()
+        await expect(host.page.locator("#r-words")).to_have_value("judi\nslot gacor")
+        await expect(host.page.locator("#r-slow")).to_have_value("30")
+        await host.page.fill("#r-pinned", "")
+        await host.page.click("#rules-form button[type=submit]")
+        await expect(t.page.locator("#pinned-message")).to_be_hidden()
+        assert t.errors == [] and host.errors == []
+
+
+async def test_the_host_bans_a_viewer_after_a_confirmation_and_can_unban_them(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token)
+    sid = w.session["id"]
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        troll = await register(c, "troll")
+    async with (
+        tab(browser, server.base, troll.token, troll.user) as writer,
+        tab(browser, server.base, w.host.token, w.host.user) as host,
+    ):
+        await writer.page.goto(f"/sessions/{sid}")
+        await host.page.goto(f"/host/sessions/{sid}")
+        await connected(writer)
+        await connected(host)
+        await expect(host.page.locator("#bans")).to_contain_text("Nobody is banned")
+        await writer.page.fill("#chat-input", "PROMO JUDI!!!")
+        await writer.page.click("#chat-form button[type=submit]")
+        ban = host.page.locator("#chat button.ban")
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.dismiss()))
+        await ban.click()
+        await expect(host.page.locator("#bans")).to_contain_text("Nobody is banned")
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await ban.click()
+        await expect(host.page.locator("#bans")).to_contain_text(troll.user["display_name"])
+        await writer.page.fill("#chat-input", "halo?")
+        await writer.page.click("#chat-form button[type=submit]")
+        await expect(writer.page.locator("#toast")).to_have_text(
+            "The host has banned you from chatting in their rooms."
+        )
+        await host.page.locator("#bans button.unban").click()
+        await expect(host.page.locator("#bans")).to_contain_text("Nobody is banned")
+        await writer.page.fill("#chat-input", "maaf")
+        await writer.page.click("#chat-form button[type=submit]")
+        await expect(host.page.locator("#chat .chat-text").last).to_have_text("maaf")
+        await no_wider_than_the_phone(host)
+        assert host.errors == [] and writer.errors == []
+
+
+async def test_a_farming_host_adds_a_product_with_a_photo_and_lists_it(
+    browser, server, admin_token, tmp_path
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        r = await c.post(
+            "/api/farmers",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            json={"user_id": w.host.id, "name": "Kebun Host", "region": "Indramayu"},
+        )
+        assert r.status_code == 201, r.text
+    picture = tmp_path / "mangga.jpg"
+    picture.write_bytes(jpeg())
+    async with tab(browser, server.base, w.host.token, w.host.user) as t:
+        await t.page.goto(f"/host/sessions/{w.session['id']}")
+        await connected(t)
+        await t.page.fill("#p-name", "Mangga Gedong Gincu")
+        await t.page.fill("#p-unit", "1 kg")
+        await t.page.fill("#p-price", "45000")
+        await t.page.fill("#p-weight", "1100")
+        await t.page.set_input_files("#p-photo", str(picture))
+        await t.page.click("#product-form button[type=submit]")
+        await expect(t.page.locator("#toast")).to_have_text("Product saved.")
+        await expect(t.page.locator("#l-product option:checked")).to_contain_text(
+            "Mangga Gedong Gincu"
+        )
+        await t.page.fill("#l-stock", "25")
+        await t.page.click("#listing-form button[type=submit]")
+        row = t.page.locator("#listings tr", has_text="Mangga Gedong Gincu")
+        thumb = row.locator("img.thumb")
+        await expect(thumb).to_be_visible()
+        loaded = await thumb.evaluate("img => img.complete && img.naturalWidth")
+        assert loaded == 1200  # re-encoded: at most 1200 px a side
+        assert t.errors == []
+
+
+async def test_a_bad_photo_is_explained_and_no_photo_is_kept(
+    browser, server, admin_token, tmp_path
+):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        r = await c.post(
+            "/api/farmers",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            json={"user_id": w.host.id, "name": "Kebun Host", "region": "Subang"},
+        )
+        assert r.status_code == 201, r.text
+    fake = tmp_path / "nanas.png"
+    fake.write_bytes(b"<svg onload=alert(1)></svg>")
+    async with tab(browser, server.base, w.host.token, w.host.user) as t:
+        await t.page.goto(f"/host/sessions/{w.session['id']}")
+        await t.page.fill("#p-name", "Nanas Subang")
+        await t.page.fill("#p-unit", "1 buah")
+        await t.page.fill("#p-price", "15000")
+        await t.page.set_input_files("#p-photo", str(fake))
+        await t.page.click("#product-form button[type=submit]")
+        await expect(t.page.locator("#product-form .form-error")).to_have_text(
+            "We cannot read that photo. Send a JPEG, PNG or WebP."
+        )
+
+
+async def test_a_gift_pops_up_as_an_alert_in_the_host_console(browser, server, admin_token):
+    w = await live_world(server.base, admin_token)
+    async with httpx.AsyncClient(base_url=server.base) as c:
+        donor = await register(c, "dermawan")
+    async with tab(browser, server.base, w.host.token, w.host.user) as host:
+        await host.page.goto(f"/host/sessions/{w.session['id']}")
+        await connected(host)
+        await expect(host.page.locator("#alert")).to_be_hidden()
+        async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+            await donate_and_pay(c, donor, w, 75_000, message="Semangat, Pak Tani!")
+        alert = host.page.locator("#alert")
+        await expect(alert).to_be_visible()
+        await expect(alert).to_contain_text(donor.user["display_name"])
+        await expect(alert).to_contain_text("75,000")
+        await expect(alert).to_contain_text("Semangat, Pak Tani!")
+        await expect(alert).to_be_hidden(timeout=10_000)  # it makes way for the next
+        assert host.errors == []
+
+
+async def test_after_the_show_the_host_sees_what_sold_what_it_raised_and_its_moments(
+    browser, server, admin_token
+):
+    w = await live_world(server.base, admin_token, pledge_per_unit=10_000)
+    lid = w.session["listings"][0]["id"]
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as c:
+        buyer = await register(c, "pembeli")
+        donor = await register(c, "donatur")
+        await donate_and_pay(c, donor, w, 300_000)
+    await buy_and_pay(server.base, buyer, lid, 3)
+    async with tab(browser, server.base, w.host.token, w.host.user, lang="id") as host:
+        await host.page.goto(f"/host/sessions/{w.session['id']}")
+        await connected(host)
+        await expect(host.page.locator("#s-orders")).to_have_text("1", timeout=15_000)
+        host.page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await host.page.click("#end")
+        card = host.page.locator("#summary-card")
+        await expect(card).to_be_visible()
+        await expect(card.locator("#summary tbody")).to_contain_text("Kopi Arabika")
+        await expect(card.locator("#summary tbody")).to_contain_text("450.000")
+        await expect(card.locator(".moments")).to_contain_text("Donasi terbesar")
+        await expect(card.locator(".moments")).to_contain_text("Menit tersibuk")
+        # Raised: the pledge of 3 x Rp 10.000 and the gift.
+        await expect(card.locator(".stats")).to_contain_text("Rp 330.000")
+        await host.page.reload()  # and it is there whenever the host comes back
+        await expect(host.page.locator("#summary-card")).to_be_visible()
+        await no_wider_than_the_phone(host)
+        assert host.errors == []

@@ -51,6 +51,17 @@ export async function api(method, path, body, { idempotencyKey, quiet401 } = {})
   return data;
 }
 
+// A file sent as the request's raw body (a product photo), answered like `api`.
+export async function upload(method, path, file) {
+  const headers = { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" };
+  if (auth.token) headers.Authorization = `Bearer ${auth.token}`;
+  const res = await fetch(path, { method, headers, body: file });
+  let data = null;
+  try { data = await res.json(); } catch { data = null; }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
 // A random key for Idempotency-Key (crypto.randomUUID needs a secure context; this does not).
 export function newKey() {
   const b = crypto.getRandomValues(new Uint8Array(16));
@@ -171,6 +182,7 @@ export function topbar(active) {
   const nav = el("nav", { "aria-label": "main" });
   const link = (href, key) => el("a", { href, text: t(key), "aria-current": active === key ? "page" : null });
   nav.append(link("/", "home"));
+  if (auth.has("host")) nav.append(link("/host", "my_shows"));
   if (auth.has("farmer")) nav.append(link("/farmer", "farmer"));
   if (auth.user) nav.append(link("/me/orders", "my_orders"));
   nav.append(link("/verify", "verify"));

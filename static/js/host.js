@@ -1,6 +1,9 @@
-// The host console: go live, list and pin products, start flash deals, stats, read-outs, moderation.
+// The host console: go live, list and pin products, start flash deals, stats, read-outs with
+// donation alerts, moderation (mute, ban, chat rules), new products with photos, and the
+// summary after the show.
 import {
   $, api, auth, boot, codeText, el, errorText, idFromPath, money, num, onLangChange, parseAmount, requireLogin, t, toast,
+  upload, when,
 } from "./common.js";
 import { clock, describe, who } from "./events.js";
 import { connectionBadge, Live } from "./live.js";
@@ -35,7 +38,8 @@ function render() {
   const pinnedId = state.pinned || s.pinned_listing_id;
   const sold = (id) => (tot.units_sold && typeof tot.units_sold === "object" ? tot.units_sold[id] || 0 : 0);
   $("#listings").replaceChildren(...[...state.listings.values()].map((l) => el("tr", { dataset: { listingId: l.id } },
-    el("td", {}, el("strong", { text: l.product ? l.product.name : l.product_id }), pinnedId === l.id ? " ★" : ""),
+    el("td", {}, l.product && l.product.image_url ? el("img", { class: "thumb", src: l.product.image_url, alt: "" }) : null,
+      el("strong", { text: l.product ? l.product.name : l.product_id }), pinnedId === l.id ? " ★" : ""),
     el("td", { class: "n", text: money(l.price, cur()) }),
     el("td", { class: "n", text: `${num(sold(l.id))} / ${num(l.stock)}` }),
     el("td", {}, el("button", { type: "button", class: "small secondary pin", text: t("pin"), disabled: pinnedId === l.id,
@@ -78,7 +82,8 @@ function renderChat() {
   $("#chat").replaceChildren(...state.chat.map((m) => el("li", { class: "row chat-line" },
     el("span", { class: "grow" }, el("strong", { text: `${m.display_name || m.name || t("someone")}: ` }), el("span", { class: "chat-text", text: m.text })),
     el("button", { type: "button", class: "small secondary", text: t("delete"), onclick: () => moderate("delete", m.id) }),
-    m.user_id ? el("button", { type: "button", class: "small danger mute", text: t("mute"), onclick: () => mute(m) }) : null)));
+    m.user_id ? el("button", { type: "button", class: "small danger mute", text: t("mute"), onclick: () => mute(m) }) : null,
+    m.user_id ? el("button", { type: "button", class: "small danger ban", text: t("ban"), onclick: () => ban(m) }) : null)));
   const muted = Object.entries(mutedUsers);
   $("#muted").replaceChildren(...(muted.length ? muted.map(([id, name]) => el("li", { class: "row" },
     el("span", { class: "grow", text: name }),
@@ -107,8 +112,137 @@ async function unmute(userId) {
   renderChat();
 }
 
+// The host's ban list: who may not chat in any of their rooms (kept by the server).
+let bans = [];
+
+function renderBans() {
+  $("#bans").replaceChildren(...(bans.length ? bans.map((b) => el("li", { class: "row" },
+    el("span", { class: "grow" }, el("strong", { text: b.display_name }), " ",
+      el("span", { class: "muted", text: t("banned_from", { when: when(b.created_at) }) })),
+    el("button", { type: "button", class: "small secondary unban", text: t("unban"), onclick: () => unban(b.user_id) })))
+    : [el("li", { class: "muted", text: t("nobody_banned") })]));
+}
+
+async function loadBans() {
+  await act(async () => { ({ bans } = await api("GET", "/api/me/bans")); });
+  renderBans();
+}
+
+async function ban(m) {
+  const name = m.display_name || m.name || t("someone");
+  if (!window.confirm(t("confirm_ban", { name }))) return;  // silences them in every show
+  if (await act(() => api("POST", "/api/me/bans", { user_id: m.user_id, session_id: sessionId }))) await loadBans();
+}
+
+async function unban(userId) {
+  if (await act(() => api("DELETE", `/api/me/bans/${encodeURIComponent(userId)}`))) await loadBans();
+}
+
+// Chat rules: slow mode, the pinned message, blocked words (only the host sees those).
+const SLOW_STEPS = [0, 5, 10, 30, 60, 120, 300];
+
+function showRules(rules) {
+  $("#r-slow").replaceChildren(...SLOW_STEPS.map((n) => el("option", { value: String(n), text: n ? t("seconds", { n }) : t("off") })));
+  $("#r-slow").value = String(SLOW_STEPS.includes(rules.slow_mode_s) ? rules.slow_mode_s : 0);
+  $("#r-pinned").value = rules.pinned_message ? rules.pinned_message.text : "";
+  $("#r-words").value = rules.blocked_words.join("\n");
+}
+
+async function loadRules() {
+  await act(async () => showRules(await api("GET", path("/chat-rules"))));
+}
+
+async function saveRules(e) {
+  e.preventDefault();
+  const out = $("#rules-form .form-error");
+  out.textContent = "";
+  const pinned = $("#r-pinned").value.trim();
+  const body = {
+    slow_mode_s: Number($("#r-slow").value),
+    pinned_message: pinned || null,
+    blocked_words: $("#r-words").value.split(/[\n,]/).map((w) => w.trim()).filter(Boolean),
+  };
+  try {
+    showRules(await api("PUT", path("/chat-rules"), body));
+    toast(t("rules_saved"));
+  } catch (err) { out.textContent = errorText(err); }
+}
+
+// Donation alerts: each gift shown large for a few seconds, one after another, so the host
+// can thank the giver on air.
+const alerts = [];
+let alerting = false;
+
+function alertNext() {
+  const box = $("#alert");
+  const next = alerts.shift();
+  if (!next) { alerting = false; box.classList.add("hidden"); return; }
+  alerting = true;
+  box.replaceChildren(el("span", { text: `🎉 ${t("donation_alert", { who: next.who, amount: money(next.amount, cur()) })}` }),
+    next.message ? el("span", { class: "message", text: `“${next.message}”` }) : null);
+  box.classList.remove("hidden");
+  setTimeout(alertNext, 6000);
+}
+
+function alertGift(ev) {
+  alerts.push({ who: who(ev), amount: ev.amount, message: ev.message || "" });
+  if (!alerting) alertNext();
+}
+
+// The summary after the show (and during it, on request): the show in numbers and moments.
+async function loadSummary() {
+  $("#summary-card").classList.remove("hidden");
+  let s;
+  try { s = await api("GET", path("/summary")); } catch (err) { toast(errorText(err), "error"); return; }
+  const c = s.currency;
+  const stat = (v, k) => el("div", { class: "stat" }, el("div", { class: "v", text: v }), el("div", { class: "k", text: k }));
+  const minutes = s.duration_s == null ? "–" : `${num(Math.round(s.duration_s / 60))} min`;
+  const moments = [];
+  if (s.busiest_minute) {
+    moments.push(t("busiest_minute", { at: when(s.busiest_minute.at), orders: num(s.busiest_minute.orders), units: num(s.busiest_minute.units) }));
+  }
+  for (const d of s.deals) moments.push(t("deal_moment", { product: d.product_name, price: money(d.price, c), units: num(d.units), stock: num(d.stock) }));
+  for (const g of s.biggest_gifts) moments.push(t("biggest_gift", { who: g.display_name, amount: money(g.amount, c) }));
+  if (s.goal) moments.push(t("goal_moment", { n: num(s.goal.funded_units), goal: num(s.goal.goal_units), unit: s.goal.unit_name }));
+  $("#summary").replaceChildren(
+    el("div", { class: "stats" }, stat(minutes, t("duration")), stat(num(s.orders), t("orders")), stat(num(s.buyers), t("buyers")),
+      stat(num(s.units), t("units")), stat(money(s.gross, c), t("gross")), stat(money(s.charity.total || 0, c), t("raised")),
+      stat(money(s.charity.pledged || 0, c), t("pledged")), stat(money(s.charity.donated || 0, c), t("gifts", { n: num(s.givers) }))),
+    el("table", { class: "mt-m" }, el("thead", {}, el("tr", {}, el("th", { text: t("product") }), el("th", { class: "n", text: t("units") }),
+      el("th", { class: "n", text: t("gross") }))),
+    el("tbody", {}, ...s.by_product.map((p) => el("tr", {}, el("td", { text: `${p.product_name} (${p.unit})` }),
+      el("td", { class: "n", text: num(p.units) }), el("td", { class: "n", text: money(p.gross, c) }))))),
+    el("h3", { text: t("moments") }),
+    el("ul", { class: "plain moments" }, ...(moments.length ? moments.map((m) => el("li", { text: m })) : [el("li", { class: "muted", text: t("no_moments") })])));
+}
+
+// A host who farms adds their own produce here, photo included.
+let farmer = null;
+
+async function createProduct(e) {
+  e.preventDefault();
+  const out = $("#product-form .form-error");
+  out.textContent = "";
+  const price = parseAmount($("#p-price").value, cur());
+  if (!price) { out.textContent = t("price_hint", { example: money(95000, cur()) }); return; }
+  const body = { farmer_id: farmer.id, name: $("#p-name").value.trim(), unit: $("#p-unit").value.trim(), unit_price: price,
+    currency: cur(), weight_g: Number($("#p-weight").value) || 1000 };
+  try {
+    let product = await api("POST", "/api/products", body);
+    const file = $("#p-photo").files[0];
+    if (file) product = await upload("PUT", `/api/products/${encodeURIComponent(product.id)}/image`, file);
+    const option = el("option", { value: product.id, text: `${product.name} (${product.unit}) · ${money(product.unit_price, product.currency)}` });
+    $("#l-product").prepend(option);
+    $("#l-product").value = product.id;
+    $("#l-price").value = String(product.unit_price);
+    e.target.reset();
+    toast(t("product_saved"));
+  } catch (err) { out.textContent = errorText(err); }
+}
+
 function onEvent(ev) {
   const text = describe(ev, ctx);
+  if (ev.type === "donation") alertGift(ev);
   if (text) { state.feed.unshift(text); state.feed.length = Math.min(state.feed.length, 60); }
   if (ev.type === "donation" && ev.message && !readout.some((d) => d.key === ev.donation_id)) {
     readout.push({ key: ev.donation_id || ev.id || `${ev.at}:${ev.message}`, who: who(ev), amount: ev.amount, message: ev.message });
@@ -170,6 +304,7 @@ async function transition(which) {
     const s = await api("POST", path(`/${which}`), {});
     state.session = { ...state.session, ...s };
     render();
+    if (s.status === "ended") loadSummary();
   });
 }
 
@@ -257,6 +392,16 @@ async function load() {
   } catch (err) { toast(errorText(err), "error"); }
   render();
   loadReadout();
+  loadRules();
+  loadBans();
+  if (state.session.status === "ended") loadSummary();
+  const farms = (auth.user.roles || []).includes("farmer");  // fresh: boot re-read /api/me
+  if (farms) {  // a host who farms adds their own products from here
+    try {
+      farmer = await api("GET", "/api/me/farmer", undefined, { quiet401: true });
+      $("#product-card").classList.remove("hidden");
+    } catch { farmer = null; }
+  }
   live = new Live({ onState: connectionBadge($("#conn"), t), onError: (f) => toast(codeText(f.code, f.message, f.details || {}), "error") });
   window.panenLive = live;
   live.subscribe(topic, onFrame);
@@ -267,6 +412,9 @@ $("#go-live").addEventListener("click", () => transition("start"));
 $("#end").addEventListener("click", () => { if (window.confirm(t("confirm_end"))) transition("end"); });
 $("#listing-form").addEventListener("submit", addListing);
 $("#deal-form").addEventListener("submit", startDeal);
+$("#rules-form").addEventListener("submit", saveRules);
+$("#product-form").addEventListener("submit", createProduct);
+$("#summary-refresh").addEventListener("click", loadSummary);
 setInterval(tickDeal, 250);
 onLangChange(() => state.session && render());
 boot("host").then(load);

@@ -188,6 +188,7 @@ function takeTotals(totals) {
   const was = status();
   state.totals = totals || {};
   if (status() !== was) renderStatus();
+  renderRules();
   const pin = state.totals.pinned;
   if (pin && typeof pin === "object") {
     const id = pin.id ?? pin.listing_id;
@@ -195,6 +196,18 @@ function takeTotals(totals) {
     if (pin.id) mergeListing(pin);
   }
   if (state.totals.flash_deal !== undefined) state.deal = state.totals.flash_deal;
+}
+
+// The host's chat rules the room shows: a pinned message over the chat, and slow mode.
+function renderRules() {
+  const source = "pinned_message" in state.totals ? state.totals : state.session || {};
+  const pinned = source.pinned_message;
+  const box = $("#pinned-message");
+  box.classList.toggle("hidden", !pinned);
+  box.replaceChildren(...(pinned ? [el("span", { class: "k", text: `📌 ${t("pinned_note")}` }), el("span", { text: pinned.text })] : []));
+  const slow = source.slow_mode_s || 0;
+  $("#slow-mode").classList.toggle("hidden", !slow);
+  $("#slow-mode").textContent = slow ? t("slow_mode_note", { n: num(slow) }) : "";
 }
 
 function applySnapshot(snap) {
@@ -540,7 +553,7 @@ function renderStatic() {
   $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",
     el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []),
   ...(s.campaign ? [" · ", el("a", { id: "campaign-link", href: `/campaigns/${encodeURIComponent(s.campaign.id)}`, text: s.campaign.title })] : []));
-  renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints();
+  renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints(); renderRules();
 }
 
 $("#donate-btn").addEventListener("click", openDonate);
