@@ -193,6 +193,14 @@ async def test_every_page_loads_at_phone_and_desktop_width_without_console_error
                 await expect(t.page.locator("header.topbar")).to_be_visible()
                 await t.page.screenshot(path=str(out / f"{name}-{label}.png"), full_page=False)
                 assert t.errors == [], f"{name} at {label} width: {t.errors}"
+    # The overlay is a browser source for streaming software, at its one size, over a
+    # dark backdrop here so that its clear glass shows in the picture.
+    async with tab(browser, server.base, viewport={"width": 1920, "height": 1080}) as t:
+        await t.page.goto(f"/overlay/sessions/{world.session['id']}")
+        await settle(t)
+        await t.page.evaluate("document.documentElement.style.background = '#3a4a3a'")
+        await t.page.screenshot(path=str(out / "overlay-1080p.png"))
+        assert t.errors == [], f"overlay: {t.errors}"
 
 
 async def test_the_charity_page_shows_what_was_received_and_each_disbursement_with_evidence(
