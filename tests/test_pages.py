@@ -1213,7 +1213,7 @@ async def test_no_page_has_a_serious_accessibility_violation(browser, server, wo
     assert found == [], "\n".join(found)
 
 
-async def test_a_receipt_is_one_tap_from_the_room_and_from_my_orders(browser, server, admin_token):
+async def test_a_receipt_is_one_tap_from_the_room_and_from_my_orders_and_prints_no_null(browser, server, admin_token):
     w = await live_world(server.base, admin_token, pledge_bps=1000)
     async with httpx.AsyncClient(base_url=server.base) as c:
         buyer = await register(c, "receipts")
@@ -1232,6 +1232,10 @@ async def test_a_receipt_is_one_tap_from_the_room_and_from_my_orders(browser, se
         await order_receipt.click()
         await expect(verdict).to_have_attribute("data-result", "verified", timeout=15_000)
         await expect(t.page.locator("#details")).to_contain_text("IDR\u00a015,000")
+        # A pledge has no message and the verdict no detail: neither prints as "null".
+        for part in ("#verdict", "#details"):
+            text = await t.page.locator(part).inner_text()
+            assert not re.search(r"\b(null|undefined)\b", text), f"{part}: {text!r}"
         assert [e for e in t.errors if "Failed to load resource" not in e] == []
 
 

@@ -100,6 +100,12 @@ export function safeUrl(u) {
   } catch { return "#"; }
 }
 
+// The nodes among these: the DOM's own append / replaceChildren would write a null or an
+// undefined as the text "null" / "undefined" (el() skips them itself).
+export function present(...nodes) {
+  return nodes.filter((n) => n !== null && n !== undefined && n !== false);
+}
+
 export function $(sel) { return document.querySelector(sel); }
 
 // Format an integer of minor units without ever dividing in floating point: build the exact

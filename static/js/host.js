@@ -3,7 +3,7 @@
 // summary after the show.
 import {
   $, api, auth, boot, codeText, el, errorText, idFromPath, money, num, onLangChange, parseAmount, requireLogin, t, toast,
-  upload, when,
+  present, upload, when,
 } from "./common.js";
 import { clock, describe, who } from "./events.js";
 import { connectionBadge, Live } from "./live.js";
@@ -178,8 +178,8 @@ function alertNext() {
   const next = alerts.shift();
   if (!next) { alerting = false; box.classList.add("hidden"); return; }
   alerting = true;
-  box.replaceChildren(el("span", { text: `🎉 ${t("donation_alert", { who: next.who, amount: money(next.amount, cur()) })}` }),
-    next.message ? el("span", { class: "message", text: `“${next.message}”` }) : null);
+  box.replaceChildren(...present(el("span", { text: `🎉 ${t("donation_alert", { who: next.who, amount: money(next.amount, cur()) })}` }),
+    next.message ? el("span", { class: "message", text: `“${next.message}”` }) : null));
   box.classList.remove("hidden");
   setTimeout(alertNext, 6000);
 }

@@ -1,7 +1,7 @@
 // Check a donation receipt in this browser: the entry's hash, its inclusion in the signed tree,
 // the checkpoint's Ed25519 signature, and (when the server answers) that today's log still
 // extends the receipt's checkpoint. Any failure is shown plainly as tampering.
-import { $, api, auth, boot, el, errorText, money, t, when } from "./common.js";
+import { $, api, auth, boot, el, errorText, money, present, t, when } from "./common.js";
 import {
   b64decode, b64encode, equal, hasWebCrypto, leafHash, parseVerifierKey, ProofError, verifyCheckpoint,
   verifyConsistency, verifyInclusion,
@@ -66,7 +66,8 @@ function addCheck(key, ok, detail) {
 function verdict(ok, detail) {
   const box = $("#verdict");
   box.className = `verdict ${ok ? "ok" : "bad"}`;
-  box.replaceChildren(el("div", { text: ok ? t("verified") : t("tampered") }), detail ? el("div", { class: "muted", text: detail }) : null);
+  // Native replaceChildren writes a null as the text "null": only nodes go in.
+  box.replaceChildren(...present(el("div", { text: ok ? t("verified") : t("tampered") }), detail ? el("div", { class: "muted", text: detail }) : null));
   box.dataset.result = ok ? "verified" : "tampered";
 }
 
@@ -83,7 +84,7 @@ function showDetails(receipt, entry) {
   const d = receipt.donation || receipt.order || receipt.redemption || {};
   const box = $("#details");
   box.classList.remove("hidden");
-  box.replaceChildren(
+  box.replaceChildren(...present(
     el("h2", { text: t("receipt") }),
     el("p", {}, el("strong", { text: money(d.amount, d.currency || "IDR") }), " · ", when(d.created_at || d.paid_at)),
     d.message ? el("p", { text: `“${d.message}”` }) : null,
@@ -92,7 +93,7 @@ function showDetails(receipt, entry) {
     el("ul", {}, ...(Array.isArray(receipt.trace) ? receipt.trace : []).map((s) => el("li", { class: "mono",
       text: [s.kind || s.type, s.purpose, s.amount !== undefined ? money(s.amount, s.currency || d.currency || "IDR") : null, s.at || s.created_at, s.evidence_sha256]
         .filter((x) => x !== undefined && x !== null && x !== "").join(" · ") }))),
-  );
+  ));
 }
 
 async function check() {
