@@ -1213,7 +1213,9 @@ async def test_no_page_has_a_serious_accessibility_violation(browser, server, wo
     assert found == [], "\n".join(found)
 
 
-async def test_a_receipt_is_one_tap_from_the_room_and_from_my_orders_and_prints_no_null(browser, server, admin_token):
+async def test_a_receipt_is_one_tap_from_the_room_and_from_my_orders_and_prints_no_null(
+    browser, server, admin_token
+):
     w = await live_world(server.base, admin_token, pledge_bps=1000)
     async with httpx.AsyncClient(base_url=server.base) as c:
         buyer = await register(c, "receipts")
@@ -1512,3 +1514,62 @@ async def test_after_the_show_the_host_sees_what_sold_what_it_raised_and_its_mom
         await expect(host.page.locator("#summary-card")).to_be_visible()
         await no_wider_than_the_phone(host)
         assert host.errors == []
+
+
+# Words of one language that none of the test world's own data holds (its people, products,
+# charity and messages are named in Indonesian and English both): on a page in the other
+# language, one of these is a string the pages forgot to translate.
+ONLY_ID = (
+    "Belum",
+    "Sisa",
+    "Tidak",
+    "sudah",
+    "Masuk",
+    "Beli",
+    "Bayar",
+    "Donatur",
+    "Pesanan",
+    "Penonton",
+    "Memuat",
+    "Terhubung",
+    "Lembaga",
+    "Produk",
+    "Penjualan",
+    "Kirim",
+    "Simpan",
+)
+ONLY_EN = (
+    "Buy",
+    "Donate",
+    "Orders",
+    "Viewers",
+    "Loading",
+    "Connected",
+    "Log in",
+    "Sales",
+    "Send",
+    "left",
+    "Featured",
+    "Save",
+    "Products",
+    "Upcoming",
+    "Nothing",
+    "Print",
+)
+
+
+@pytest.mark.parametrize(("lang", "foreign"), [("en", ONLY_ID), ("id", ONLY_EN)])
+async def test_each_page_speaks_only_its_language(browser, server, world, lang, foreign):
+    found = []
+    paths = {**page_paths(world), "overlay": (f"/overlay/sessions/{world.session['id']}", None)}
+    for name, (path, actor) in paths.items():
+        actor = actor or world.buyer  # type: ignore[attr-defined]
+        async with tab(browser, server.base, actor.token, actor.user, DESKTOP, lang=lang) as t:
+            await t.page.goto(path)
+            await settle(t)
+            text = await t.page.evaluate("document.body.innerText")
+            for word in foreign:
+                if re.search(rf"\b{word}\b", text):
+                    line = next(ln for ln in text.splitlines() if re.search(rf"\b{word}\b", ln))
+                    found.append(f"{name}: {word!r} in {line.strip()[:90]!r}")
+    assert found == [], "\n".join(found)

@@ -196,7 +196,7 @@ async function loadSummary() {
   try { s = await api("GET", path("/summary")); } catch (err) { toast(errorText(err), "error"); return; }
   const c = s.currency;
   const stat = (v, k) => el("div", { class: "stat" }, el("div", { class: "v", text: v }), el("div", { class: "k", text: k }));
-  const minutes = s.duration_s == null ? "–" : `${num(Math.round(s.duration_s / 60))} min`;
+  const minutes = s.duration_s == null ? "–" : t("minutes", { n: num(Math.round(s.duration_s / 60)) });
   const moments = [];
   if (s.busiest_minute) {
     moments.push(t("busiest_minute", { at: when(s.busiest_minute.at), orders: num(s.busiest_minute.orders), units: num(s.busiest_minute.units) }));

@@ -123,7 +123,7 @@ async function check() {
     addCheck(step, true);
     step = "check_signature";
     const root = await verifyCheckpoint(receipt.checkpoint, vkey);
-    addCheck(step, true, `${receipt.checkpoint.origin} · size ${receipt.checkpoint.size}`);
+    addCheck(step, true, `${receipt.checkpoint.origin} · ${t("tree_size", { n: receipt.checkpoint.size })}`);
     step = "check_inclusion";
     await verifyInclusion(receipt.entry_index, receipt.checkpoint.size, leaf, proofOf(receipt), root);
     addCheck(step, true);
