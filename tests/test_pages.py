@@ -731,7 +731,7 @@ async def test_the_browser_verifier_agrees_with_rfc_9162_and_c2sp_notes_on_every
     assert out["rejected"] > len(inclusion)
 
 
-async def test_a_viewer_sees_points_earned_live_and_redeems_them_into_love_packages(
+async def test_a_viewer_learns_how_points_are_earned_sees_them_live_and_redeems_them(
     browser, server, admin_token
 ):
     w = await live_world(server.base, admin_token)
@@ -755,6 +755,11 @@ async def test_a_viewer_sees_points_earned_live_and_redeems_them_into_love_packa
         await connected(t)
         await expect(t.page.locator("#points-balance")).to_have_text("0")
         await expect(t.page.locator("#redeem-btn")).to_be_disabled()
+        # How points are earned, from the deployment's own rules.
+        await t.page.locator("#points-how summary").click()
+        rules = t.page.locator("#points-rules")
+        await expect(rules).to_contain_text("Giving: 1 point per IDR\u00a01,000.")
+        await expect(rules).to_contain_text("Liking: 1 point every 10 likes")
         await donate_in_page(t, "300.000", "Energi!")
         # Rp 300,000 earns 300 points, shown live from the `me` topic.
         await expect(t.page.locator("#points-balance")).to_have_text("300", timeout=15_000)

@@ -1,4 +1,4 @@
-"""HTTP: my points, redeeming into a sponsor pool, its receipt, pools."""
+"""HTTP: my points, how they are earned, redeeming into a sponsor pool, its receipt, pools."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from core.clock import utcnow
 from core.errors import bad_request, not_found
 from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, Query, json, roles
 from core.ids import new_id
+from core.money import CURRENCIES
 from donations.charity import receipts
 from donations.charity.models import CharityFund
 from donations.energy import points, pools
 from donations.energy.models import PointsPool, PointsRedemption
+from donations.energy.rules import rules_of
 from donations.energy.schemas import (
     CreatePool,
+    EarningRules,
     MyPoints,
     PoolList,
     PoolOut,
@@ -157,3 +160,23 @@ async def list_pools(ctx: Ctx) -> Response:
             campaign = await s.get(Campaign, pool.campaign_id) if pool.campaign_id else None
             out.append(pools.pool_json(pool, await pools.used(s, pool), campaign))
     return json({"pools": out})
+
+
+@api.get("/api/points/rules", ANYONE, response=EarningRules)
+async def earning_rules(ctx: Ctx) -> Response:
+    """How points are earned here (this deployment's rules), for the pages to explain."""
+    r = rules_of(ctx.services.settings)
+    currencies = sorted(CURRENCIES)
+    return json(
+        {
+            "watch_minute_s": r.watch_minute_s,
+            "watch_points_per_minute": r.watch_points_per_minute,
+            "watch_max_minutes_per_session": r.watch_max_minutes_per_session,
+            "watch_max_minutes_per_day": r.watch_max_minutes_per_day,
+            "likes_per_point": r.likes_per_point,
+            "like_max_points_per_session": r.like_max_points_per_session,
+            "spend_minor_per_point": {c: r.spend_rate(c) for c in currencies if r.spend_rate(c)},
+            "donate_minor_per_point": {c: r.donate_rate(c) for c in currencies if r.donate_rate(c)},
+            "points_ttl_s": r.points_ttl_s,
+        }
+    )

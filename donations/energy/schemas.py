@@ -119,3 +119,16 @@ class Redeemed(TypedDict):
 @closed
 class RedemptionReceipt(ReceiptProof):
     redemption: RedemptionOut
+
+
+@closed
+class EarningRules(TypedDict):
+    watch_minute_s: int
+    watch_points_per_minute: int
+    watch_max_minutes_per_session: int
+    watch_max_minutes_per_day: int
+    likes_per_point: int
+    like_max_points_per_session: int
+    spend_minor_per_point: dict[str, int]
+    donate_minor_per_point: dict[str, int]
+    points_ttl_s: int

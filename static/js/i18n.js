@@ -176,6 +176,9 @@ const DICT = {
     biggest_gift: "Donasi terbesar: {who} {amount}", goal_moment: "{n} dari {goal} {unit} terdanai", no_moments: "Belum ada momen.",
     new_product: "Produk baru", product_name: "Nama produk", unit: "Satuan (mis. 1 kg)", weight_g: "Berat kirim per satuan (gram)",
     photo: "Foto produk", photo_help: "JPEG, PNG atau WebP, paling besar 8 MB. Lokasi dan data kamera dihapus.",
+    points_how: "Cara mendapat poin energi", rule_watch: "Menonton: {n} poin tiap {min} menit, sampai {max} menit per siaran.",
+    rule_likes: "Menyukai: 1 poin tiap {n} suka, sampai {max} poin per siaran.", rule_spend: "Belanja: 1 poin tiap {amount}.",
+    rule_donate: "Berdonasi: 1 poin tiap {amount}.", rule_ttl: "Poin berlaku {days} hari. Sponsor mengubahnya jadi donasi untuk lembaga amal siaran ini.",
     minutes: "{n} menit", tree_size: "ukuran {n}", create_product: "Simpan produk", product_saved: "Produk disimpan.", unit_price: "Harga",
   },
   en: {
@@ -354,6 +357,9 @@ const DICT = {
     biggest_gift: "Biggest gift: {who} {amount}", goal_moment: "{n} of {goal} {unit} funded", no_moments: "No moments yet.",
     new_product: "New product", product_name: "Product name", unit: "Unit (e.g. 1 kg)", weight_g: "Shipping weight per unit (grams)",
     photo: "Product photo", photo_help: "JPEG, PNG or WebP, up to 8 MB. Location and camera data are removed.",
+    points_how: "How energy points are earned", rule_watch: "Watching: {n} point(s) every {min} min, up to {max} min per show.",
+    rule_likes: "Liking: 1 point every {n} likes, up to {max} points per show.", rule_spend: "Buying: 1 point per {amount}.",
+    rule_donate: "Giving: 1 point per {amount}.", rule_ttl: "Points last {days} days. A sponsor turns them into a gift to this show's charity.",
     minutes: "{n} min", tree_size: "size {n}", create_product: "Save product", product_saved: "Product saved.", unit_price: "Price",
   },
 };

@@ -1,7 +1,7 @@
 // The viewer's room: stream, pinned product, flash deal, buy, donate, chat, likes, ticker.
 import {
   $, api, auth, boot, codeText, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
-  requireLogin, safeUrl, t, toast,
+  requireLogin, safeUrl, t, toast, when,
 } from "./common.js";
 import { askAddress } from "./address.js";
 import { clock, describe, mountStream } from "./events.js";
@@ -453,12 +453,33 @@ async function sendChat(e) {
 
 const points = { balance: 0, redeemable: 0, lots: [], pools: [] };
 
+// How points are earned, from this deployment's own rules (GET /api/points/rules).
+let earning = null;
+
+function renderEarning() {
+  const r = earning;
+  if (!r) return;
+  const cur = state.session ? state.session.currency : "IDR";
+  const lines = [t("rule_watch", { n: num(r.watch_points_per_minute), min: num(Math.max(1, Math.round(r.watch_minute_s / 60))),
+    max: num(r.watch_max_minutes_per_session) }),
+  t("rule_likes", { n: num(r.likes_per_point), max: num(r.like_max_points_per_session) })];
+  if (r.spend_minor_per_point[cur]) lines.push(t("rule_spend", { amount: money(r.spend_minor_per_point[cur], cur) }));
+  if (r.donate_minor_per_point[cur]) lines.push(t("rule_donate", { amount: money(r.donate_minor_per_point[cur], cur) }));
+  lines.push(t("rule_ttl", { days: num(Math.round(r.points_ttl_s / 86400)) }));
+  $("#points-rules").replaceChildren(...lines.map((text) => el("li", { text })));
+}
+
+async function loadEarning() {
+  try { earning = await api("GET", "/api/points/rules"); renderEarning(); } catch { /* the rest of the card works */ }
+}
+
 function renderPoints() {
   $("#points-card").classList.toggle("hidden", !auth.token);
   $("#points-balance").textContent = num(points.balance);
   const next = points.lots.find((l) => !l.expired);
   $("#points-expiry").textContent = next
-    ? t("points_expire", { n: num(next.remaining), when: new Date(next.expires_at).toLocaleDateString() }) : "";
+    ? t("points_expire", { n: num(next.remaining), when: when(next.expires_at) }) : "";
+  renderEarning();
   const select = $("#pool-select");
   const chosen = select.value;
   select.replaceChildren(...(points.pools.length ? points.pools.map((p) => el("option", { value: p.id,
@@ -572,6 +593,7 @@ boot("room").then(load).then((ok) => {
   live.subscribe(topic, onFrame);
   if (auth.token) live.subscribe("me", onMe);
   loadPoints();
+  if (auth.token) loadEarning();
   // Back from a gateway's page: the payment is confirmed by its notification, which the
   // `me` topic reports as soon as it lands.
   if (new URLSearchParams(location.search).has("order")) toast(t("pay_returned"));
