@@ -20,15 +20,24 @@ NO_RULES = -3  # the room's rules are not cached: load them and say the line aga
 BANNED = -4
 BLOCKED_WORD = -5
 SLOW_MODE = -6
+RULES_LOADS = 3  # the host changing the rules again and again between a load and the line
+
+
+class RulesChanging(Exception):
+    """The room's rules kept changing while a line was said: it was not posted."""
+
 
 # KEYS: seq, hist, chat, muted, rate, rules, slow. ARGV: user, prefix, suffix, line,
 # history cap, recent lines kept, channel, ttl ms, lines per window, window ms, the line's
 # words (`chat_words`), exempt ("1": the host or an admin, whom the rules do not hold).
-# Returns {seq} or {code, ms to wait}.
+# Returns {seq} or {code, ms to wait}. Slow mode keeps the time of the user's last line and
+# compares it with the rule as it is now, so a host who shortens it shortens every wait; a
+# line refused by slow mode is not counted against the rate limit.
 _SAY = (
     SEQ_INIT
     + """
 if redis.call('HGET', KEYS[6], 'loaded') ~= '1' then return {-3, 0} end
+local now = 0
 if ARGV[12] ~= '1' then
   if redis.call('HEXISTS', KEYS[6], 'ban:' .. ARGV[1]) == 1 then return {-4, 0} end
   if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return {-1, 0} end
@@ -37,16 +46,18 @@ if ARGV[12] ~= '1' then
   for word in string.gmatch(words, '[^\\n]+') do
     if string.find(said, ' ' .. word .. ' ', 1, true) then return {-5, 0} end
   end
+  local slow = tonumber(redis.call('HGET', KEYS[6], 'slow_ms') or '0')
+  if slow > 0 then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local last = tonumber(redis.call('GET', KEYS[7]) or '0')
+    if now - last < slow then return {-6, slow - (now - last)} end
+  end
 end
 local n = redis.call('INCR', KEYS[5])
 if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[10]) end
 if n > tonumber(ARGV[9]) then return {-2, redis.call('PTTL', KEYS[5])} end
-if ARGV[12] ~= '1' then
-  local slow = tonumber(redis.call('HGET', KEYS[6], 'slow_ms') or '0')
-  if slow > 0 and not redis.call('SET', KEYS[7], '1', 'PX', slow, 'NX') then
-    return {-6, redis.call('PTTL', KEYS[7])}
-  end
-end
+if now > 0 then redis.call('SET', KEYS[7], now, 'PX', 3600000) end
 seq_init(KEYS[1])
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. string.format('%d', seq) .. ARGV[3]
@@ -135,8 +146,11 @@ async def say(
         sessions.chat_words(text),
         "1" if exempt else "0",
     ]
-    code, wait = await script(keys=keys, args=args)
-    if code == NO_RULES:
+    for _ in range(RULES_LOADS):
+        code, wait = await script(keys=keys, args=args)
+        if code != NO_RULES:
+            return int(code), int(wait)
+        # Not cached (or a change just dropped them): load the rules and say it again.
         fields = await sessions.rules_fields(services.db, session_id)
         if fields is None:
             fields = {"loaded": "1"}  # a room without a session row: no rules to hold
@@ -145,8 +159,7 @@ async def say(
             pipe.hset(rules, mapping=fields)
             pipe.pexpire(rules, sessions.RULES_TTL_MS)
             await pipe.execute()
-        code, wait = await script(keys=keys, args=args)
-    return int(code), int(wait)
+    raise RulesChanging
 
 
 async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str) -> int:

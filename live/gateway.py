@@ -385,16 +385,21 @@ async def _chat(gateway: Gateway, conn: Connection, frame: Frame) -> None:
     principal = conn.principal
     assert principal is not None
     exempt = principal.is_admin or await gateway.owner_of(topic) == user_id
-    seq, wait_ms = await chat.say(
-        services,
-        TopicKeys.of(services.keys, topic),
-        topic,
-        topic,
-        user_id,
-        conn.display_name or "",
-        text,
-        exempt=exempt,
-    )
+    try:
+        seq, wait_ms = await chat.say(
+            services,
+            TopicKeys.of(services.keys, topic),
+            topic,
+            topic,
+            user_id,
+            conn.display_name or "",
+            text,
+            exempt=exempt,
+        )
+    except chat.RulesChanging:
+        raise FrameError(
+            "unavailable", "the room's chat rules are changing; send it again", None
+        ) from None
     if seq < 0:
         raise _refused(seq, wait_ms)
     if frame.id is not None:
@@ -417,12 +422,14 @@ def _refused(code: int, wait_ms: int) -> FrameError:
             None,
             details={"retry_after_s": wait_s},
         )
-    return FrameError(
-        "rate_limited",
-        f"at most {limits.CHAT_LINES_PER_WINDOW} lines every {limits.CHAT_WINDOW_S} s",
-        None,
-        details={"retry_after_s": wait_s},
-    )
+    if code == chat.RATE_LIMITED:
+        return FrameError(
+            "rate_limited",
+            f"at most {limits.CHAT_LINES_PER_WINDOW} lines every {limits.CHAT_WINDOW_S} s",
+            None,
+            details={"retry_after_s": wait_s},
+        )
+    raise RuntimeError(f"the chat script answered {code}")
 
 
 async def _like(gateway: Gateway, conn: Connection, frame: Frame) -> None:

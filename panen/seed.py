@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 DEMO_PASSWORD = "panen-demo"  # noqa: S105 - printed for the demo's users on purpose
@@ -15,10 +17,18 @@ class Client:
         self.base = base
         self.token = token
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
         try:
@@ -148,6 +158,31 @@ WEIGHTS = {
 }
 
 
+# A drawn picture per product for the demo (a field under a sky, each in its own colours):
+# real photos would be the farmers' own, uploaded the same way.
+PALETTE = [
+    ((214, 190, 120), (250, 236, 190)),
+    ((60, 110, 50), (200, 225, 160)),
+    ((170, 40, 40), (250, 210, 190)),
+    ((90, 60, 40), (230, 200, 160)),
+    ((240, 170, 30), (255, 240, 190)),
+    ((120, 80, 150), (230, 210, 240)),
+]
+
+
+def picture(n: int) -> bytes:
+    from PIL import Image, ImageDraw  # only the demo draws
+
+    ground, sky = PALETTE[n % len(PALETTE)]
+    img = Image.new("RGB", (640, 640), sky)
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, 400, 640, 640), fill=ground)
+    draw.ellipse((220, 180, 420, 380), fill=tuple(max(0, c - 40) for c in ground))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
 def seed(base: str, admin: Client) -> dict[str, Any]:
     """Create users, farmers, products, a charity with a campaign, and a live session."""
     users = {}
@@ -170,7 +205,7 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
         )["user"]
 
     Client(base).login("viewer_andi").call("POST", "/api/me/addresses", sample_address(0))
-    products = []
+    products: list[tuple[dict[str, Any], int, int]] = []
     for n, (handle, display, farm, region, items) in enumerate(FARMERS, 1):
         farmer = admin.call(
             "POST", "/api/farmers", {"user_id": users[handle]["id"], "name": farm, "region": region}
@@ -205,6 +240,12 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
                     "origin": region,
                     "weight_g": WEIGHTS[name],
                 },
+            )
+            product = as_farmer.call(
+                "PUT",
+                f"/api/products/{product['id']}/image",
+                raw=picture(len(products)),
+                content_type="image/png",
             )
             products.append((product, pledge_bps, pledge_per_unit))
 
@@ -256,6 +297,27 @@ def seed(base: str, admin: Client) -> dict[str, Any]:
             },
         )
     host.call("POST", f"/api/sessions/{session['id']}/start")
+    host.call(
+        "PUT",
+        f"/api/sessions/{session['id']}/chat-rules",
+        {
+            "pinned_message": "Selamat datang! Setiap pembelian ikut mendanai Love Package "
+            "untuk murid desa.",
+            "blocked_words": ["judi", "slot gacor"],
+        },
+    )
+    # Next week's show, so the host's list has what is coming as well as what is live.
+    host.call(
+        "POST",
+        "/api/sessions",
+        {
+            "title": "Panen Mangga Indramayu",
+            "charity_id": charity["id"],
+            "campaign_id": campaign["id"],
+            "currency": "IDR",
+            "scheduled_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(timespec="seconds"),
+        },
+    )
     listings = host.call("GET", f"/api/sessions/{session['id']}")["listings"]
     host.call("POST", f"/api/sessions/{session['id']}/pin", {"listing_id": listings[0]["id"]})
 

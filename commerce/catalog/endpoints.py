@@ -22,9 +22,11 @@ from commerce.catalog.schemas import (
 from commerce.catalog.service import (
     MAX_UPLOAD_BYTES,
     UPLOAD_TYPES,
+    etag_matches,
     load_farmer,
     normalise_photo,
     photo_url,
+    photo_version,
     require_farmer_or_admin,
 )
 from core.accounts import grant_role
@@ -169,7 +171,7 @@ async def get_product_image(ctx: Ctx) -> Response:
     if image is None:
         raise not_found("image", product_id)
     etag = f'"{image.sha256[:32]}"'
-    current = version is not None and image.sha256.startswith(version)
+    current = version == photo_version(image.sha256)
     headers = {
         "ETag": etag,
         "X-Content-Type-Options": "nosniff",
@@ -177,6 +179,6 @@ async def get_product_image(ctx: Ctx) -> Response:
         # may change: ask again each time, cheaply, with the ETag.
         "Cache-Control": "public, max-age=31536000, immutable" if current else "no-cache",
     }
-    if ctx.request.headers.get("if-none-match") == etag:
+    if etag_matches(ctx.request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     return Response(image.data, media_type=image.content_type, headers=headers)

@@ -35,7 +35,13 @@ from commerce.sessions.schemas import (
     pinned_message_json,
     session_json,
 )
-from commerce.sessions.service import chat_words, forget_rules, load_session, require_host
+from commerce.sessions.service import (
+    blocked_word_problem,
+    chat_words,
+    forget_rules,
+    load_session,
+    require_host,
+)
 from commerce.stock import service as inventory
 from core.auth import Role
 from core.clock import rfc3339, utcnow
@@ -216,16 +222,17 @@ async def put_chat_rules(ctx: Ctx) -> Response:
             raise conflict("session_ended", "this session has ended")
         before = (live.slow_mode_s, live.pinned_message)
         if "slow_mode_s" in given:
-            live.slow_mode_s = body.slow_mode_s or 0
+            live.slow_mode_s = body.slow_mode_s
         if "blocked_words" in given:
-            words = body.blocked_words or []
-            if any(not chat_words(w) for w in words):
-                raise bad_request(
-                    "invalid_field",
-                    "blocked_words: each needs a letter or a digit",
-                    "blocked_words",
-                )
-            live.blocked_words = sorted(set(words), key=str.casefold)
+            kept: dict[str, str] = {}  # once each, as matching sees it ("JUDI" is "judi")
+            for i, word in enumerate(body.blocked_words):
+                problem = blocked_word_problem(word)
+                if problem is not None:
+                    raise bad_request(
+                        "invalid_field", f"blocked_words.{i}: {problem}", f"blocked_words.{i}"
+                    )
+                kept.setdefault(chat_words(word), word)
+            live.blocked_words = sorted(kept.values(), key=str.casefold)
         if "pinned_message" in given and body.pinned_message != live.pinned_message:
             live.pinned_message = body.pinned_message
             live.pinned_message_at = utcnow() if body.pinned_message is not None else None
@@ -243,13 +250,10 @@ async def put_chat_rules(ctx: Ctx) -> Response:
 
 
 async def _rooms_of(ctx: Ctx, host_id: str) -> list[str]:
-    """The host's rooms still open, whose cached rules a ban changes."""
+    """Every room of the host's, whose cached rules a ban changes (an ended room still
+    has a chat)."""
     async with ctx.services.db.reader() as s:
-        ids = await s.execute(
-            select(LiveSession.id).where(
-                LiveSession.host_id == host_id, LiveSession.status != SessionStatus.ENDED
-            )
-        )
+        ids = await s.execute(select(LiveSession.id).where(LiveSession.host_id == host_id))
         return list(ids.scalars().all())
 
 

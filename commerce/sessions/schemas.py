@@ -162,8 +162,10 @@ MAX_BLOCKED_WORDS = 200
 class ChatRulesBody(Body):
     """What the host changes of the room's chat; a field left out stays as it is."""
 
-    slow_mode_s: Annotated[int, Field(ge=0, le=3600)] | None = None
-    blocked_words: Annotated[list[BlockedWord], Field(max_length=MAX_BLOCKED_WORDS)] | None = None
+    slow_mode_s: Annotated[int, Field(ge=0, le=3600)] = 0
+    blocked_words: Annotated[
+        list[BlockedWord], Field(max_length=MAX_BLOCKED_WORDS, default_factory=list)
+    ]
     pinned_message: PinnedText | None = None  # null takes it down
 
 

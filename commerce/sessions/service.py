@@ -76,14 +76,36 @@ async def session_detail(db: Database, live: LiveSession) -> SessionDetail:
 # database is the truth: a change deletes the cache and the next line loads it again; it
 # also expires, so a change whose delete Redis missed holds within RULES_TTL_MS.
 RULES_TTL_MS = 30_000
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits (an underscore separates, as a space)
+# What a blocked word may hold besides letters and digits: what separates words in a line.
+_WORD_SEPARATORS = frozenset(" -'.’")
+_INVISIBLE = frozenset({"Cf", "Mn", "Me"})  # zero-width and format characters, combining marks
+
+
+def _plain(text: str) -> str:
+    """Compatibility- and case-folded, with what does not show (a zero-width space, a soft
+    hyphen, a combining mark) taken out, so it cannot split a word unseen."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return "".join(c for c in decomposed if unicodedata.category(c) not in _INVISIBLE)
 
 
 def chat_words(text: str) -> str:
-    """Text as the word filter compares it: compatibility-folded, case-folded, its words
-    joined by single spaces (so "Jual-Beli!!" is "jual beli", and a blocked "beli" matches
-    it, while "belimbing" does not)."""
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    """Text as the word filter compares it: folded (`_plain`), its letter-and-digit words
+    joined by single spaces. So "Jual-Beli!!", "JUAL beli" and "ｊｕａｌ　ｂｅｌｉ" are all
+    "jual beli"; a blocked "beli" matches them, while "belimbing" does not."""
+    return " ".join(_WORD.findall(_plain(text)))
+
+
+def blocked_word_problem(word: str) -> str | None:
+    """Why a blocked word cannot be matched as written, or None. A symbol inside it would be
+    dropped in matching ("c++" would block every "c"), so only letters, digits and what
+    separates words (spaces, hyphens, apostrophes, dots) may be in one."""
+    plain = _plain(word)
+    if not _WORD.search(plain):
+        return "needs a letter or a digit"
+    if any(not (c.isalnum() or c in _WORD_SEPARATORS) for c in plain):
+        return "only letters, digits, spaces, hyphens, apostrophes and dots"
+    return None
 
 
 def rules_key(keys: Keys, session_id: str) -> str:

@@ -142,8 +142,11 @@ async function unban(userId) {
 const SLOW_STEPS = [0, 5, 10, 30, 60, 120, 300];
 
 function showRules(rules) {
-  $("#r-slow").replaceChildren(...SLOW_STEPS.map((n) => el("option", { value: String(n), text: n ? t("seconds", { n }) : t("off") })));
-  $("#r-slow").value = String(SLOW_STEPS.includes(rules.slow_mode_s) ? rules.slow_mode_s : 0);
+  // The steps offered, and the rule as it is when set to another value (through the API):
+  // saving the form then keeps it.
+  const steps = [...new Set([...SLOW_STEPS, rules.slow_mode_s])].sort((a, b) => a - b);
+  $("#r-slow").replaceChildren(...steps.map((n) => el("option", { value: String(n), text: n ? t("seconds", { n: num(n) }) : t("off") })));
+  $("#r-slow").value = String(rules.slow_mode_s);
   $("#r-pinned").value = rules.pinned_message ? rules.pinned_message.text : "";
   $("#r-words").value = rules.blocked_words.join("\n");
 }
@@ -160,7 +163,7 @@ async function saveRules(e) {
   const body = {
     slow_mode_s: Number($("#r-slow").value),
     pinned_message: pinned || null,
-    blocked_words: $("#r-words").value.split(/[\n,]/).map((w) => w.trim()).filter(Boolean),
+    blocked_words: $("#r-words").value.split("\n").map((w) => w.trim()).filter(Boolean),  // one a line
   };
   try {
     showRules(await api("PUT", path("/chat-rules"), body));
