@@ -3,6 +3,9 @@ the room's history (for `since`) and in the short list a joining viewer sees."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+
 import orjson
 from redis.asyncio import Redis
 
@@ -20,7 +23,7 @@ NO_RULES = -3  # the room's rules are not cached: load them and say the line aga
 BANNED = -4
 BLOCKED_WORD = -5
 SLOW_MODE = -6
-RULES_LOADS = 3  # the host changing the rules again and again between a load and the line
+RULES_LOADS = 5  # the host changing the rules again and again between a load and the line
 
 
 class RulesChanging(Exception):
@@ -71,6 +74,17 @@ return {seq, 0}
 """
 )
 
+# KEYS: rules, generation. ARGV: the generation the load began at ("" for none), ttl ms,
+# field, value, ... Caches what was read only if no change came since it began.
+_CACHE_RULES = """
+local now = redis.call('GET', KEYS[2]) or ''
+if now ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
 # KEYS: seq, hist, chat. ARGV: needle, prefix, suffix, history cap, channel, ttl ms.
 _DELETE = (
     SEQ_INIT
@@ -94,6 +108,27 @@ redis.call('PUBLISH', ARGV[5], frame)
 return seq
 """
 )
+
+
+# One load of a room's rules at a time in this process (a weak map: a lock lives as long as
+# some line waits on it).
+_LOADING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+async def _load_rules(services: Services, session_id: str, rules: str) -> None:
+    """Cache the room's rules as the database has them, unless a change came meanwhile."""
+    redis = services.redis
+    generation = sessions.rules_generation_key(services.keys, session_id)
+    seen = await redis.get(generation)
+    fields = await sessions.rules_fields(services.db, session_id)
+    if fields is None:
+        fields = {"loaded": "1"}  # a room without a session row: no rules to hold
+    flat = [part for pair in fields.items() for part in pair]
+    cache = redis.register_script(_CACHE_RULES)
+    await cache(
+        keys=[rules, generation],
+        args=[seen if seen is not None else b"", sessions.RULES_TTL_MS, *flat],
+    )
 
 
 async def say(
@@ -150,15 +185,12 @@ async def say(
         code, wait = await script(keys=keys, args=args)
         if code != NO_RULES:
             return int(code), int(wait)
-        # Not cached (or a change just dropped them): load the rules and say it again.
-        fields = await sessions.rules_fields(services.db, session_id)
-        if fields is None:
-            fields = {"loaded": "1"}  # a room without a session row: no rules to hold
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.delete(rules)
-            pipe.hset(rules, mapping=fields)
-            pipe.pexpire(rules, sessions.RULES_TTL_MS)
-            await pipe.execute()
+        # Not cached (or a change just dropped them): load the rules and say it again. The
+        # lines of one room that miss together wait for one load, not one load each.
+        lock = _LOADING.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            if await redis.hget(rules, "loaded") is None:  # type: ignore[misc]  # redis-py types sync and async as one
+                await _load_rules(services, session_id, rules)
     raise RulesChanging
 
 

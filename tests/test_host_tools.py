@@ -574,7 +574,9 @@ async def test_viewers_chatting_while_the_host_keeps_changing_the_rules_are_neve
     async def chat(sock: Viewer, i: int) -> list[str]:
         answers = []
         for k in range(4):  # well under 5 lines per 10 s
-            got = await say(sock, room.topic, f"halo {k}", f"{i}-{k}")
+            ident = f"{i}-{k}"
+            await sock.send({"type": "chat", "id": ident, "topic": room.topic, "text": "halo"})
+            got = await sock.expect(lambda f, i=ident: f.get("id") == i and f["type"] != "pong")
             answers.append(got.get("code", "ack"))
             await asyncio.sleep(0.3)
         return answers
@@ -589,3 +591,40 @@ async def test_viewers_chatting_while_the_host_keeps_changing_the_rules_are_neve
     assert answers.count("ack") >= len(answers) * 0.9
     for sock in sockets:
         await sock.close()
+
+
+async def test_rules_read_before_a_ban_committed_are_not_cached_after_it(
+    app: Any, client: httpx.AsyncClient, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of a load with a change: the room's rules are read from the database, a ban
+    commits and drops the cache, and then the load would cache what it read. It must not:
+    the banned viewer's next line is refused at once, not after the cache expires."""
+    from commerce.sessions import service as sessions
+    from core.services import Services
+    from live import chat
+    from live.history import TopicKeys
+
+    world = await build_world(client, admin_token)
+    sid = world.session["id"]
+    viewer = await register(client, "racer")
+    services: Services = app.state.services
+    read = sessions.rules_fields
+
+    async def read_then_a_ban_commits(db: Any, session_id: str) -> dict[str, str] | None:
+        fields = await read(db, session_id)  # before the ban: no "ban:" field
+        r = await client.post(
+            "/api/me/bans", headers=world.host.headers, json={"user_id": viewer.id}
+        )
+        assert r.status_code == 201
+        monkeypatch.setattr(sessions, "rules_fields", read)
+        return fields
+
+    monkeypatch.setattr(sessions, "rules_fields", read_then_a_ban_commits)
+    topic = f"session:{sid}"
+    tk = TopicKeys.of(services.keys, topic)
+    code, _ = await chat.say(services, tk, topic, topic, viewer.id, "Racer", "halo", exempt=False)
+    assert code == chat.BANNED
+    code, _ = await chat.say(
+        services, tk, topic, topic, viewer.id, "Racer", "halo lagi", exempt=False
+    )
+    assert code == chat.BANNED

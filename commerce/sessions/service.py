@@ -76,6 +76,7 @@ async def session_detail(db: Database, live: LiveSession) -> SessionDetail:
 # database is the truth: a change deletes the cache and the next line loads it again; it
 # also expires, so a change whose delete Redis missed holds within RULES_TTL_MS.
 RULES_TTL_MS = 30_000
+GENERATION_TTL_MS = 24 * 3600 * 1000  # far longer than any load takes
 _WORD = re.compile(r"[^\W_]+")  # letters and digits (an underscore separates, as a space)
 # What a blocked word may hold besides letters and digits: what separates words in a line.
 _WORD_SEPARATORS = frozenset(" -'.’")
@@ -112,6 +113,12 @@ def rules_key(keys: Keys, session_id: str) -> str:
     return topic_key(keys, f"session:{session_id}", "rules")
 
 
+def rules_generation_key(keys: Keys, session_id: str) -> str:
+    """Counts the room's rule changes: a load that read the database before a change
+    committed must not cache what it read after the change dropped the cache."""
+    return topic_key(keys, f"session:{session_id}", "rulesgen")
+
+
 async def rules_fields(db: Database, session_id: str) -> dict[str, str] | None:
     """The cache's fields for a session, from the database; None for no such session."""
     async with db.reader() as s:
@@ -135,6 +142,8 @@ async def forget_rules(services: Services, session_ids: Sequence[str]) -> None:
     try:
         async with services.redis.pipeline(transaction=False) as pipe:
             for session_id in session_ids:  # one key a command: each room is its own slot
+                pipe.incr(rules_generation_key(services.keys, session_id))
+                pipe.pexpire(rules_generation_key(services.keys, session_id), GENERATION_TTL_MS)
                 pipe.delete(rules_key(services.keys, session_id))
             await pipe.execute()
     except (RedisError, OSError):
