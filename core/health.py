@@ -49,7 +49,7 @@ class Alive(TypedDict):
 @closed
 class Ready(TypedDict):
     status: Literal["ready", "unavailable"]
-    checks: dict[str, str]  # database, redis: "ok" or the error
+    checks: dict[str, str]  # database, redis (and queue, on its own Redis): "ok" or the error
     workers: NotRequired[int]  # workers that reported in lately
 
 
@@ -69,9 +69,13 @@ async def readyz(ctx: Ctx) -> Response:
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
 
-    await asyncio.gather(
-        check("database", ctx.services.db.ping()), check("redis", ctx.services.redis.ping())
-    )
+    probes = [
+        check("database", ctx.services.db.ping()),
+        check("redis", ctx.services.redis.ping()),
+    ]
+    if ctx.services.jobs is not None and ctx.services.settings.queue_url:
+        probes.append(check("queue", ctx.services.jobs.ping()))  # a Redis of its own
+    await asyncio.gather(*probes)
     ready = all(v == "ok" for v in checks.values())
     body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
     if ready:

@@ -48,8 +48,13 @@ def arq_keys_under(prefix: str) -> None:
                 setattr(module, name, f"{prefix}:{default}")
 
 
+def queue_url(settings: Settings) -> str:
+    """The job queue's Redis: PANEN_QUEUE_URL, else the one Redis of REDIS_URL."""
+    return settings.queue_url or settings.redis_url
+
+
 def arq_redis_settings(settings: Settings) -> RedisSettings:
-    return RedisSettings.from_dsn(settings.redis_url)
+    return RedisSettings.from_dsn(queue_url(settings))
 
 
 @dataclass

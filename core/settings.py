@@ -45,6 +45,14 @@ def _url(env: dict[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _redis_url(env: dict[str, str], name: str) -> str:
+    """One Redis (`redis://`, `rediss://`, `unix://`), or "" when unset."""
+    raw = env.get(name, "")
+    if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"{name} names one Redis (redis://, rediss:// or unix://), got {raw!r}")
+    return raw
+
+
 PAYMENT_PROVIDERS = ("sandbox", "midtrans")
 PAYOUT_PROVIDERS = ("bank_file", "iris")
 
@@ -81,6 +89,8 @@ DEV_SECRET_KEY = "dev-insecure-secret-change-me-in-production"  # noqa: S105
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
+    # The job queue's Redis (arq): one Redis of its own, or REDIS_URL's when unset.
+    queue_url: str = ""
     redis_prefix: str = "panen"
     secret_key: str = DEV_SECRET_KEY
     signing_key_file: Path = field(default_factory=lambda: Path(".panen/signing-key.pem"))
@@ -181,6 +191,7 @@ class Settings:
         return cls(
             database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=e.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            queue_url=_redis_url(e, "PANEN_QUEUE_URL"),
             redis_prefix=prefix,
             secret_key=secret or DEV_SECRET_KEY,
             signing_key_file=Path(e.get("PANEN_SIGNING_KEY_FILE") or ".panen/signing-key.pem"),

@@ -9,7 +9,7 @@ import pytest
 
 from tests.api import handle
 from tests.conftest import process_env
-from tests.processes import Server, Worker, running
+from tests.processes import Server, ThrowawayRedis, Worker, running
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,47 @@ async def test_a_job_enqueued_by_a_web_process_is_run_by_a_worker(env, settings)
             assert result["worker"]
     finally:
         await services.close()
+
+
+async def test_the_job_queue_runs_on_a_redis_of_its_own_and_readiness_checks_it(env, settings):
+    """PANEN_QUEUE_URL: the web process enqueues and the worker takes jobs there; nothing of
+    the queue is in REDIS_URL's Redis, and /readyz says when the queue's Redis is away."""
+    from dataclasses import replace
+
+    import redis as sync_redis
+
+    from core.services import Services, arq_keys_under
+
+    queue = ThrowawayRedis()
+    queue.start()
+    prefix = f"{settings.redis_prefix}_q"  # this test's own keys, to look for them after
+    conf = replace(settings, queue_url=queue.url, redis_prefix=prefix)
+    env_q = {**env, "PANEN_QUEUE_URL": queue.url, "REDIS_PREFIX": prefix}
+    server = Server(env_q)
+    services = await Services.start(conf, pool_size=1)
+    try:
+        with running(server, Worker(env_q)):
+            job = await services.enqueue("canary", job_id=f"canary-{handle('q')}")
+            assert job is not None
+            assert (await job.result(timeout=20))["worker"]
+            in_queue = sync_redis.Redis.from_url(queue.url).keys(f"{prefix}:arq:*")
+            in_main = sync_redis.Redis.from_url(settings.redis_url).keys(f"{prefix}:arq:*")
+            assert in_queue and in_main == []
+            async with httpx.AsyncClient(base_url=server.base) as http:
+                ready = (await http.get("/readyz")).json()
+                assert ready["checks"] == {"database": "ok", "redis": "ok", "queue": "ok"}
+                queue.stop()
+                r = await http.get("/readyz")
+                assert r.status_code == 503 and r.json()["checks"]["queue"].startswith("error")
+    finally:
+        await services.close()
+        queue.stop()
+        arq_keys_under(settings.redis_prefix)  # this process's jobs, as the other tests expect
+
+
+def test_a_queue_url_that_is_not_one_redis_is_refused_at_start():
+    from core.settings import Settings, SettingsError
+
+    for bad in ("redis+cluster://127.0.0.1:7000", "http://queue", "127.0.0.1:6379"):
+        with pytest.raises(SettingsError, match="PANEN_QUEUE_URL"):
+            Settings.from_env({"PANEN_ENV": "development", "PANEN_QUEUE_URL": bad})
