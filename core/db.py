@@ -162,10 +162,22 @@ class Database:
     """The engine and a session factory, created once per process."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, pool_timeout_s: float = 2.0, strict: bool = False
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout_s: float = 2.0,
+        strict: bool = False,
+        replica_url: str = "",
     ) -> None:
         self.engine = create_engine(url, pool_size=pool_size, pool_timeout_s=pool_timeout_s)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A streaming replica for reads that tolerate a little lag (`lagging()`), if any.
+        self.replica_engine = (
+            create_engine(replica_url, pool_size=pool_size, pool_timeout_s=pool_timeout_s)
+            if replica_url
+            else None
+        )
         # The session of an open `snapshot()` block, which `reader()` hands out inside it.
         self._pinned: ContextVar[AsyncSession | None] = ContextVar("pinned", default=None)
         # Whether this task holds a pooled connection now; `strict` (the tests) raises on
@@ -231,12 +243,36 @@ class Database:
         async with self._hold(), self.sessions() as session:
             yield session
 
+    @asynccontextmanager
+    async def lagging(self) -> AsyncIterator[AsyncSession]:
+        """A read that may be a little behind the primary (lists, public reports): from the
+        replica when there is one and it answers, else as `reader()`. Whatever must see the
+        caller's own writes reads through `reader()`."""
+        if self.replica_engine is None or self._pinned.get() is not None:
+            async with self.reader() as session:
+                yield session
+            return
+        async with self._hold():
+            session = AsyncSession(bind=self.replica_engine, expire_on_commit=False)
+            try:
+                await session.connection()  # the replica answers, or the primary serves
+            except (DBAPIError, OSError, TimeoutError) as exc:
+                await session.close()
+                log.warning("replica unavailable, reading from the primary: %s", exc)
+                session = self.sessions()
+            try:
+                yield session
+            finally:
+                await session.close()
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.replica_engine is not None:
+            await self.replica_engine.dispose()
 
 
 Columns = tuple[tuple[str, str], ...]  # (name, PostgreSQL type) of each column written

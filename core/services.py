@@ -85,6 +85,7 @@ class Services:
             pool_size=pool_size or settings.db_pool_size,
             pool_timeout_s=settings.db_pool_timeout_s,
             strict=settings.db_strict,
+            replica_url=settings.database_replica_url,
         )
         tokens = Tokens(settings.secret_key, settings.token_ttl_s)
         services = cls(

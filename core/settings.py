@@ -45,6 +45,13 @@ def _url(env: dict[str, str], name: str, default: str) -> str:
     return raw
 
 
+def _postgres_url(env: dict[str, str], name: str) -> str:
+    raw = env.get(name, "")
+    if raw and not raw.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+        raise SettingsError(f"{name} must be a postgresql:// URL, got {raw[:40]!r}")
+    return raw
+
+
 def _redis_url(env: dict[str, str], name: str) -> str:
     """One Redis (`redis://`, `rediss://`, `unix://`), or "" when unset."""
     raw = env.get(name, "")
@@ -88,6 +95,8 @@ DEV_SECRET_KEY = "dev-insecure-secret-change-me-in-production"  # noqa: S105
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # A streaming replica of it for reads that tolerate a little lag; none when "".
+    database_replica_url: str = ""
     redis_url: str = DEFAULT_REDIS_URL
     # The job queue's Redis (arq): one Redis of its own, or REDIS_URL's when unset.
     queue_url: str = ""
@@ -190,6 +199,7 @@ class Settings:
             )
         return cls(
             database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_replica_url=_postgres_url(e, "DATABASE_REPLICA_URL"),
             redis_url=e.get("REDIS_URL") or DEFAULT_REDIS_URL,
             queue_url=_redis_url(e, "PANEN_QUEUE_URL"),
             redis_prefix=prefix,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import shutil
 import socket
 import subprocess
@@ -9,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -189,3 +192,99 @@ class ThrowawayRedis:
         """Down and up again, empty: as a crashed cache comes back."""
         self.stop()
         self.start()
+
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None
+    )
+    if found is None:
+        pytest.skip(f"no PostgreSQL {name} on this machine")
+    return found
+
+
+class StreamingPair:
+    """A PostgreSQL primary and a streaming standby of it (initdb, then pg_basebackup -R) on
+    loopback ports, as a deployment with a read replica runs; started for a test. As root,
+    the servers run as the `postgres` user (PostgreSQL refuses root)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.primary_port = free_port()
+        self.replica_port = free_port()
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    def url(self, port: int, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.as_user:
+            shutil.chown(self.home, "postgres", "postgres")
+        primary, replica = self.home / "primary", self.home / "replica"
+        self._run(
+            _pg_bin("initdb"), "-D", str(primary), "-A", "trust", "-U", "postgres", "--no-sync"
+        )
+        with (primary / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"\nport = {self.primary_port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.home}'\nwal_level = replica\n"
+                "max_wal_senders = 4\nfsync = off\nsynchronous_commit = off\n"
+            )
+        self._run(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(primary),
+            "-l",
+            str(self.home / "primary.log"),
+            "-w",
+            "start",
+        )
+        self._run(
+            _pg_bin("pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary_port),
+            "-U",
+            "postgres",
+            "-D",
+            str(replica),
+            "-R",
+            "-X",
+            "stream",
+        )
+        with (replica / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nport = {self.replica_port}\nhot_standby = on\n")
+        self._run(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(replica),
+            "-l",
+            str(self.home / "replica.log"),
+            "-w",
+            "start",
+        )
+
+    def stop_replica(self) -> None:
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.home / "replica"), "-m", "immediate", "stop")
+
+    def stop(self) -> None:
+        for name in ("replica", "primary"):
+            if (self.home / name / "postmaster.pid").exists():
+                subprocess.run(
+                    [
+                        *self.as_user,
+                        _pg_bin("pg_ctl"),
+                        "-D",
+                        str(self.home / name),
+                        "-m",
+                        "immediate",
+                        "stop",
+                    ],
+                    capture_output=True,
+                    timeout=60,
+                )

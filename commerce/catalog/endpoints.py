@@ -102,7 +102,7 @@ async def list_products(ctx: Ctx) -> Response:
     before = ctx.query("before")
     if before:
         query = query.where(Product.id < before)
-    async with ctx.services.db.reader() as s:
+    async with ctx.services.db.lagging() as s:
         products = (await s.execute(query)).scalars().all()
     return json(
         {

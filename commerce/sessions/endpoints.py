@@ -108,7 +108,7 @@ async def list_sessions(ctx: Ctx) -> Response:
     host_id = ctx.query("host_id")
     if host_id is not None:  # a host's own sessions, for their list of shows
         query = query.where(LiveSession.host_id == host_id)
-    async with ctx.services.db.reader() as s:
+    async with ctx.services.db.lagging() as s:
         rows = (await s.execute(query)).scalars().all()
     return json({"sessions": [session_json(r) for r in rows]})
 

@@ -46,7 +46,7 @@ api = Api()
 async def list_charities(ctx: Ctx) -> Response:
     """Charities with their campaigns and public totals (received, matched, disbursed)."""
     limit = ctx.query_int("limit")
-    async with ctx.services.db.reader() as s:
+    async with ctx.services.db.lagging() as s:
         rows = (await s.execute(select(Charity).order_by(Charity.id).limit(limit))).scalars().all()
     ids = [c.id for c in rows]
     campaigns = await campaigns_of(ctx.services.db, ids)
@@ -132,7 +132,7 @@ async def create_disbursement(ctx: Ctx) -> Response:
 async def list_disbursements(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
     limit = ctx.query_int("limit")
-    async with ctx.services.db.reader() as s:
+    async with ctx.services.db.lagging() as s:
         rows = list(
             (
                 await s.execute(
@@ -151,7 +151,7 @@ async def list_disbursements(ctx: Ctx) -> Response:
 async def get_campaign(ctx: Ctx) -> Response:
     """A campaign's progress in units across its sessions, its latest gifts and the
     charity's latest disbursements (a page to share)."""
-    async with ctx.services.db.reader() as s:
+    async with ctx.services.db.lagging() as s:
         return json(await campaign_page(s, ctx.path("campaign_id")))
 
 

@@ -32,7 +32,7 @@ async def charity_report(db: Database, charity_id: str) -> CharityReport:
 async def charity_totals(db: Database, charity_ids: Sequence[str]) -> dict[str, dict[str, Totals]]:
     """Each charity's public totals by currency, in one query for all of them."""
     accounts = {f"charity_payable:{c}": c for c in charity_ids}
-    async with db.reader() as s:
+    async with db.lagging() as s:  # public: a replica a little behind will do
         rows = (
             await s.execute(
                 text(
@@ -72,7 +72,7 @@ def _totals(sums: dict[str, int]) -> Totals:
 
 
 async def session_report(db: Database, session_id: str) -> SessionReport:
-    async with db.reader() as s:
+    async with db.lagging() as s:  # public: a replica a little behind will do
         sums = (
             await s.execute(
                 text(
