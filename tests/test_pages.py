@@ -110,6 +110,21 @@ async def world(server, admin_token) -> World:
             json={"pinned_message": "Ongkir gratis se-Jawa Barat sampai jam 21.00!"},
         )
         assert r.status_code == 200, r.text
+        # A sponsor's pool with a long name: its option in the room's points card is the
+        # widest thing a phone has to fit.
+        sponsor = await user_with_roles(c, admin_token, "sponsor")
+        r = await c.post(
+            "/api/pools",
+            headers=sponsor.headers,
+            json={
+                "sponsor_name": "Koperasi Usaha Bersama Bank Desa Sejahtera",
+                "campaign_id": w.campaign["id"],
+                "session_id": sid,
+                "rate_points": 100,
+                "cap": 15_000_000,
+            },
+        )
+        assert r.status_code == 201, r.text
         buyer = await register(c, "buyer")
     await buy_and_pay(server.base, buyer, lid, 2)
     w.buyer = buyer  # type: ignore[attr-defined]
