@@ -1,7 +1,7 @@
 """Transparency log: appends per second, and proof cost as the log grows (10^4 … 10^6).
 
     .venv/bin/python bench/transparency.py [--server postgresql://postgres@127.0.0.1:5432/postgres]
-                                          [--max-size 1000000]
+                                          [--max-size 1000000] [--writers]
 
 Runs in a fresh database of its own (migrated to head, so the append-only triggers are
 measured too) and drops it at the end. Baselines in the same run:
@@ -60,6 +60,40 @@ async def concurrent_appends(db: Database, workers: int, each: int) -> float:
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(workers)))
     return workers * each / (time.perf_counter() - t0)
+
+
+async def money_appends(db: Database, workers: int, each: int) -> float:
+    """Each append inside a transaction that goes on after it, as a charity movement's does
+    (the ledger's and the fund's rows): the head's lock is held until that commit."""
+
+    async def worker(w: int) -> None:
+        for i in range(each):
+            async with db.transaction() as s:
+                await log.append(
+                    s, "donation", f"bench:money:{secrets.token_hex(8)}:{w}:{i}", entry(i)
+                )
+                for k in range(3):
+                    await s.execute(
+                        text("INSERT INTO bench_plain (ref, entry, leaf) VALUES (:r, '', '')"),
+                        {"r": f"money:{secrets.token_hex(8)}:{w}:{i}:{k}"},
+                    )
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return workers * each / (time.perf_counter() - t0)
+
+
+async def scaling(db: Database, each: int) -> None:
+    """Appends/s from 1 to 16 concurrent writers (sessions), against plain inserts."""
+    print("## appends by concurrent writers (one entry per transaction)\n")
+    print("| writers | plain INSERT/s | log append/s | vs plain | append + 3 writes/s |")
+    print("|---:|---:|---:|---:|---:|")
+    for workers in (1, 2, 4, 8, 16):
+        base = await baseline_inserts(db, each * workers, workers=workers)
+        bare = await concurrent_appends(db, workers, each)
+        money = await money_appends(db, workers, each)
+        print(f"| {workers} | {base:,.0f} | {bare:,.0f} | {bare / base:.2f} | {money:,.0f} |")
+        sys.stdout.flush()
 
 
 async def baseline_inserts(db: Database, n: int, workers: int = 1) -> float:
@@ -153,20 +187,23 @@ async def rebuild_root(db: Database, size: int) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-async def bench(url: str, max_size: int, samples: int) -> None:
-    db = Database(url, pool_size=8)
+async def bench(url: str, max_size: int, samples: int, writers_only: bool) -> None:
+    db = Database(url, pool_size=16)
     try:
-        await run(db, max_size, samples)
+        if writers_only:
+            await scaling(db, 200)
+        else:
+            await run(db, max_size, samples)
     finally:
         await db.close()
 
 
-def main(server: str, max_size: int, samples: int) -> None:
+def main(server: str, max_size: int, samples: int, writers_only: bool) -> None:
     name = f"panen_bench_tlog_{secrets.token_hex(3)}"
     url = ensure_database(server, name, fresh=True)
     try:
         upgrade(url)
-        asyncio.run(bench(url, max_size, samples))
+        asyncio.run(bench(url, max_size, samples, writers_only))
     finally:
         drop_database(server, name)
 
@@ -216,5 +253,6 @@ if __name__ == "__main__":
     p.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--max-size", type=int, default=10**6)
     p.add_argument("--samples", type=int, default=300)
+    p.add_argument("--writers", action="store_true", help="only appends by 1-16 writers")
     a = p.parse_args()
-    main(a.server, a.max_size, a.samples)
+    main(a.server, a.max_size, a.samples, a.writers)
