@@ -20,20 +20,15 @@ from panen.flows.settle import settle_all
 from tests.api import World, build_world, donate_and_pay, live_listing, order, pay, register
 from tests.conftest import process_env
 from tests.live_clients import Viewer, ticker_with
-from tests.processes import Server
+from tests.processes import Server, running
 
 
 @pytest.fixture(scope="module")
 def servers(settings: Any) -> Iterator[tuple[Server, Server]]:
     env = {**process_env(settings), "PANEN_TICKER_HZ": "10"}
     a, b = Server(env), Server(env)
-    try:
-        a.start()
-        b.start()
+    with running(a, b):
         yield a, b
-    finally:
-        b.stop()
-        a.stop()
 
 
 @dataclass

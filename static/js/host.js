@@ -222,6 +222,19 @@ async function loadSummary() {
 // A host who farms adds their own produce here, photo included.
 let farmer = null;
 
+// A product saved whose photo was then refused: trying again sends the photo only, rather
+// than saving the product twice.
+let draft = null;
+
+function offerProduct(product) {
+  const text = `${product.name} (${product.unit}) · ${money(product.unit_price, product.currency)}`;
+  const existing = [...$("#l-product").options].find((o) => o.value === product.id);
+  if (existing) existing.textContent = text;
+  else $("#l-product").prepend(el("option", { value: product.id, text }));
+  $("#l-product").value = product.id;
+  $("#l-price").value = String(product.unit_price);
+}
+
 async function createProduct(e) {
   e.preventDefault();
   const out = $("#product-form .form-error");
@@ -230,17 +243,19 @@ async function createProduct(e) {
   if (!price) { out.textContent = t("price_hint", { example: money(95000, cur()) }); return; }
   const body = { farmer_id: farmer.id, name: $("#p-name").value.trim(), unit: $("#p-unit").value.trim(), unit_price: price,
     currency: cur(), weight_g: Number($("#p-weight").value) || 1000 };
+  const same = draft && draft.name === body.name && draft.unit === body.unit && draft.unit_price === body.unit_price;
   try {
-    let product = await api("POST", "/api/products", body);
+    let product = same ? draft : await api("POST", "/api/products", body);
+    draft = product;
+    offerProduct(product);  // listable now, photo or not
     const file = $("#p-photo").files[0];
     if (file) product = await upload("PUT", `/api/products/${encodeURIComponent(product.id)}/image`, file);
-    const option = el("option", { value: product.id, text: `${product.name} (${product.unit}) · ${money(product.unit_price, product.currency)}` });
-    $("#l-product").prepend(option);
-    $("#l-product").value = product.id;
-    $("#l-price").value = String(product.unit_price);
+    draft = null;
     e.target.reset();
     toast(t("product_saved"));
-  } catch (err) { out.textContent = errorText(err); }
+  } catch (err) {
+    out.textContent = draft ? `${t("saved_without_photo")} ${errorText(err)}` : errorText(err);
+  }
 }
 
 function onEvent(ev) {

@@ -179,7 +179,7 @@ const DICT = {
     points_how: "Cara mendapat poin energi", rule_watch: "Menonton: {n} poin tiap {min} menit, sampai {max} menit per siaran.",
     rule_likes: "Menyukai: 1 poin tiap {n} suka, sampai {max} poin per siaran.", rule_spend: "Belanja: 1 poin tiap {amount}.",
     rule_donate: "Berdonasi: 1 poin tiap {amount}.", rule_ttl: "Poin berlaku {days} hari. Sponsor mengubahnya jadi donasi untuk lembaga amal siaran ini.",
-    minutes: "{n} menit", tree_size: "ukuran {n}", create_product: "Simpan produk", product_saved: "Produk disimpan.", unit_price: "Harga",
+    minutes: "{n} menit", tree_size: "ukuran {n}", saved_without_photo: "Produk disimpan tanpa foto.", create_product: "Simpan produk", product_saved: "Produk disimpan.", unit_price: "Harga",
   },
   en: {
     tagline: "Buy from farmers, give while you shop.",
@@ -360,7 +360,7 @@ const DICT = {
     points_how: "How energy points are earned", rule_watch: "Watching: {n} point(s) every {min} min, up to {max} min per show.",
     rule_likes: "Liking: 1 point every {n} likes, up to {max} points per show.", rule_spend: "Buying: 1 point per {amount}.",
     rule_donate: "Giving: 1 point per {amount}.", rule_ttl: "Points last {days} days. A sponsor turns them into a gift to this show's charity.",
-    minutes: "{n} min", tree_size: "size {n}", create_product: "Save product", product_saved: "Product saved.", unit_price: "Price",
+    minutes: "{n} min", tree_size: "size {n}", saved_without_photo: "The product is saved without its photo.", create_product: "Save product", product_saved: "Product saved.", unit_price: "Price",
   },
 };
 
