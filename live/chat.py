@@ -10,9 +10,11 @@ import orjson
 from redis.asyncio import Redis
 
 from commerce.sessions import service as sessions
+from commerce.sessions.schemas import MAX_SLOW_MODE_S
 from core.clock import rfc3339, utcnow
 from core.events import topic_key
 from core.ids import new_id
+from core.redis import Arg, Lua
 from core.services import Services
 from live import limits
 from live.history import SEQ_INIT, TOPIC_TTL_MS, TopicKeys, frame_parts
@@ -32,11 +34,12 @@ class RulesChanging(Exception):
 
 # KEYS: seq, hist, chat, muted, rate, rules, slow. ARGV: user, prefix, suffix, line,
 # history cap, recent lines kept, channel, ttl ms, lines per window, window ms, the line's
-# words (`chat_words`), exempt ("1": the host or an admin, whom the rules do not hold).
+# words (`chat_words`), exempt ("1": the host or an admin, whom the rules do not hold),
+# how long a last line's time is kept (the longest slow mode).
 # Returns {seq} or {code, ms to wait}. Slow mode keeps the time of the user's last line and
 # compares it with the rule as it is now, so a host who shortens it shortens every wait; a
 # line refused by slow mode is not counted against the rate limit.
-_SAY = (
+_SAY = Lua(
     SEQ_INIT
     + """
 if redis.call('HGET', KEYS[6], 'loaded') ~= '1' then return {-3, 0} end
@@ -60,7 +63,7 @@ end
 local n = redis.call('INCR', KEYS[5])
 if n == 1 then redis.call('PEXPIRE', KEYS[5], ARGV[10]) end
 if n > tonumber(ARGV[9]) then return {-2, redis.call('PTTL', KEYS[5])} end
-if now > 0 then redis.call('SET', KEYS[7], now, 'PX', 3600000) end
+if now > 0 then redis.call('SET', KEYS[7], now, 'PX', ARGV[13]) end
 seq_init(KEYS[1])
 local seq = redis.call('INCR', KEYS[1])
 local frame = ARGV[2] .. string.format('%d', seq) .. ARGV[3]
@@ -76,7 +79,8 @@ return {seq, 0}
 
 # KEYS: rules, generation. ARGV: the generation the load began at ("" for none), ttl ms,
 # field, value, ... Caches what was read only if no change came since it began.
-_CACHE_RULES = """
+_CACHE_RULES = Lua(
+    """
 local now = redis.call('GET', KEYS[2]) or ''
 if now ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
@@ -84,9 +88,10 @@ for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+)
 
 # KEYS: seq, hist, chat. ARGV: needle, prefix, suffix, history cap, channel, ttl ms.
-_DELETE = (
+_DELETE = Lua(
     SEQ_INIT
     + """
 local found = false
@@ -124,10 +129,8 @@ async def _load_rules(services: Services, session_id: str, rules: str) -> None:
     if fields is None:
         fields = {"loaded": "1"}  # a room without a session row: no rules to hold
     flat = [part for pair in fields.items() for part in pair]
-    cache = redis.register_script(_CACHE_RULES)
-    await cache(
-        keys=[rules, generation],
-        args=[seen if seen is not None else b"", sessions.RULES_TTL_MS, *flat],
+    await _CACHE_RULES(
+        redis, [rules, generation], seen if seen is not None else b"", sessions.RULES_TTL_MS, *flat
     )
 
 
@@ -157,7 +160,6 @@ async def say(
         }
     )
     rules = sessions.rules_key(services.keys, session_id)
-    script = redis.register_script(_SAY)
     keys = [
         tk.seq,
         tk.hist,
@@ -167,7 +169,7 @@ async def say(
         rules,
         topic_key(services.keys, topic, "slow:" + user_id),
     ]
-    args: list[bytes | str | int] = [
+    args: list[Arg] = [
         user_id,
         frame_parts("chat", client_topic),
         b',"message":' + line + b"}",
@@ -180,9 +182,10 @@ async def say(
         limits.CHAT_WINDOW_S * 1000,
         sessions.chat_words(text),
         "1" if exempt else "0",
+        MAX_SLOW_MODE_S * 1000,
     ]
     for _ in range(RULES_LOADS):
-        code, wait = await script(keys=keys, args=args)
+        code, wait = await _SAY(redis, keys, *args)
         if code != NO_RULES:
             return int(code), int(wait)
         # Not cached (or a change just dropped them): load the rules and say it again. The
@@ -196,17 +199,15 @@ async def say(
 
 async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str) -> int:
     """Take a line out of the room; -1 if no recent line has that id."""
-    script = redis.register_script(_DELETE)
-    seq = await script(
-        keys=[tk.seq, tk.hist, tk.chat],
-        args=[
-            orjson.dumps({"id": message_id})[1:-1],  # '"id":"msg_…"', as the line holds it
-            frame_parts("chat_deleted", client_topic),
-            b',"message_id":' + orjson.dumps(message_id) + b"}",
-            limits.HISTORY_FRAMES,
-            tk.channel,
-            TOPIC_TTL_MS,
-        ],
+    seq = await _DELETE(
+        redis,
+        [tk.seq, tk.hist, tk.chat],
+        orjson.dumps({"id": message_id})[1:-1],  # '"id":"msg_…"', as the line holds it
+        frame_parts("chat_deleted", client_topic),
+        b',"message_id":' + orjson.dumps(message_id) + b"}",
+        limits.HISTORY_FRAMES,
+        tk.channel,
+        TOPIC_TTL_MS,
     )
     return int(seq)
 

@@ -157,12 +157,13 @@ def session_json(s: LiveSession) -> SessionOut:
 BlockedWord = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 PinnedText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 MAX_BLOCKED_WORDS = 200
+MAX_SLOW_MODE_S = 3600
 
 
 class ChatRulesBody(Body):
     """What the host changes of the room's chat; a field left out stays as it is."""
 
-    slow_mode_s: Annotated[int, Field(ge=0, le=3600)] = 0
+    slow_mode_s: Annotated[int, Field(ge=0, le=MAX_SLOW_MODE_S)] = 0
     blocked_words: Annotated[
         list[BlockedWord], Field(max_length=MAX_BLOCKED_WORDS, default_factory=list)
     ]
