@@ -15,14 +15,13 @@ from commerce.deals.models import FlashDeal
 from commerce.deals.schemas import CreateDeal, DealOut, Pin, PinReply, deal_json
 from commerce.outbox import service as outbox
 from commerce.sessions import offers
-from commerce.sessions.lifecycle import SessionStatus
-from commerce.sessions.models import Listing, LiveSession
+from commerce.sessions.models import Listing
 from commerce.sessions.schemas import listing_json
-from commerce.sessions.service import require_host
+from commerce.sessions.service import lock_for_host
 from commerce.stock import service as inventory
 from core.auth import Role
 from core.clock import utcnow
-from core.errors import bad_request, conflict, not_found
+from core.errors import bad_request, conflict
 from core.http import Api, Ctx, json, roles
 from core.ids import new_id
 
@@ -42,12 +41,7 @@ async def create_deal(ctx: Ctx) -> Response:
     session_id = ctx.path("session_id")
     body = await ctx.body(CreateDeal)
     async with ctx.services.db.transaction() as s:
-        live = await s.get(LiveSession, session_id, with_for_update=True)
-        if live is None:
-            raise not_found("session", session_id)
-        require_host(ctx.user, live)
-        if live.status == SessionStatus.ENDED:
-            raise conflict("session_ended", "this session has ended")
+        await lock_for_host(s, ctx.user, session_id)  # a deal at a time per session
         listing = await s.get(Listing, body.listing_id)
         if listing is None or listing.session_id != session_id:
             raise bad_request("unknown_listing", "no such listing in this session", "listing_id")
@@ -125,12 +119,7 @@ async def pin(ctx: Ctx) -> Response:
         left = await inventory.remaining(ctx.services, session_id, listing.id)
     out = {**listing_json(listing, product), "remaining": left}
     async with ctx.services.db.transaction() as s:
-        live = await s.get(LiveSession, session_id, with_for_update=True)
-        if live is None:
-            raise not_found("session", session_id)
-        require_host(ctx.user, live)
-        if live.status == SessionStatus.ENDED:
-            raise conflict("session_ended", "this session has ended")
+        live = await lock_for_host(s, ctx.user, session_id)
         live.pinned_listing_id = listing.id
         await outbox.add(s, [(f"session:{session_id}", Pinned(listing=out))])
     offers.forget(session_id)

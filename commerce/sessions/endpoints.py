@@ -40,6 +40,7 @@ from commerce.sessions.service import (
     chat_words,
     forget_rules,
     load_session,
+    lock_for_host,
     require_host,
 )
 from commerce.stock import service as inventory
@@ -160,10 +161,7 @@ async def create_listing(ctx: Ctx) -> Response:
 async def _transition(ctx: Ctx, to: SessionStatus) -> Response:
     session_id = ctx.path("session_id")
     async with ctx.services.db.transaction() as s:
-        live = await s.get(LiveSession, session_id, with_for_update=True)
-        if live is None:
-            raise not_found("session", session_id)
-        require_host(ctx.user, live)
+        live = await lock_for_host(s, ctx.user, session_id, open_only=False)
         now = utcnow()
         if lifecycle.move(live, to, now):  # every viewer's room hears it (a repeat: nothing)
             moved = SessionMoved(status=live.status, at=rfc3339(now))
@@ -214,12 +212,7 @@ async def put_chat_rules(ctx: Ctx) -> Response:
     body = await ctx.body(ChatRulesBody)
     given = body.model_fields_set
     async with ctx.services.db.transaction() as s:
-        live = await s.get(LiveSession, session_id, with_for_update=True)
-        if live is None:
-            raise not_found("session", session_id)
-        require_host(ctx.user, live)
-        if live.status == SessionStatus.ENDED:
-            raise conflict("session_ended", "this session has ended")
+        live = await lock_for_host(s, ctx.user, session_id)
         before = (live.slow_mode_s, live.pinned_message)
         if "slow_mode_s" in given:
             live.slow_mode_s = body.slow_mode_s

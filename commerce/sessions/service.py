@@ -10,14 +10,16 @@ from typing import cast
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.catalog.models import Product
 from commerce.charities.models import Campaign, Charity
+from commerce.sessions.lifecycle import SessionStatus
 from commerce.sessions.models import ChatBan, Listing, LiveSession
 from commerce.sessions.schemas import SessionDetail, listing_json, session_json
 from core.auth import Principal
 from core.db import Database
-from core.errors import forbidden, not_found
+from core.errors import conflict, forbidden, not_found
 from core.events import topic_key
 from core.redis import Keys
 from core.services import Services
@@ -36,6 +38,20 @@ async def load_session(db: Database, session_id: str) -> LiveSession:
 def require_host(principal: Principal, live: LiveSession) -> None:
     if not (principal.is_admin or live.host_id == principal.user_id):
         raise forbidden("only this session's host may do this")
+
+
+async def lock_for_host(
+    s: AsyncSession, principal: Principal, session_id: str, *, open_only: bool = True
+) -> LiveSession:
+    """The session, locked in this transaction for a change its host (or an admin) makes:
+    404 for none, 403 for anyone else, and, with `open_only`, 409 once it has ended."""
+    live = await s.get(LiveSession, session_id, with_for_update=True)
+    if live is None:
+        raise not_found("session", session_id)
+    require_host(principal, live)
+    if open_only and live.status == SessionStatus.ENDED:
+        raise conflict("session_ended", "this session has ended")
+    return live
 
 
 async def session_detail(db: Database, live: LiveSession) -> SessionDetail:
