@@ -425,8 +425,17 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
 
 
 def main(server: str, redis_url: str, sizes: list[int], inflight: int, paths: list[str]) -> None:
+    with fresh_deployment(server, redis_url, "flash") as settings:
+        asyncio.run(bench(settings, sizes, inflight, paths))
+
+
+@contextmanager
+def fresh_deployment(server: str, redis_url: str, label: str, **more: Any) -> Iterator[Settings]:
+    """Settings of a bench run of its own: a fresh database migrated to head, its own Redis
+    prefix and secret; the database dropped and the keys cleared afterwards. Every bench
+    that needs a deployment starts here."""
     tag = secrets.token_hex(3)
-    name = f"panen_bench_flash_{tag}"
+    name = f"panen_bench_{label}_{tag}"
     url = ensure_database(server, name, fresh=True)
     settings = replace(
         Settings(),
@@ -434,10 +443,11 @@ def main(server: str, redis_url: str, sizes: list[int], inflight: int, paths: li
         redis_url=redis_url,
         redis_prefix=f"panen_bench_{tag}",
         secret_key=secrets.token_hex(32),
+        **more,
     )
     try:
         upgrade(url)
-        asyncio.run(bench(settings, sizes, inflight, paths))
+        yield settings
     finally:
         drop_database(server, name)
         asyncio.run(clear_redis(settings))

@@ -24,9 +24,8 @@ import resource
 import secrets
 import statistics
 import time
-from dataclasses import replace
 
-from flash_sale import clear_redis, seed_session  # bench/ sibling
+from flash_sale import fresh_deployment, seed_session  # bench/ sibling
 from PIL import Image, ImageDraw
 from sqlalchemy import update
 
@@ -38,8 +37,6 @@ from core.settings import Settings
 from live import chat
 from live.history import TopicKeys
 from panen.app import create_app
-from panen.embedded import drop_database, ensure_database
-from panen.migrate import upgrade
 
 VIEWERS = 50
 
@@ -133,23 +130,8 @@ def photo_runs(runs: int) -> dict[str, tuple[float, int, float]]:
 
 
 def main(server: str, redis_url: str, lines: int, runs: int) -> None:
-    tag = secrets.token_hex(3)
-    name = f"panen_bench_host_{tag}"
-    url = ensure_database(server, name, fresh=True)
-    settings = replace(
-        Settings(),
-        database_url=url,
-        redis_url=redis_url,
-        redis_prefix=f"panen_bench_{tag}",
-        secret_key=secrets.token_hex(32),
-        environment="development",
-    )
-    try:
-        upgrade(url)
+    with fresh_deployment(server, redis_url, "host", environment="development") as settings:
         chats = asyncio.run(chat_runs(settings, lines))
-    finally:
-        drop_database(server, name)
-        asyncio.run(clear_redis(settings))
     base = chats["no rules"][2]
     print(f"chat: {lines} lines by {VIEWERS} viewers of one room, concurrently")
     print(f"{'case':32} {'p50 ms':>8} {'p99 ms':>8} {'lines/s':>9} {'vs base':>8}")

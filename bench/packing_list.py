@@ -26,12 +26,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from flash_sale import add_listing, clear_redis, make_buyers, seed_session  # bench/ sibling
+from flash_sale import (  # bench/ sibling
+    add_listing,
+    fresh_deployment,
+    make_buyers,
+    seed_session,
+)
 from sqlalchemy import select
 
 from commerce.orders.models import Order
@@ -44,8 +48,6 @@ from core.db import Database
 from core.ids import new_id
 from core.settings import Settings
 from panen.app import create_app
-from panen.embedded import drop_database, ensure_database
-from panen.migrate import upgrade
 
 CHROMIUM = "/usr/bin/chromium"
 PAGE = "page in Chromium (390 px)"
@@ -241,27 +243,12 @@ def report(results: Results, n_orders: int, boxes: int, runs: int) -> None:
 
 
 def main(server: str, redis_url: str, n_orders: int, runs: int) -> None:
-    tag = secrets.token_hex(3)
-    name = f"panen_bench_packing_{tag}"
-    url = ensure_database(server, name, fresh=True)
-    settings = replace(
-        Settings(),
-        database_url=url,
-        redis_url=redis_url,
-        redis_prefix=f"panen_bench_{tag}",
-        secret_key=secrets.token_hex(32),
-        environment="development",
-    )
-    try:
-        upgrade(url)
+    with fresh_deployment(server, redis_url, "packing", environment="development") as settings:
         world, results = asyncio.run(prepare(settings, n_orders, runs))
         if os.path.exists(CHROMIUM):
             with serving(settings) as base:
                 results[PAGE] = asyncio.run(page_runs(base, settings, world, runs))
         report(results, n_orders, len(world["boxes"]), runs)
-    finally:
-        drop_database(server, name)
-        asyncio.run(clear_redis(settings))
 
 
 if __name__ == "__main__":
