@@ -199,9 +199,16 @@ function takeTotals(totals) {
 }
 
 // The host's chat rules the room shows: a pinned message over the chat, and slow mode.
-function renderRules() {
+// Ticker frames come several times a second: redraw only when the rules (or the language)
+// changed.
+let rulesShown = "";
+
+function renderRules(force = false) {
   const source = "pinned_message" in state.totals ? state.totals : state.session || {};
   const pinned = source.pinned_message;
+  const key = JSON.stringify([pinned, source.slow_mode_s]);
+  if (key === rulesShown && !force) return;
+  rulesShown = key;
   const box = $("#pinned-message");
   box.classList.toggle("hidden", !pinned);
   box.replaceChildren(...(pinned ? [el("span", { class: "k", text: `📌 ${t("pinned_note")}` }), el("span", { text: pinned.text })] : []));
@@ -574,7 +581,7 @@ function renderStatic() {
   $("#charity-line").replaceChildren(...(s.charity ? [t("for_charity", { name: "" }).trim(), " ",
     el("a", { href: `/charities/${encodeURIComponent(s.charity.id)}`, text: s.charity.name })] : []),
   ...(s.campaign ? [" · ", el("a", { id: "campaign-link", href: `/campaigns/${encodeURIComponent(s.campaign.id)}`, text: s.campaign.title })] : []));
-  renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints(); renderRules();
+  renderTotals(); renderFeed(); renderChat(); renderDeal(); renderPoints(); renderRules(true);
 }
 
 $("#donate-btn").addEventListener("click", openDonate);
