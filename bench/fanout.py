@@ -274,6 +274,8 @@ async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
                     {
                         "type": "order_paid",
                         "order_id": f"o{sent}-{secrets.token_hex(3)}",
+                        "session_id": "ses_bench",
+                        "at": None,
                         "listing_id": "lst_bench",
                         "quantity": 1,
                         "gross": 95_000,

@@ -116,7 +116,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
   redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], '') end
+  if ARGV[3] ~= '' then redis.call('SPUBLISH', ARGV[3], '') end
   return 1
 end
 return 0
@@ -130,10 +130,7 @@ MAX_EVENTS_PER_CALL = 1000
 def topic_key(keys: Keys, topic: str, part: str) -> str:
     """A key of one topic. Every key of a topic shares one hash tag (a session's with its
     stock and reservations) so the topic's scripts run on one Redis Cluster shard."""
-    kind, _, ident = topic.partition(":")
-    if kind == "session" and ident:
-        return keys.session(ident, "live", part)
-    return keys("live", "{" + topic + "}", part)
+    return keys.topic(topic, part)
 
 
 async def publish(services: Services, topic: str, event: Event | dict[str, Any]) -> None:

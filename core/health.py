@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Literal
+from typing import Literal, cast
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.http import ANYONE, Api, Ctx, json
+from core.redis import ping_primaries
 from core.shapes import NotRequired, TypedDict, closed
 
 REQUESTS = Counter("panen_http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
@@ -71,7 +72,7 @@ async def readyz(ctx: Ctx) -> Response:
 
     probes = [
         check("database", ctx.services.db.ping()),
-        check("redis", ctx.services.redis.ping()),
+        check("redis", ping_primaries(ctx.services.redis)),  # each primary of a cluster
     ]
     if ctx.services.jobs is not None and ctx.services.settings.queue_url:
         probes.append(check("queue", ctx.services.jobs.ping()))  # a Redis of its own
@@ -80,8 +81,8 @@ async def readyz(ctx: Ctx) -> Response:
     body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
     if ready:
         # Workers are not needed to serve, but an operator wants to see that they run.
-        pattern = ctx.services.keys("workers", "*")
-        body["workers"] = len([k async for k in ctx.services.redis.scan_iter(pattern, count=100)])
+        workers = ctx.services.redis.zcount(ctx.services.keys("workers"), time.time(), "+inf")
+        body["workers"] = await cast(Awaitable[int], workers)
     return json(body, 200 if ready else 503)
 
 

@@ -1,4 +1,11 @@
-"""The Redis client, with `REDIS_PREFIX` applied to every key and channel."""
+"""The Redis client (one Redis or a Redis Cluster), with `REDIS_PREFIX` applied to every key
+and channel.
+
+On a cluster every key a script or a pipeline touches together carries one hash tag, so it
+lives in one slot: a session's (`{session-id}`), a topic's, a user's. Frames are published
+with SPUBLISH on a channel with the same tag, so a cluster routes each to the one shard that
+holds the topic instead of broadcasting it to every node (`live.shards` subscribes).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,17 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+
+from core.settings import CLUSTER_SCHEME, cluster_nodes
+
+# One Redis or a cluster: both speak the same commands; a cluster routes each by its key.
+Client = Redis | RedisCluster
+
+# What an unreachable Redis raises: a cluster that cannot find a node for a slot raises an
+# exception outside RedisError's tree.
+UNREACHABLE: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
 
 
 class Keys:
@@ -26,22 +43,114 @@ class Keys:
     def session(self, session_id: str, *parts: str) -> str:
         return ":".join((self.prefix, "s", "{" + session_id + "}", *parts))
 
+    def topic(self, topic: str, *parts: str) -> str:
+        """A key of a live topic (`session:{id}`, `farmer:{id}`, `me:{id}`): a session's
+        shares the session's hash tag with its stock and reservations."""
+        kind, _, ident = topic.partition(":")
+        if kind == "session" and ident:
+            return self.session(ident, "live", *parts)
+        return self("live", "{" + topic + "}", *parts)
+
     def channel(self, topic: str) -> str:
-        return f"{self.prefix}:ch:{topic}"
+        """A topic's pub/sub channel, in its topic's slot (a script publishes on it)."""
+        kind, _, ident = topic.partition(":")
+        if kind == "session" and ident:
+            return f"{self.prefix}:ch:session:{{{ident}}}"
+        return f"{self.prefix}:ch:{{{topic}}}"
 
 
-def create_redis(url: str) -> Redis:
-    # decode_responses stays off: payloads are bytes from orjson, sent on as they are.
-    # Short timeouts: a request that needs a Redis that is away should hear so (and answer
-    # 503) in seconds, not wait on the kernel. Pub/sub reads pass their own timeout.
-    client: Redis = Redis.from_url(
-        url,
-        health_check_interval=15,
-        socket_keepalive=True,
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
-    )
+# decode_responses stays off: payloads are bytes from orjson, sent on as they are. Short
+# timeouts: a request that needs a Redis that is away should hear so (and answer 503) in
+# seconds, not wait on the kernel. Pub/sub reads pass their own timeout.
+_TIMEOUTS: dict[str, Any] = {
+    "socket_keepalive": True,
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 5.0,
+}
+
+
+class _Pipeline(ClusterPipeline):
+    """redis-py 5's cluster pipeline, after its commands have run and their replies are in,
+    reads the client's default node, which another task's failover handling may just have
+    cleared (`'NoneType' object has no attribute 'name'`). The replies stand; only that
+    bookkeeping is skipped."""
+
+    async def _execute(
+        self,
+        client: RedisCluster,
+        stack: list[PipelineCommand],
+        raise_on_error: bool = True,
+        allow_redirections: bool = True,
+    ) -> list[Any]:
+        try:
+            return await super()._execute(client, stack, raise_on_error, allow_redirections)
+        except AttributeError:
+            if client.get_default_node() is not None:
+                raise
+            if raise_on_error:
+                for cmd in stack:
+                    if isinstance(cmd.result, Exception):
+                        raise cmd.result from None
+            return [cmd.result for cmd in stack]
+
+
+class _Cluster(RedisCluster):
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        if transaction or shard_hint:
+            return super().pipeline(transaction, shard_hint)  # refuses them, as it should
+        return _Pipeline(self)  # type: ignore[abstract]  # as redis-py makes its own
+
+
+class _Snapshots(dict[str, ClusterNode]):
+    """redis-py 5's cluster client reads its seed nodes in a loop that awaits, while a
+    command that met a dead node removes that node from them: "dictionary changed size
+    during iteration" in the middle of a failover. Iterating a copy, as later redis-py does,
+    is all it needs (redis-py 6 is out of reach while arq pins below it)."""
+
+    def values(self) -> list[ClusterNode]:  # type: ignore[override]
+        return list(super().values())
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEME)
+
+
+def create_redis(url: str) -> Client:
+    if is_cluster(url):
+        seeds = cluster_nodes(url)
+        cluster: RedisCluster = _Cluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in seeds.nodes],
+            username=seeds.username,
+            password=seeds.password,
+            # A failover takes the cluster a second or two: retry a command that met it
+            # (redis-py refreshes the slot map between tries) before answering 503.
+            cluster_error_retry_attempts=5,
+            **_TIMEOUTS,
+        )
+        manager = cluster.nodes_manager
+        manager.startup_nodes = _Snapshots(manager.startup_nodes)
+        return cluster
+    client: Redis = Redis.from_url(url, health_check_interval=15, **_TIMEOUTS)
     return client
+
+
+async def primaries(redis: Client) -> list[str]:
+    """Each primary's `host:port` (the one Redis's URL host for a single Redis)."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        return [node.name for node in redis.get_primaries()]
+    kwargs = redis.connection_pool.connection_kwargs
+    return [f"{kwargs.get('host', kwargs.get('path', 'redis'))}:{kwargs.get('port', '')}"]
+
+
+async def ping_primaries(redis: Client) -> None:
+    """Raise unless every primary answers (a cluster with a shard down cannot take the
+    writes of that shard's sessions)."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        await redis.ping(target_nodes=RedisCluster.PRIMARIES)
+        return
+    await redis.ping()
 
 
 Arg = str | bytes | int
@@ -57,7 +166,7 @@ class Lua:
         # SHA-1 is what Redis names scripts by, not a security measure.
         self.sha = hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
 
-    async def __call__(self, redis: Redis, keys: Sequence[str], *args: Arg) -> Any:
+    async def __call__(self, redis: Client, keys: Sequence[str], *args: Arg) -> Any:
         try:
             call = redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
             return await cast(Awaitable[Any], call)
@@ -66,25 +175,56 @@ class Lua:
             return await cast(Awaitable[Any], call)
 
 
+# How long a write that must outlive a failover waits for its shard's replica.
+REPLICA_WAIT_MS = 100
+
+
 async def run_scripts(
-    redis: Redis, calls: Sequence[tuple[Lua, Sequence[str], Sequence[Arg]]]
+    redis: Client,
+    calls: Sequence[tuple[Lua, Sequence[str], Sequence[Arg]]],
+    *,
+    replicated: bool = False,
 ) -> list[Any]:
     """Several script calls in one round trip (not a transaction); one reply each. A call
-    that found its script missing is sent again with the body; only those are repeated."""
+    that found its script missing is sent again with the body; only those are repeated.
+
+    On a cluster the pipeline sends each shard its own calls, all shards at once (each
+    call's keys are in one slot). With `replicated`, each shard's calls are followed, on
+    the same connection, by WAIT for one replica: what they wrote then survives that
+    shard's primary failing over (Redis replicates asynchronously; a replica promoted
+    before it had a write would have lost it: stock taken twice). A replica that does not
+    answer within REPLICA_WAIT_MS lets the calls through; a shard without a replica is not
+    waited for (it cannot fail over anyway)."""
     if not calls:
         return []
-    if len(calls) == 1:  # a pipeline would only add its own overhead
+    waits = isinstance(redis, RedisCluster) and replicated
+    if len(calls) == 1 and not waits:  # a pipeline would only add its own overhead
         script, keys, args = calls[0]
         return [await script(redis, keys, *args)]
+    if waits:
+        assert isinstance(redis, RedisCluster)
+        await redis.initialize()  # the slot map, once per process
     pipe = redis.pipeline(transaction=False)
+    shards: dict[str, ClusterNode] = {}
     for script, keys, args in calls:
-        pipe.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[arg-type]
+        # execute_command, not evalsha: redis-py's cluster pipeline refuses the method by
+        # name, but routes the command by its keys like any other.
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        if waits:
+            assert isinstance(redis, RedisCluster)
+            # The slot's primary, then its replicas: WAIT only where one exists (a primary
+            # whose replica took over a moment ago has none until another joins it).
+            nodes = redis.nodes_manager.slots_cache.get(redis.keyslot(keys[0]), [])
+            if len(nodes) > 1:
+                shards[nodes[0].name] = nodes[0]
+    for node in shards.values():
+        pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS, target_nodes=node)
     replies: list[Any] = await pipe.execute(raise_on_error=False)
+    replies = replies[: len(calls)]
     for n, reply in enumerate(replies):
         if isinstance(reply, NoScriptError):
             script, keys, args = calls[n]
-            call = redis.eval(script.body, len(keys), *keys, *args)  # type: ignore[arg-type]
-            replies[n] = await cast(Awaitable[Any], call)
+            replies[n] = await script(redis, keys, *args)
         elif isinstance(reply, Exception):
             raise reply
     return replies

@@ -12,12 +12,11 @@ import arq.jobs
 import arq.worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.jobs import Job
-from redis.asyncio import Redis
 
 from core.auth import Tokens
 from core.db import Database
 from core.identity import Identities
-from core.redis import Keys, create_redis
+from core.redis import Client, Keys, create_redis
 from core.settings import Settings
 
 T = TypeVar("T")
@@ -61,7 +60,7 @@ def arq_redis_settings(settings: Settings) -> RedisSettings:
 class Services:
     settings: Settings
     db: Database
-    redis: Redis
+    redis: Client
     keys: Keys
     tokens: Tokens
     identities: Identities

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote
 
 
 class SettingsError(ValueError):
@@ -57,6 +58,49 @@ def _redis_url(env: dict[str, str], name: str) -> str:
     raw = env.get(name, "")
     if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
         raise SettingsError(f"{name} names one Redis (redis://, rediss:// or unix://), got {raw!r}")
+    return raw
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSeeds:
+    """The nodes a Redis Cluster client starts from (it learns the rest from them)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+
+
+def cluster_nodes(url: str) -> ClusterSeeds:
+    """`redis+cluster://[user:password@]host:port[,host:port...]`, read strictly."""
+    rest = url.removeprefix(CLUSTER_SCHEME).rstrip("/")
+    userinfo, at, hosts = rest.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    nodes = []
+    for part in hosts.split(","):
+        host, colon, port = part.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"a cluster node is host:port, got {part!r}")
+        nodes.append((host.strip("[]"), int(port)))
+    return ClusterSeeds(tuple(nodes), username, password)
+
+
+def _redis_or_cluster_url(env: dict[str, str], name: str, default: str) -> str:
+    """One Redis, or a Redis Cluster named by some of its nodes
+    (`redis+cluster://[user:password@]host:port[,host:port...]`)."""
+    raw = env.get(name) or default
+    if not raw.startswith(CLUSTER_SCHEME):
+        return _redis_url({name: raw}, name)
+    try:
+        cluster_nodes(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
     return raw
 
 
@@ -197,11 +241,18 @@ class Settings:
                 "PANEN_PAYOUT_PROVIDER=iris needs PANEN_IRIS_CREATOR_KEY,"
                 " PANEN_IRIS_APPROVER_KEY and PANEN_IRIS_MERCHANT_KEY"
             )
+        redis_url = _redis_or_cluster_url(e, "REDIS_URL", DEFAULT_REDIS_URL)
+        queue_url = _redis_url(e, "PANEN_QUEUE_URL")
+        if redis_url.startswith(CLUSTER_SCHEME) and not queue_url:
+            # arq's queue is a handful of keys its Lua scripts touch together: one Redis.
+            raise SettingsError(
+                "with a Redis Cluster as REDIS_URL, set PANEN_QUEUE_URL to one Redis"
+            )
         return cls(
             database_url=e.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             database_replica_url=_postgres_url(e, "DATABASE_REPLICA_URL"),
-            redis_url=e.get("REDIS_URL") or DEFAULT_REDIS_URL,
-            queue_url=_redis_url(e, "PANEN_QUEUE_URL"),
+            redis_url=redis_url,
+            queue_url=queue_url,
             redis_prefix=prefix,
             secret_key=secret or DEV_SECRET_KEY,
             signing_key_file=Path(e.get("PANEN_SIGNING_KEY_FILE") or ".panen/signing-key.pem"),

@@ -7,14 +7,13 @@ import asyncio
 import weakref
 
 import orjson
-from redis.asyncio import Redis
 
 from commerce.sessions import service as sessions
 from commerce.sessions.schemas import MAX_SLOW_MODE_S
 from core.clock import rfc3339, utcnow
 from core.events import topic_key
 from core.ids import new_id
-from core.redis import Arg, Lua
+from core.redis import Arg, Client, Lua
 from core.services import Services
 from live import limits
 from live.history import SEQ_INIT, TOPIC_TTL_MS, TopicKeys, frame_parts
@@ -72,7 +71,7 @@ redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
 redis.call('RPUSH', KEYS[3], ARGV[4])
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[6]), -1)
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[8]) end
-redis.call('PUBLISH', ARGV[7], frame)
+redis.call('SPUBLISH', ARGV[7], frame)
 return {seq, 0}
 """
 )
@@ -109,7 +108,7 @@ local frame = ARGV[2] .. string.format('%d', seq) .. ARGV[3]
 redis.call('RPUSH', KEYS[2], frame)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PUBLISH', ARGV[5], frame)
+redis.call('SPUBLISH', ARGV[5], frame)
 return seq
 """
 )
@@ -197,7 +196,7 @@ async def say(
     raise RulesChanging
 
 
-async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str) -> int:
+async def delete(redis: Client, tk: TopicKeys, client_topic: str, message_id: str) -> int:
     """Take a line out of the room; -1 if no recent line has that id."""
     seq = await _DELETE(
         redis,
@@ -212,14 +211,14 @@ async def delete(redis: Redis, tk: TopicKeys, client_topic: str, message_id: str
     return int(seq)
 
 
-async def mute(redis: Redis, tk: TopicKeys, user_id: str) -> None:
+async def mute(redis: Client, tk: TopicKeys, user_id: str) -> None:
     """The user may not chat in this room for the rest of the session (or until unmuted)."""
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:  # one key: one slot
         pipe.sadd(tk.muted, user_id)
         pipe.pexpire(tk.muted, TOPIC_TTL_MS)
         await pipe.execute()
 
 
-async def unmute(redis: Redis, tk: TopicKeys, user_id: str) -> None:
+async def unmute(redis: Client, tk: TopicKeys, user_id: str) -> None:
     """The host changed their mind: the user may chat again."""
     await redis.srem(tk.muted, user_id)  # type: ignore[misc]  # redis-py types sync and async as one

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.routing import WebSocketRoute
@@ -28,6 +27,7 @@ from core.accounts import get_user
 from core.db import is_transient
 from core.errors import ApiError
 from core.identity import FRESH_S
+from core.redis import UNREACHABLE
 from core.services import Services
 from donations.gifts.schemas import gift_frame
 from donations.gifts.service import donate
@@ -156,7 +156,7 @@ async def endpoint(websocket: WebSocket) -> None:
                 break
     finally:
         if counted:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*UNREACHABLE):
                 await presence.release(
                     gateway.services.redis, gateway.services.keys, gateway.hub.owner, address
                 )
@@ -167,7 +167,7 @@ async def endpoint(websocket: WebSocket) -> None:
             await conn.flush(1.0)
         await conn.close()
         if conn.principal is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*UNREACHABLE):
                 await presence.release(
                     gateway.services.redis,
                     gateway.services.keys,
@@ -194,7 +194,7 @@ async def _count_address(gateway: Gateway, address: str) -> bool | None:
         ok = await presence.acquire(
             services.redis, services.keys, gateway.hub.owner, address, limit
         )
-    except (RedisError, OSError):
+    except UNREACHABLE:
         return False
     return True if ok else None
 
@@ -219,7 +219,7 @@ async def handle(gateway: Gateway, conn: Connection, frame: Frame) -> None:
         raise FrameError(
             "unavailable", "live rooms are reconnecting; try again", None, frame.id
         ) from None
-    except (RedisError, OSError):
+    except UNREACHABLE:
         raise FrameError(
             "unavailable", "live rooms are reconnecting; try again", None, frame.id
         ) from None

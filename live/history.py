@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from core.events import topic_key
-from core.redis import Keys
+from core.redis import Arg, Client, Keys, Lua
 from live import limits
 
 TOPIC_TTL_MS = 24 * 3600 * 1000  # a topic nobody touches for a day is forgotten
@@ -37,7 +35,7 @@ end
 
 # KEYS: seq, hist, lease, inbox, state. ARGV: owner ('' = unfenced), trim, prefix, suffix,
 # state ('' = keep), hist cap, channel, ttl ms, state ttl ms.
-EMIT = (
+EMIT = Lua(
     SEQ_INIT
     + """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
@@ -51,15 +49,28 @@ redis.call('LTRIM', KEYS[2], -tonumber(ARGV[6]), -1)
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
 if ARGV[5] ~= '' then redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[9]) end
-redis.call('PUBLISH', ARGV[7], frame)
+redis.call('SPUBLISH', ARGV[7], frame)
 return seq
+"""
+)
+
+# KEYS: hist. ARGV: index, frame as read, frame to write, ... Writes them all only if every
+# frame is still where it was read (a compare-and-set: one script, so one slot, where a
+# WATCH/MULTI transaction is not to be had from a cluster client).
+_REPLACE = Lua(
+    """
+for i = 1, #ARGV, 3 do
+  if redis.call('LINDEX', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return 0 end
+end
+for i = 1, #ARGV, 3 do redis.call('LSET', KEYS[1], ARGV[i], ARGV[i + 2]) end
+return 1
 """
 )
 
 # KEYS: seq, hist, state, chat. ARGV: since (-1 = none).
 # Returns {seq, 1, frames...} when the frames after `since` are all in the history, else
 # {seq, 0, state or false, chat lines...}.
-READ = (
+READ = Lua(
     SEQ_INIT
     + """
 seq_init(KEYS[1])
@@ -122,7 +133,7 @@ def frame_parts(kind: str, client_topic: str) -> bytes:
 
 
 async def emit(
-    redis: Redis,
+    redis: Client,
     tk: TopicKeys,
     prefix: bytes,
     suffix: bytes,
@@ -134,20 +145,18 @@ async def emit(
 ) -> int:
     """Number, store and publish one frame `prefix + seq + suffix`; -1 if `owner` no longer
     holds the topic's ticker lease (another process took over: nothing was written)."""
-    script = redis.register_script(EMIT)
-    seq = await script(
-        keys=[tk.seq, tk.hist, tk.lease, tk.inbox, tk.state],
-        args=[
-            owner,
-            trim,
-            prefix,
-            suffix,
-            state,
-            limits.HISTORY_FRAMES,
-            tk.channel,
-            TOPIC_TTL_MS,
-            state_ttl_ms,
-        ],
+    seq = await EMIT(
+        redis,
+        [tk.seq, tk.hist, tk.lease, tk.inbox, tk.state],
+        owner,
+        trim,
+        prefix,
+        suffix,
+        state,
+        limits.HISTORY_FRAMES,
+        tk.channel,
+        TOPIC_TTL_MS,
+        state_ttl_ms,
     )
     return int(seq)
 
@@ -165,13 +174,10 @@ class Snapshot:
     chat: list[bytes]
 
 
-async def read(redis: Redis, tk: TopicKeys, since: int | None) -> Recovery | Snapshot:
+async def read(redis: Client, tk: TopicKeys, since: int | None) -> Recovery | Snapshot:
     """The frames after `since` if the history still holds them all, else the topic's
     state (as of the returned `seq`) for a snapshot."""
-    script = redis.register_script(READ)
-    out = await script(
-        keys=[tk.seq, tk.hist, tk.state, tk.chat], args=[-1 if since is None else since]
-    )
+    out = await READ(redis, [tk.seq, tk.hist, tk.state, tk.chat], -1 if since is None else since)
     seq = int(out[0])
     if int(out[1]) == 1:
         return Recovery(seq, list(out[2:]))
@@ -188,31 +194,23 @@ def seq_of(frame: bytes) -> int:
     return int(frame[start:end])
 
 
-async def forget_message(redis: Redis, tk: TopicKeys, donation_id: str) -> int:
+async def forget_message(redis: Client, tk: TopicKeys, donation_id: str) -> int:
     """Take a hidden donor message out of every frame of the topic's history, so that no
     client replays it with `since`; the frames keep their numbers. Returns frames changed."""
     needle = donation_id.encode()
-    for _ in range(5):  # the ticker appends meanwhile: try again on a conflict
-        async with redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(tk.hist)
-            frames: list[bytes] = await pipe.lrange(tk.hist, 0, -1)  # type: ignore[misc]
-            changed: list[tuple[int, bytes]] = []
-            for i, raw in enumerate(frames):
-                if needle not in raw:
-                    continue
-                frame = orjson.loads(raw)
-                if strip_message(frame.get("events"), donation_id):
-                    changed.append((i, orjson.dumps(frame)))
-            if not changed:
-                return 0
-            pipe.multi()  # type: ignore[no-untyped-call]
-            for i, body in changed:
-                pipe.lset(tk.hist, i, body)  # type: ignore[arg-type]
-            try:
-                await pipe.execute()
-                return len(changed)
-            except WatchError:
+    for _ in range(5):  # the ticker appends (and trims) meanwhile: try again on a conflict
+        frames: list[bytes] = await redis.lrange(tk.hist, 0, -1)  # type: ignore[misc]
+        args: list[Arg] = []
+        for i, raw in enumerate(frames):
+            if needle not in raw:
                 continue
+            frame = orjson.loads(raw)
+            if strip_message(frame.get("events"), donation_id):
+                args += [i, raw, orjson.dumps(frame)]
+        if not args:
+            return 0
+        if int(await _REPLACE(redis, [tk.hist], *args)) == 1:
+            return len(args) // 3
     return 0
 
 

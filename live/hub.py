@@ -1,12 +1,13 @@
-"""This process's side of the fan-out: one Redis pub/sub connection, the local subscribers
-of every topic, and the topic's ticker while anybody here watches it.
+"""This process's side of the fan-out: the topics' channels (one sharded pub/sub connection
+per Redis shard, see `live.shards`), the local subscribers of every topic, and the topic's
+ticker while anybody here watches it.
 
 A channel is subscribed only while this process has a subscriber of its topic. A frame
 arrives once from Redis, already serialised and numbered, and is appended as the same
-message object to every local socket's queue. When the pub/sub connection breaks (Redis
-restarted), the hub reconnects with backoff, resubscribes, and heals every topic: the frames
-it missed come from the history, or, when the history is gone, every local subscriber gets
-a fresh snapshot.
+message object to every local socket's queue. When a shard's connection breaks (Redis
+restarted, a replica took over), its channels are subscribed again (where their slots live
+now) and every topic of theirs heals: the frames it missed come from the history, or, when
+the history is gone, every local subscriber gets a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -21,20 +22,21 @@ from collections.abc import Coroutine
 from typing import Any
 
 import orjson
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
+from core.redis import UNREACHABLE
 from core.services import Services
 from live import history, rooms
 from live.connection import Connection, Message, text
 from live.history import Recovery, Snapshot, TopicKeys
 from live.once import Once
+from live.shards import Subscriber
 from live.ticker import COLD, Ticker
 
 log = logging.getLogger("panen.live")
 
 JOIN_TIMEOUT_S = 5.0
 HEARTBEAT_MS = 15_000
+WAIT_FAILED: tuple[type[BaseException], ...] = (TimeoutError, *UNREACHABLE)
 
 # A subscriber is either live (the last seq it has, frames above go out) or joining (frames
 # are held until its snapshot or recovery has gone out).
@@ -66,12 +68,16 @@ class Hub:
         self.topics: dict[str, Topic] = {}
         self.by_channel: dict[bytes, Topic] = {}
         self.tickers: dict[str, Ticker] = {}
-        self.pubsub: PubSub | None = None
-        self.connected = asyncio.Event()
-        self.lock = asyncio.Lock()  # orders SUBSCRIBE/UNSUBSCRIBE on the one connection
+        self.subscriber = Subscriber(
+            services.settings.redis_url,
+            self._on_message,
+            self._on_confirmed,
+            self._on_lost,
+            self._on_back,
+        )
+        self.lock = asyncio.Lock()  # orders a topic's subscribe and its retirement
         self.tasks: list[asyncio.Task[None]] = []
         self.connections: set[Connection] = set()
-        self.control = services.keys.channel("_hub").encode()
         self.reconnects = 0
         self.background: set[asyncio.Task[None]] = set()
         self.cold: Once[rooms.State] = Once(fresh_s=1.0)
@@ -84,12 +90,10 @@ class Hub:
     # lifecycle
 
     async def start(self) -> None:
-        self.tasks = [
-            asyncio.create_task(self._read(), name="hub-reader"),
-            asyncio.create_task(self._heartbeat(), name="hub-heartbeat"),
-        ]
+        self.tasks = [asyncio.create_task(self._heartbeat(), name="hub-heartbeat")]
 
     async def stop(self) -> None:
+        await self.subscriber.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -97,7 +101,7 @@ class Hub:
                 await task
         await asyncio.gather(*(t.stop() for t in self.tickers.values()), return_exceptions=True)
         self.tickers.clear()
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*UNREACHABLE):
             await self.services.redis.delete(self._proc_key(self.owner))
 
     def _proc_key(self, owner: str) -> str:
@@ -105,66 +109,43 @@ class Hub:
 
     async def _heartbeat(self) -> None:
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*UNREACHABLE):
                 await self.services.redis.set(self._proc_key(self.owner), b"1", px=HEARTBEAT_MS)
             await asyncio.sleep(HEARTBEAT_MS / 3000)
 
-    # the pub/sub connection
+    # the channels
 
-    async def _read(self) -> None:
-        backoff = 0.1
-        first = True
-        while True:
-            ps = self.services.redis.pubsub()
-            try:
-                async with self.lock:
-                    for topic in self.topics.values():
-                        topic.confirmed.clear()
-                        if not first and topic.buffer is None:
-                            topic.buffer = []
-                    channels = [self.control, *self.by_channel]
-                    await ps.subscribe(*channels)
-                    self.pubsub = ps
-                if not first:
-                    self.reconnects += 1
-                    log.info("live hub resubscribed %d topics", len(self.topics))
-                    for topic in list(self.topics.values()):
-                        self._spawn(self._heal(topic))
-                first = False
-                self.connected.set()
-                backoff = 0.1
-                while True:
-                    message = await ps.get_message(timeout=5.0)
-                    if message is not None:
-                        self._on_message(message)
-            except asyncio.CancelledError:
-                self.connected.clear()
-                await _close(ps)
-                raise
-            except (RedisError, OSError) as exc:
-                self.connected.clear()
-                self.pubsub = None
-                log.warning("live hub lost Redis (%s); reconnecting", exc)
-                await _close(ps)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+    def _on_lost(self, channels: list[bytes]) -> None:
+        """Frames of these channels may be missed from now: hold what comes until healed."""
+        for channel in channels:
+            topic = self.by_channel.get(channel)
+            if topic is not None:
+                topic.confirmed.clear()
+                if topic.buffer is None:
+                    topic.buffer = []
 
-    def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        channel = message["channel"]
+    def _on_back(self, channels: list[bytes]) -> None:
+        self.reconnects += 1
+        topics = [t for c in channels if (t := self.by_channel.get(c)) is not None]
+        log.info("live hub resubscribed %d topics", len(topics))
+        for topic in topics:
+            self._spawn(self._heal(topic))
+
+    def _on_confirmed(self, channel: bytes) -> None:
+        topic = self.by_channel.get(channel)
+        if topic is not None:
+            topic.confirmed.set()
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
         topic = self.by_channel.get(channel)
         if topic is None:
             return
-        if kind == "subscribe":
-            topic.confirmed.set()
-        elif kind == "message":
-            data = message["data"]
-            if data:
-                self._on_frame(topic, data)
-            else:  # a producer's nudge: events wait in the inbox of a topic without a beat
-                ticker = self.tickers.get(topic.name)
-                if ticker is not None:
-                    ticker.wake.set()
+        if data:
+            self._on_frame(topic, data)
+        else:  # a producer's nudge: events wait in the inbox of a topic without a beat
+            ticker = self.tickers.get(topic.name)
+            if ticker is not None:
+                ticker.wake.set()
 
     def _on_frame(self, topic: Topic, frame: bytes) -> None:
         if topic.buffer is not None:
@@ -199,7 +180,7 @@ class Hub:
                     self.services.redis, topic.tk, topic.last_seq if topic.last_seq >= 0 else None
                 )
                 break
-            except (TimeoutError, RedisError, OSError):
+            except WAIT_FAILED:
                 await asyncio.sleep(0.5)
         else:
             return
@@ -242,7 +223,7 @@ class Hub:
         try:
             await asyncio.wait_for(topic.confirmed.wait(), JOIN_TIMEOUT_S)
             found = await history.read(self.services.redis, topic.tk, since)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except WAIT_FAILED as exc:
             self.leave(conn, name)
             raise Unavailable from exc
         if topic.subs.get(conn) is not held:
@@ -270,19 +251,15 @@ class Hub:
 
     async def _subscribe(self, topic: Topic) -> None:
         async with self.lock:
-            if self.pubsub is not None:
-                # On failure the reader reconnects and subscribes every topic it holds.
-                with contextlib.suppress(RedisError, OSError):
-                    await self.pubsub.subscribe(topic.channel)
+            await self.subscriber.subscribe(topic.channel)
 
     async def _retire(self, topic: Topic, ticker: Ticker | None) -> None:
         if ticker is not None:
             await ticker.stop()
         async with self.lock:
-            if topic.name in self.topics or self.pubsub is None:
+            if topic.name in self.topics:
                 return  # somebody joined again meanwhile: keep the channel
-            with contextlib.suppress(RedisError, OSError):
-                await self.pubsub.unsubscribe(topic.channel)
+            await self.subscriber.unsubscribe(topic.channel)
 
     def _ensure_ticker(self, topic: Topic) -> None:
         ticker = self.tickers.get(topic.name)
@@ -329,8 +306,3 @@ def _subscribed(topic: Topic, seq: int, recovered: bool, reply_to: str | None) -
     if reply_to is not None:
         out["id"] = reply_to
     return orjson.dumps(out)
-
-
-async def _close(ps: PubSub) -> None:
-    with contextlib.suppress(RedisError, OSError, RuntimeError):
-        await ps.aclose()  # type: ignore[no-untyped-call]

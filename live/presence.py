@@ -8,9 +8,7 @@ process's heartbeat key lives, so a killed process's sockets stop counting withi
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
-from core.redis import Keys
+from core.redis import Client, Keys
 from live import limits
 
 USER_TTL_MS = 24 * 3600 * 1000
@@ -21,13 +19,17 @@ def _user_key(keys: Keys, user_id: str) -> str:
 
 
 async def acquire(
-    redis: Redis, keys: Keys, owner: str, user_id: str, limit: int = limits.MAX_CONNECTIONS_PER_USER
+    redis: Client,
+    keys: Keys,
+    owner: str,
+    user_id: str,
+    limit: int = limits.MAX_CONNECTIONS_PER_USER,
 ) -> bool:
     """Count one more socket of `user_id` (or of `addr:…`) here, unless that puts it over
     the limit. Counted first and checked after, so sockets opening at once on several
     processes can only be refused too eagerly, never let past the limit."""
     key = _user_key(keys, user_id)
-    async with redis.pipeline(transaction=True) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:  # in order; counted, then read
         pipe.hincrby(key, owner, 1)
         pipe.pexpire(key, USER_TTL_MS)
         pipe.hgetall(key)
@@ -48,7 +50,7 @@ async def acquire(
     return True
 
 
-async def release(redis: Redis, keys: Keys, owner: str, user_id: str) -> None:
+async def release(redis: Client, keys: Keys, owner: str, user_id: str) -> None:
     key = _user_key(keys, user_id)
     if await redis.hincrby(key, owner, -1) <= 0:  # type: ignore[misc]
         await redis.hdel(key, owner)  # type: ignore[misc]

@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
 
+from core.redis import UNREACHABLE, Lua
 from core.services import Services
 from live import history, limits, rooms
 from live.history import TopicKeys
@@ -33,7 +33,8 @@ COLD = b"cold"  # the state placeholder while a new holder rebuilds from the dat
 
 # KEYS: lease, inbox, likes, presence, state.
 # ARGV: owner, lease ms, max events, my viewer count, presence ttl ms, state ttl ms, want state.
-TICK = """
+TICK = Lua(
+    """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local mine = tonumber(ARGV[4])
@@ -80,6 +81,7 @@ for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[3]) - 1)) do
 end
 return out
 """
+)
 
 
 class Ticker:
@@ -122,7 +124,7 @@ class Ticker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*UNREACHABLE):
             await self._call(0)  # leave presence and hand the lease on at once
 
     async def run(self) -> None:
@@ -138,7 +140,7 @@ class Ticker:
                 backoff = self.period
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except UNREACHABLE as exc:
                 # Redis is away: the hub reconnects; the folded state is reloaded after.
                 self.state = None
                 log.debug("ticker %s: %s", self.topic, exc)
@@ -150,19 +152,17 @@ class Ticker:
             await asyncio.sleep(max(0.0, backoff - (time.monotonic() - started)))
 
     async def _call(self, mine: int) -> list[Any]:
-        script = self.services.redis.register_script(TICK)
         tk = self.tk
-        out: list[Any] = await script(
-            keys=[tk.lease, tk.inbox, tk.likes, tk.presence, tk.state],
-            args=[
-                self.owner,
-                LEASE_MS,
-                limits.EVENTS_PER_FRAME,
-                mine,
-                PRESENCE_TTL_MS,
-                STATE_TTL_MS,
-                "1" if self.state is None else "0",
-            ],
+        out: list[Any] = await TICK(
+            self.services.redis,
+            [tk.lease, tk.inbox, tk.likes, tk.presence, tk.state],
+            self.owner,
+            LEASE_MS,
+            limits.EVENTS_PER_FRAME,
+            mine,
+            PRESENCE_TTL_MS,
+            STATE_TTL_MS,
+            "1" if self.state is None else "0",
         )
         return out
 

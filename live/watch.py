@@ -19,8 +19,7 @@ import logging
 import time
 from typing import Any
 
-from redis.exceptions import RedisError
-
+from core.redis import UNREACHABLE
 from core.services import Services
 from donations.energy.rules import Rules, rules_of
 from live.connection import Connection
@@ -95,7 +94,7 @@ class Watch:
                 await self.flush(slot)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except UNREACHABLE as exc:
                 log.warning("energy watch batch lost (%s)", exc)
             except Exception:
                 log.exception("energy watch batch failed")

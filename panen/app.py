@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from importlib import metadata
 from pathlib import Path
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
@@ -204,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ApiError: on_api_error,
             HTTPException: on_http_error,
             RedisError: on_unavailable,
+            RedisClusterException: on_unavailable,
             # A server we depend on refused or dropped us (PostgreSQL's socket gone while it
             # restarts, a reset connection): what could not reach it committed nothing.
             OSError: on_unavailable,

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 from arq.cron import cron
 from arq.worker import Worker, get_kwargs
-from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
 from commerce.outbox.tasks import relay_job
@@ -22,6 +21,7 @@ from commerce.payouts.tasks import PAYOUT_HOUR_UTC, payout_run, payout_sweep
 from commerce.stock.tasks import reconcile_holds, warm_counters
 from core.clock import utcnow
 from core.logging import configure_logging
+from core.redis import UNREACHABLE
 from core.services import Services, arq_keys_under, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
 from donations.energy.tasks import award_activity, expire_points
@@ -39,6 +39,7 @@ log = logging.getLogger("panen.worker")
 
 HEARTBEAT_TTL_S = 30
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+STORES_DOWN: tuple[type[BaseException], ...] = (*UNREACHABLE, DBAPIError)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -57,17 +58,21 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     services: Services | None = ctx.get("services")
     if services is None:
         return
-    with contextlib.suppress(RedisError, OSError):  # Redis may be the reason we stop
-        await services.redis.delete(services.keys("workers", WORKER_ID))
+    with contextlib.suppress(*UNREACHABLE):  # Redis may be the reason we stop
+        await services.redis.zrem(services.keys("workers"), WORKER_ID)
     await services.close()
 
 
 async def heartbeat(services: Services) -> None:
-    """Tell the web processes (and /readyz) that this worker is alive."""
-    key = services.keys("workers", WORKER_ID)
+    """Tell the web processes (and /readyz) that this worker is alive: one sorted set of
+    workers by when their beat runs out, so counting them is one command on one key (a
+    SCAN of keys would have to visit every node of a cluster)."""
+    key = services.keys("workers")
     while True:
         try:
-            await services.redis.set(key, utcnow().isoformat(), ex=HEARTBEAT_TTL_S)
+            until = time.time() + HEARTBEAT_TTL_S
+            await services.redis.zadd(key, {WORKER_ID: until})
+            await services.redis.zremrangebyscore(key, "-inf", time.time())
         except Exception:  # Redis may be restarting; the next beat tries again
             log.warning("worker heartbeat failed", exc_info=True)
         await asyncio.sleep(HEARTBEAT_TTL_S / 3)
@@ -135,7 +140,7 @@ class ResilientWorker(Worker):
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
-        except (RedisError, OSError) as exc:
+        except UNREACHABLE as exc:
             self._backoff = min(max(self._backoff * 2, 0.25), 5.0)
             log.warning("worker lost Redis (%s); retrying in %.2f s", exc, self._backoff)
             await asyncio.sleep(self._backoff)
@@ -152,7 +157,7 @@ def run() -> None:
         try:
             worker.run()
             return  # stopped by a signal
-        except (RedisError, OSError, DBAPIError) as exc:
+        except STORES_DOWN as exc:
             log.warning("worker could not start (%s); again in %.1f s", exc, delay)
         time.sleep(delay)
         delay = min(delay * 2, 10.0)

@@ -288,3 +288,176 @@ class StreamingPair:
                     capture_output=True,
                     timeout=60,
                 )
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10000 above it) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class ThrowawayCluster:
+    """A Redis Cluster of three primaries, each with one replica, on loopback ports and in
+    a directory of its own, without persistence; started for a test. `fail_over` stops a
+    primary the way a crashed machine would and waits until its replica has taken over."""
+
+    NODE_TIMEOUT_MS = 1000
+
+    def __init__(self, home: Path, primaries: int = 3) -> None:
+        self.home = home
+        self.ports = [_cluster_port() for _ in range(primaries * 2)]
+        self.primaries = primaries
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        seeds = ",".join(f"127.0.0.1:{port}" for port in self.ports[: self.primaries])
+        return f"redis+cluster://{seeds}"
+
+    def _binary(self, name: str) -> str:
+        found = shutil.which(name) or shutil.which(name.replace("redis", "valkey"))
+        if found is None:
+            pytest.skip(f"no {name} on this machine")
+        return found
+
+    def _start_node(self, port: int) -> None:
+        node = self.home / str(port)
+        node.mkdir(parents=True, exist_ok=True)
+        self.procs[port] = subprocess.Popen(
+            [
+                self._binary("redis-server"),
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(node / "nodes.conf"),
+                "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+                "--dir", str(node),
+                "--save", "",
+                "--appendonly", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on {port} did not start")
+
+    def start(self) -> None:
+        for port in self.ports:
+            self._start_node(port)
+        if self.primaries >= 3:
+            subprocess.run(
+                [
+                    self._binary("redis-cli"),
+                    "--cluster", "create",
+                    *(f"127.0.0.1:{port}" for port in self.ports),
+                    "--cluster-replicas", "1",
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )  # fmt: skip
+        else:
+            self._assemble()
+        self.wait_ok()
+
+    def _assemble(self) -> None:
+        """Fewer than three primaries, which `redis-cli --cluster create` refuses: give the
+        slots out by hand, introduce the nodes, make each second node a replica."""
+        firsts, seconds = self.ports[: self.primaries], self.ports[self.primaries :]
+        per = 16384 // self.primaries
+        for n, port in enumerate(firsts):
+            end = 16383 if n == self.primaries - 1 else (n + 1) * per - 1
+            redis.Redis(port=port).execute_command("CLUSTER ADDSLOTSRANGE", n * per, end)
+        for port in self.ports[1:]:
+            redis.Redis(port=port).execute_command("CLUSTER MEET", "127.0.0.1", self.ports[0])
+        for primary, replica in zip(firsts, seconds, strict=True):
+            node_id = redis.Redis(port=primary).execute_command("CLUSTER MYID")
+            client = redis.Redis(port=replica)
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    client.execute_command("CLUSTER REPLICATE", node_id)
+                    break
+                except redis.ResponseError:  # not met yet
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+
+    def info(self, port: int) -> dict[str, str]:
+        found = redis.Redis(port=port, socket_timeout=2).execute_command("CLUSTER INFO")
+        return {str(k): str(v) for k, v in found.items()}
+
+    def wait_ok(self, timeout: float = 30) -> None:
+        """Until every running node says the cluster is ok and knows all its primaries, and
+        every running replica has finished its first sync (until then a write's WAIT for
+        its replica runs into its timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                alive = [port for port, p in self.procs.items() if p.poll() is None]
+                infos = [self.info(port) for port in alive]
+                links = [redis.Redis(port=port).info("replication") for port in alive]
+                if all(
+                    i.get("cluster_state") == "ok" and i.get("cluster_size") == str(self.primaries)
+                    for i in infos
+                ) and all(
+                    r["role"] == "master" or r.get("master_link_status") == "up" for r in links
+                ):
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the cluster did not become ok")
+
+    def primary_of(self, key: str) -> int:
+        """The port of the primary that holds `key`'s slot now."""
+        any_port = next(port for port, p in self.procs.items() if p.poll() is None)
+        client = redis.Redis(port=any_port)
+        slot = client.cluster("KEYSLOT", key)
+        for start, end, primary, *_ in client.cluster("SLOTS"):
+            if start <= slot <= end:
+                return int(primary[1])
+        raise RuntimeError(f"no primary holds slot {slot}")
+
+    def fail_over(self, port: int, timeout: float = 30) -> int:
+        """Kill the primary on `port`; return the port of the replica that took its slots."""
+        slot_key = None
+        client = redis.Redis(port=port)
+        for start, _end, primary, *_ in client.cluster("SLOTS"):
+            if int(primary[1]) == port:
+                slot_key = start
+        self.procs[port].kill()
+        self.procs[port].wait(10)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            survivor = next(p for p, proc in self.procs.items() if proc.poll() is None)
+            try:
+                for start, _end, primary, *_ in redis.Redis(port=survivor).cluster("SLOTS"):
+                    if start == slot_key and int(primary[1]) != port:
+                        self.wait_ok(timeout)
+                        return int(primary[1])
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("no replica took over")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)

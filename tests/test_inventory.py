@@ -46,9 +46,9 @@ async def test_a_batch_of_reservations_is_one_script_call_answering_each_in_arri
     calls: list[list[int]] = []  # per round trip: the requests in each reserve call
     real_run_scripts = inventory.run_scripts
 
-    async def counted(redis: Any, batch: Any) -> list[Any]:
+    async def counted(redis: Any, batch: Any, **options: Any) -> list[Any]:
         calls.append([len(args) // 7 for script, _, args in batch if script is inventory.RESERVE])
-        return await real_run_scripts(redis, batch)
+        return await real_run_scripts(redis, batch, **options)
 
     monkeypatch.setattr(inventory, "run_scripts", counted)
     a1, a1_again, a2, b, c = await asyncio.gather(

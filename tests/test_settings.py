@@ -1,6 +1,6 @@
 import pytest
 
-from core.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError, cluster_nodes
 
 
 def test_settings_read_every_documented_variable():
@@ -98,3 +98,44 @@ def test_payment_providers_are_chosen_per_deployment_and_midtrans_needs_its_key(
     )
     assert live.payment_providers == ("midtrans",) and not live.sandbox
     assert live.midtrans_api_url == "https://api.midtrans.com"
+
+
+def test_a_redis_cluster_is_named_by_its_nodes_and_needs_a_queue_redis_of_its_own():
+    s = Settings.from_env(
+        {
+            **DEV,
+            "REDIS_URL": "redis+cluster://:s3cret@10.0.0.1:7000,10.0.0.2:7001",
+            "PANEN_QUEUE_URL": "redis://10.0.0.9:6379/0",
+        }
+    )
+    seeds = cluster_nodes(s.redis_url)
+    assert seeds.nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert (seeds.username, seeds.password) == (None, "s3cret")
+    # arq's queue is several keys its scripts touch together: it cannot live on a cluster
+    with pytest.raises(SettingsError, match="PANEN_QUEUE_URL"):
+        Settings.from_env({**DEV, "REDIS_URL": "redis+cluster://10.0.0.1:7000"})
+    with pytest.raises(SettingsError, match="PANEN_QUEUE_URL"):
+        Settings.from_env(
+            {
+                **DEV,
+                "REDIS_URL": "redis+cluster://10.0.0.1:7000",
+                "PANEN_QUEUE_URL": "redis+cluster://10.0.0.1:7000",
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://",
+        "redis+cluster://10.0.0.1",
+        "redis+cluster://10.0.0.1:7000,",
+        "redis+cluster://10.0.0.1:port",
+        "redis+cluster://10.0.0.1:70000",
+        "memcached://10.0.0.1:11211",
+    ],
+)
+def test_a_malformed_redis_url_stops_the_process(url):
+    env = {**DEV, "REDIS_URL": url, "PANEN_QUEUE_URL": "redis://q:6379/0"}
+    with pytest.raises(SettingsError, match="REDIS_URL"):
+        Settings.from_env(env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from starlette.responses import Response
 
@@ -24,6 +23,7 @@ from core.clock import utcnow
 from core.errors import bad_request, conflict
 from core.http import Api, Ctx, json, roles
 from core.ids import new_id
+from core.redis import UNREACHABLE
 
 log = logging.getLogger("panen.deals")
 
@@ -86,7 +86,7 @@ async def create_deal(ctx: Ctx) -> Response:
         await inventory.rebuild(
             ctx.services, session_id=session_id, inventory_id=deal.id, stock=deal.stock
         )
-    except (RedisError, OSError):
+    except UNREACHABLE:
         log.warning("the deal's counter will be built later", exc_info=True)
     await outbox.deliver(ctx.services)
     return json(out, 201)

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import orjson
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +38,7 @@ from core.clock import rfc3339, utcnow
 from core.errors import ApiError, bad_request, conflict, not_found
 from core.ids import new_id
 from core.money import MAX_AMOUNT
+from core.redis import UNREACHABLE
 from core.services import Services
 
 log = logging.getLogger("panen.orders")
@@ -427,7 +427,7 @@ async def _announce(
     try:
         await inventory.remember_answer(services, session_id, buyer_id, key, orjson.dumps(answer))
         await inventory.announce_left(services, session_id, offer.listing_id, offer.deal_id, left)
-    except (RedisError, OSError):
+    except UNREACHABLE:
         log.warning("order %s placed; its answer was not kept in Redis", answer["id"])
 
 

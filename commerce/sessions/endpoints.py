@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +49,7 @@ from core.errors import bad_request, conflict, not_found
 from core.http import ANYONE, LIMIT, Api, Ctx, Query, json, roles
 from core.ids import new_id
 from core.models import User
+from core.redis import UNREACHABLE
 
 log = logging.getLogger("panen.sessions")
 
@@ -172,7 +172,7 @@ async def _transition(ctx: Ctx, to: SessionStatus) -> Response:
         # (Redis away: no process can reserve anyway, and their caches expire in a second.)
         try:
             await inventory.session_ended(ctx.services, session_id)
-        except (RedisError, OSError):
+        except UNREACHABLE:
             log.warning("session %s ended; its counters were not told", session_id)
         offers.forget(session_id)
     return json(session_json(live))

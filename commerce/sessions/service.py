@@ -8,7 +8,6 @@ import unicodedata
 from collections.abc import Sequence
 from typing import cast
 
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +20,7 @@ from core.auth import Principal
 from core.db import Database
 from core.errors import conflict, forbidden, not_found
 from core.events import topic_key
-from core.redis import Keys
+from core.redis import UNREACHABLE, Keys
 from core.services import Services
 
 log = logging.getLogger("panen.sessions")
@@ -162,5 +161,5 @@ async def forget_rules(services: Services, session_ids: Sequence[str]) -> None:
                 pipe.pexpire(rules_generation_key(services.keys, session_id), GENERATION_TTL_MS)
                 pipe.delete(rules_key(services.keys, session_id))
             await pipe.execute()
-    except (RedisError, OSError):
+    except UNREACHABLE:
         log.warning("chat rules of %d rooms apply within %d ms", len(session_ids), RULES_TTL_MS)

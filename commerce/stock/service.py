@@ -17,6 +17,7 @@ counter that was since lost can never land in the database uncounted: no oversel
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,8 +28,10 @@ from commerce.orders.lifecycle import HOLDS_STOCK
 from commerce.stock.events import SoldOut, Stock
 from core.batching import Batcher
 from core.events import publish, publish_many
-from core.redis import Arg, Lua, run_scripts
+from core.redis import UNREACHABLE, Arg, Lua, run_scripts
 from core.services import Services
+
+log = logging.getLogger("panen.stock")
 
 # One call reserves a batch of requests for one counter, in order, each exactly as if it
 # came alone: seven ARGV values per request, one reply per request.
@@ -181,7 +184,9 @@ async def _reserve_batch(services: Services, asks: list[_Ask]) -> list[Reservati
     ]
     out: list[Reservation | None] = [None] * len(asks)
     for members, raw in zip(
-        by_counter.values(), await run_scripts(services.redis, calls), strict=True
+        by_counter.values(),
+        await run_scripts(services.redis, calls, replicated=True),
+        strict=True,
     ):
         for n, reply in zip(members, raw, strict=True):
             out[n] = _reservation(reply)
@@ -384,6 +389,9 @@ async def _flush(services: Services) -> None:
                 for (sid, lid, deal_id), left in pending.items()
             ],
         )
+    except UNREACHABLE as exc:
+        # Redis is away: a room rebuilt after it comes back reads the stock afresh.
+        log.warning("stock announcement lost (%s)", exc)
     finally:
         _flushing.pop(id(services), None)
 

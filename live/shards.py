@@ -1,0 +1,272 @@
+"""Receiving the channels this process needs: sharded pub/sub, one connection per shard.
+
+Frames are published with SPUBLISH (see `core.redis`), which a Redis Cluster delivers only
+inside the shard that owns the channel's slot, where classic PUBLISH is copied to every
+node. So a process holds one plain connection to each primary that owns a channel it
+subscribes, and SSUBSCRIBEs there. On one Redis there is one shard: the Redis itself.
+
+redis-py's asyncio cluster client has no pub/sub, and its 5.x line (which arq needs) has no
+SSUBSCRIBE on the asyncio PubSub; a subscription connection is small enough to own: send
+SSUBSCRIBE, read pushes, PING when quiet.
+
+When a shard's connection breaks (the node restarted or died, a replica took over) or the
+shard tells us a channel has moved away (`sunsubscribe` we did not ask for), the channels
+are reported lost, the slot map is read again, every channel goes to the shard that owns it
+now, and once subscribed there it is reported back: the hub heals its topics from history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+
+from core.redis import UNREACHABLE, Client, create_redis
+
+log = logging.getLogger("panen.live")
+
+PING_EVERY_S = 5.0  # a quiet connection is probed this often; two unanswered probes: gone
+BACKOFF_MAX_S = 2.0
+
+Channels = Callable[[list[bytes]], None]
+
+
+class _Shard:
+    """One subscription connection to one primary, and the channels it carries."""
+
+    def __init__(self, name: str, connect: Callable[[], AbstractConnection]) -> None:
+        self.name = name
+        self.connect = connect
+        self.channels: set[bytes] = set()
+        self.conn: AbstractConnection | None = None
+        self.lock = asyncio.Lock()  # orders SSUBSCRIBE/SUNSUBSCRIBE with (re)connecting
+        self.task: asyncio.Task[None] | None = None
+        self.leaving: set[bytes] = set()  # SUNSUBSCRIBE sent by us, not yet confirmed
+
+
+class Subscriber:
+    """Keeps this process subscribed to `channels` wherever their slots live.
+
+    `on_message(channel, data)` gets each published message; `on_confirmed(channel)` says a
+    channel is subscribed (first or again); `on_lost(channels)` says messages may have been
+    missed from now on; `on_back(channels)` says they are subscribed again after a loss.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        on_message: Callable[[bytes, bytes], None],
+        on_confirmed: Callable[[bytes], None],
+        on_lost: Channels,
+        on_back: Channels,
+    ) -> None:
+        # A client of its own, only for the slot map: reading the map again (after a
+        # failover) closes a cluster client's connections, which must not break the
+        # commands other tasks have in flight on the process's main client.
+        self.redis: Client = create_redis(redis_url)
+        self.on_message = on_message
+        self.on_confirmed = on_confirmed
+        self.on_lost = on_lost
+        self.on_back = on_back
+        self.shards: dict[str, _Shard] = {}
+        self.where: dict[bytes, _Shard] = {}
+        self.stopped = False
+        self.moves = 0  # channels that followed a slot to another shard (a failover, a reshard)
+
+    # the shard of a channel
+
+    async def _route(self, channel: bytes) -> _Shard:
+        redis = self.redis
+        if isinstance(redis, RedisCluster):
+            await redis.initialize()
+            node = redis.get_node_from_key(channel)
+            name = node.name
+
+            def connect() -> AbstractConnection:
+                kwargs = {**node.connection_kwargs, "health_check_interval": 0}
+                return node.connection_class(**kwargs)  # type: ignore[no-any-return]
+
+        else:
+            pool = redis.connection_pool
+            name = "redis"
+
+            def connect() -> AbstractConnection:
+                # No health check: its PING would read a pushed message as the reply.
+                return pool.connection_class(
+                    **{**pool.connection_kwargs, "health_check_interval": 0}
+                )
+
+        shard = self.shards.get(name)
+        if shard is None:
+            shard = self.shards[name] = _Shard(name, connect)
+        return shard
+
+    async def _refresh(self) -> None:
+        """Read the slot map again (a failover or a reshard moved slots). redis-py reads it
+        again on the first use after `aclose`, as it does itself after a connection error."""
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.aclose()
+            try:
+                await self.redis.initialize()
+            except Exception as exc:  # the cluster is still electing: the next try reads it
+                log.info("slot map not read yet (%s)", exc)
+
+    # what the hub asks
+
+    async def subscribe(self, channel: bytes) -> None:
+        """Subscribe `channel` (confirmed through `on_confirmed`). If its shard is away, it
+        is subscribed once the shard is back."""
+        try:
+            shard = await self._route(channel)
+        except UNREACHABLE:
+            # No slot map yet (the cluster is away): keep it wanted; a later join retries.
+            log.warning("no shard found for %r yet", channel)
+            return
+        self.where[channel] = shard
+        async with shard.lock:
+            shard.channels.add(channel)
+            self._running(shard)
+            await _send(shard, "SSUBSCRIBE", channel)
+
+    async def unsubscribe(self, channel: bytes) -> None:
+        shard = self.where.pop(channel, None)
+        if shard is None:
+            return
+        async with shard.lock:
+            shard.channels.discard(channel)
+            if shard.conn is not None:
+                shard.leaving.add(channel)
+            await _send(shard, "SUNSUBSCRIBE", channel)
+
+    async def stop(self) -> None:
+        self.stopped = True
+        for shard in self.shards.values():
+            if shard.task is not None:
+                shard.task.cancel()
+        for shard in self.shards.values():
+            if shard.task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await shard.task
+        with contextlib.suppress(*UNREACHABLE):
+            await self.redis.aclose()
+
+    # one shard's connection
+
+    async def _run(self, shard: _Shard) -> None:
+        backoff = 0.1
+        lost = False
+        while not self.stopped:
+            conn = shard.connect()
+            try:
+                await conn.connect()  # type: ignore[no-untyped-call]
+                async with shard.lock:
+                    shard.leaving.clear()
+                    if shard.channels:
+                        # One command per channel: a cluster refuses SSUBSCRIBE of
+                        # channels in different slots, even on the one node.
+                        commands = [("SSUBSCRIBE", channel) for channel in shard.channels]
+                        await conn.send_packed_command(conn.pack_commands(commands))
+                    shard.conn = conn
+                    back = list(shard.channels)
+                if lost:
+                    self.on_back(back)
+                    lost = False
+                backoff = 0.1
+                await self._read(shard, conn)
+            except asyncio.CancelledError:
+                shard.conn = None
+                await _disconnect(conn)
+                raise
+            except Exception as exc:  # a lost node, or anything else: never a dead reader
+                shard.conn = None
+                await _disconnect(conn)
+                gone = list(shard.channels)
+                if not isinstance(exc, UNREACHABLE):
+                    log.exception("live shard %s failed; resubscribing", shard.name)
+                if gone:
+                    log.warning("live shard %s lost (%s); resubscribing", shard.name, exc)
+                    self.on_lost(gone)
+                    lost = True
+                    await self._refresh()
+                    await self._reroute(shard, gone)
+            if not shard.channels:
+                # Nothing left to carry here (its slots moved, or nobody watches): stop;
+                # a later subscription starts it again.
+                if self.shards.get(shard.name) is shard:
+                    del self.shards[shard.name]
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    def _running(self, shard: _Shard) -> None:
+        self.shards[shard.name] = shard
+        if shard.task is None or shard.task.done():
+            shard.task = asyncio.create_task(self._run(shard), name=f"shard-{shard.name}")
+
+    async def _reroute(self, shard: _Shard, channels: list[bytes]) -> None:
+        """Send each channel to the shard that owns its slot now; it heals once there."""
+        for channel in channels:
+            if self.where.get(channel) is not shard:
+                continue  # unsubscribed meanwhile
+            try:
+                to = await self._route(channel)
+            except UNREACHABLE:
+                continue  # still unknown: stays here and is tried again after backoff
+            if to is shard:
+                continue
+            self.moves += 1
+            shard.channels.discard(channel)
+            self.where[channel] = to
+            async with to.lock:
+                to.channels.add(channel)
+                self._running(to)
+                await _send(to, "SSUBSCRIBE", channel)
+            self.on_back([channel])
+
+    async def _read(self, shard: _Shard, conn: AbstractConnection) -> None:
+        unanswered = 0
+        while True:
+            push: Any = await conn.read_response(timeout=PING_EVERY_S)
+            if push is None:
+                if unanswered >= 2:
+                    raise ConnectionError(f"shard {shard.name} stopped answering")
+                unanswered += 1
+                await conn.send_command("PING")
+                continue
+            unanswered = 0
+            kind = push[0]
+            if kind == b"smessage":
+                self.on_message(push[1], push[2])
+            elif kind == b"ssubscribe":
+                if push[1] in shard.channels:
+                    self.on_confirmed(push[1])
+            elif kind == b"sunsubscribe":
+                channel = push[1]
+                if channel in shard.leaving:
+                    shard.leaving.discard(channel)
+                elif channel in shard.channels:
+                    # Not asked for: the slot left this node (failed over, resharded).
+                    self.on_lost([channel])
+                    await self._refresh()
+                    await self._reroute(shard, [channel])
+                    if channel in shard.channels:  # the map has not caught up: ask again
+                        await asyncio.sleep(0.1)
+                        await conn.send_command("SSUBSCRIBE", channel)
+
+
+async def _send(shard: _Shard, *command: str | bytes) -> None:
+    """Send on the shard's connection if it has one. A connection breaking under the send
+    is the reader's to notice: it reconnects and subscribes what the shard carries then."""
+    if shard.conn is not None:
+        with contextlib.suppress(Exception):
+            await shard.conn.send_command(*command)
+
+
+async def _disconnect(conn: AbstractConnection) -> None:
+    with contextlib.suppress(*UNREACHABLE, RuntimeError):
+        await conn.disconnect(nowait=True)
