@@ -13,7 +13,9 @@ FOR UPDATE, checks idempotency and stock, decrements and inserts.
 The `http` path (not run by default) sends the same stampede through two real
 `panen serve` processes, each buyer's two copies to different servers, from a keep-alive
 client in this process: what a deployment on this machine accepts end to end, with the
-load generator sharing the cores.
+load generator sharing the cores. The `socket` path sends it as `order` frames over the
+WebSocket: each buyer holds a signed-in socket on each server (opened before the clock
+starts, as a viewer in the room already has one) and sends one copy on each.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import httpx
 import orjson
+import websockets
 from sqlalchemy import text
 
 from commerce.catalog.models import Farmer, Product
@@ -252,6 +255,57 @@ async def sold(db: Database, listing_id: str) -> int:
     return int(n or 0)
 
 
+class Socket:
+    """One buyer's signed-in WebSocket to one server; `order` sends a frame and waits for
+    the answer that carries its id."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.n = 0
+
+    async def order(self, listing: str, key: str) -> dict[str, Any]:
+        self.n += 1
+        frame_id = f"o{self.n}"
+        await self.ws.send(
+            orjson.dumps(
+                {
+                    "type": "order",
+                    "id": frame_id,
+                    "listing_id": listing,
+                    "quantity": 1,
+                    "idempotency_key": key,
+                }
+            ).decode()
+        )
+        while True:
+            reply: dict[str, Any] = orjson.loads(await self.ws.recv())
+            if reply.get("id") == frame_id:
+                return reply
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def signed_in(bases: list[str], buyers: list[str], tokens: Tokens) -> dict[str, list[Socket]]:
+    """A signed-in socket per buyer on every server, opened 200 at a time."""
+    out: dict[str, list[Socket]] = {}
+
+    async def one(buyer: str, base: str) -> Socket:
+        ws = await websockets.connect(base.replace("http://", "ws://") + "/ws", max_queue=None)
+        hello = {"type": "hello", "token": tokens.issue(buyer, ["viewer"])}
+        await ws.send(orjson.dumps(hello).decode())
+        welcome = orjson.loads(await ws.recv())
+        assert welcome["type"] == "welcome", welcome
+        return Socket(ws)
+
+    for start in range(0, len(buyers), 200):
+        chunk = buyers[start : start + 200]
+        made = await asyncio.gather(*(one(b, base) for b in chunk for base in bases))
+        for n, b in enumerate(chunk):
+            out[b] = made[n * len(bases) : (n + 1) * len(bases)]
+    return out
+
+
 class KeepAlive:
     """A minimal HTTP/1.1 client over kept-alive connections (up to `size` per server).
 
@@ -350,7 +404,8 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
     world = await seed_session(db)
     tokens = Tokens(settings.secret_key, 3600)
     stack = ExitStack()
-    bases = stack.enter_context(web_servers(settings, 2)) if "http" in paths else []
+    served = {"http", "socket"} & set(paths)
+    bases = stack.enter_context(web_servers(settings, 2)) if served else []
     http = KeepAlive(inflight)
     print(
         f"{inflight} requests in flight; every buyer sends its order twice with one "
@@ -389,6 +444,24 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                         assert orjson.loads(data)["error"]["code"] == "sold_out", data
                         return False
 
+                elif path == "socket":
+                    sockets = await signed_in(bases, buyers, tokens)
+                    sends = {}
+
+                    async def attempt(
+                        buyer: str,
+                        key: str,
+                        listing: str = listing,
+                        sockets: dict[str, list[Socket]] = sockets,
+                        sends: dict[str, int] = sends,
+                    ) -> bool:
+                        copy = sends[key] = sends.get(key, -1) + 1
+                        reply = await sockets[buyer][copy % len(bases)].order(listing, key)
+                        if reply["type"] == "ack":
+                            return True
+                        assert reply.get("code") == "sold_out", reply
+                        return False
+
                 elif path == "redis":
 
                     async def attempt(buyer: str, key: str, listing: str = listing) -> bool:
@@ -409,6 +482,8 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                         )
 
                 wall, to_last, lat, accepted = await run_stampede(buyers, inflight, attempt, path)
+                if path == "socket":
+                    await asyncio.gather(*(s.close() for ss in sockets.values() for s in ss))
                 in_db = await sold(db, listing)
                 oversold = max(0, in_db - stock)
                 print(
@@ -469,6 +544,8 @@ if __name__ == "__main__":
     p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     p.add_argument("--buyers", default="1000,5000")
     p.add_argument("--inflight", type=int, default=256)
-    p.add_argument("--paths", default="baseline,redis", help="which paths to run, in order")
+    p.add_argument(
+        "--paths", default="baseline,redis", help="which paths to run, in order (+ http, socket)"
+    )
     a = p.parse_args()
     main(a.server, a.redis, [int(x) for x in a.buyers.split(",")], a.inflight, a.paths.split(","))
