@@ -16,7 +16,9 @@ event rate runs for `--seconds`. Per row:
 - KB/conn: the servers' resident memory per idle connection (after subscribing);
 - disconnects: viewer sockets that closed during the row;
 - gen CPU: this process's CPU use during the window (100% = its whole core: then the
-  numbers would say more about the generator than the servers).
+  numbers would say more about the generator than the servers);
+- KB/frame: the mean size of a frame (a Panen ticker frame, a socket.io event) a sampled
+  viewer received: what each viewer's phone downloads per frame.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class WsClient(asyncio.Protocol):
         self.frames = 0
         self.sampled = False
         self.stale: list[float] = []
+        self.sizes: list[int] = []  # bytes of each frame a sampled viewer got
         self.join_text = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -144,6 +147,7 @@ def now_ms() -> float:
 def on_panen(client: WsClient, payload: bytes) -> None:
     if not client.sampled or not payload.startswith(b'{"type":"ticker"'):
         return
+    client.sizes.append(len(payload))
     frame = orjson.loads(payload)
     stamps = [e["t"] for e in frame["events"] if "t" in e]
     if stamps:
@@ -161,6 +165,7 @@ def on_socketio(client: WsClient, payload: bytes) -> None:
         client.send_text(client.join_text)
         return
     if client.sampled and payload.startswith(b'42["ev"'):
+        client.sizes.append(len(payload))
         event = orjson.loads(payload[2:])[1]
         client.stale.append(now_ms() - event["t"])
 
@@ -257,6 +262,7 @@ async def connect(system: System, n: int) -> None:
 async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
     for c in system.clients:
         c.stale.clear()
+        c.sizes.clear()
     closed_before = sum(c.closed for c in system.clients)
     frames_before = sum(c.frames for c in system.clients)
     cpu_before = sum(s.cpu_s() for s in system.servers)
@@ -295,6 +301,7 @@ async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
     cpu = sum(s.cpu_s() for s in system.servers) - cpu_before
     gen = (time.process_time() - gen_before) / (window + 0.5)
     stale = sorted(x for c in system.clients for x in c.stale)
+    sizes = [x for c in system.clients for x in c.sizes]
     viewers = len(system.clients)
     return {
         "system": system.name,
@@ -306,6 +313,7 @@ async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
         "cpu_vm": cpu / (viewers * window / 60),
         "disconnects": sum(c.closed for c in system.clients) - closed_before,
         "gen": gen,
+        "frame_kb": statistics.mean(sizes) / 1024 if sizes else float("nan"),
     }
 
 
@@ -447,7 +455,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
 HEADER = (
     f"| {'system':<16} | {'viewers':>7} | {'events/s':>8} | {'frames/s':>9} | "
     f"{'p50 ms':>7} | {'p99 ms':>7} | {'CPU s/viewer-min':>16} | {'KB/conn':>7} | "
-    f"{'disconnects':>11} | {'gen CPU':>7} |"
+    f"{'disconnects':>11} | {'gen CPU':>7} | {'KB/frame':>8} |"
 )
 
 
@@ -455,7 +463,7 @@ def print_row(r: dict[str, Any]) -> None:
     print(
         f"| {r['system']:<16} | {r['viewers']:>7} | {r['rate']:>8} | {r['frames_s']:>9.0f} | "
         f"{r['p50']:>7.1f} | {r['p99']:>7.1f} | {r['cpu_vm']:>16.4f} | {r['kb_conn']:>7.1f} | "
-        f"{r['disconnects']:>11} | {r['gen'] * 100:>6.0f}% |",
+        f"{r['disconnects']:>11} | {r['gen'] * 100:>6.0f}% | {r['frame_kb']:>8.1f} |",
         flush=True,
     )
 
