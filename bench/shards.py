@@ -71,20 +71,19 @@ INFLIGHT = 256
 def backend(name: str, home: Path) -> Iterator[tuple[str, str]]:
     """(REDIS_URL, PANEN_QUEUE_URL) of a backend started for this run."""
     queue = ThrowawayRedis()
-    queue.start()
     try:
+        queue.start()
         if name == "single":
             one = ThrowawayRedis()
-            one.start()
             try:
+                one.start()
                 yield one.url, queue.url
             finally:
                 one.stop()
             return
-        primaries = int(name.split("-")[1])
-        cluster = ThrowawayCluster(home / name, primaries=primaries)
-        cluster.start()
+        cluster = ThrowawayCluster(home / name, primaries=int(name.split("-")[1]))
         try:
+            cluster.start()
             yield cluster.url, queue.url
         finally:
             cluster.stop()

@@ -170,7 +170,17 @@ class ThrowawayRedis:
         if binary is None:
             pytest.skip("no redis-server binary on this machine")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
@@ -356,6 +366,13 @@ class ThrowawayCluster:
         raise RuntimeError(f"redis-server on {port} did not start")
 
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # never leave half a cluster running
+            raise
+
+    def _start(self) -> None:
         for port in self.ports:
             self._start_node(port)
         if self.primaries >= 3:
