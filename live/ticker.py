@@ -183,6 +183,21 @@ class Ticker:
                 self.state = orjson.loads(raw_state)
         state = self.state
         assert state is not None
+        # What this tick folds is kept only if its frame is: on any failure the state is
+        # reloaded from Redis as it was, so the events it marked seen are unmarked too (or
+        # the inbox's events, still there, would be skipped for good on the next tick).
+        seen_before = dict(self.seen) if raw_events else None  # nothing to mark: no copy
+        try:
+            await self._fold_and_emit(state, viewers, likes, now_ms, raw_events)
+        except BaseException:
+            self.state = None
+            if seen_before is not None:
+                self.seen = seen_before
+            raise
+
+    async def _fold_and_emit(
+        self, state: rooms.State, viewers: int, likes: int, now_ms: int, raw_events: list[Any]
+    ) -> None:
         already = rooms.counted_in(state)
         events: list[dict[str, Any]] = []
         for raw in raw_events:
@@ -209,20 +224,16 @@ class Ticker:
             return
         rooms.finish(state)
         body = orjson.dumps({"totals": totals, "events": events, "at": now_ms})
-        try:
-            seq = await history.emit(
-                self.services.redis,
-                self.tk,
-                self.prefix,
-                b"," + body[1:],
-                owner=self.owner,
-                trim=len(raw_events),
-                state=orjson.dumps(state),
-                state_ttl_ms=STATE_TTL_MS,
-            )
-        except BaseException:
-            self.state = None  # unknown whether it was applied: reload from Redis
-            raise
+        seq = await history.emit(  # if it fails, unknown whether it applied: reload
+            self.services.redis,
+            self.tk,
+            self.prefix,
+            b"," + body[1:],
+            owner=self.owner,
+            trim=len(raw_events),
+            state=orjson.dumps(state),
+            state_ttl_ms=STATE_TTL_MS,
+        )
         if seq < 0:
             self.state = None
             return

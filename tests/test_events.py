@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
+from redis.exceptions import ConnectionError
 
 from core.events import publish, publish_many, topic_key
 from core.ids import new_id
 from core.services import Services
 from core.settings import Settings
+from live import history
+from live.history import TopicKeys
+from live.ticker import Ticker
+from tests.test_live_fold import _room as room_state
+from tests.test_live_fold import paid
 
 
 @pytest.fixture
@@ -55,3 +62,35 @@ async def test_an_event_without_a_type_is_refused_before_anything_is_sent(servic
     with pytest.raises(ValueError, match="type"):
         await publish_many(services, [(room, {"type": "a"}), (room, {"n": 2})])
     assert await inbox(services, room) == []
+
+
+async def test_events_a_failed_frame_folded_are_folded_again_and_counted_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    """A tick whose frame could not be written (Redis failing over under it) leaves its
+    events in the inbox and the room's state as it was; the next tick counts each of them
+    exactly once."""
+    topic = f"session:{new_id('ses')}"
+    tk = TopicKeys.of(services.keys, topic)
+    await services.redis.set(tk.state, orjson.dumps(room_state()))
+    ticker = Ticker(services, "owner-1", topic, topic, tk, lambda: 1)
+    await ticker.tick()  # holds the lease now
+    await publish_many(services, [(topic, paid(f"ord_{n}")) for n in range(3)])
+    real_emit, calls = history.emit, []
+
+    async def failing_once(*args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("the shard went away")
+        return await real_emit(*args, **kwargs)
+
+    monkeypatch.setattr(history, "emit", failing_once)
+    with pytest.raises(ConnectionError):
+        await ticker.tick()
+    await ticker.tick()
+    state = orjson.loads(await services.redis.get(tk.state))
+    assert state["totals"]["orders"] == 3 and state["totals"]["gross"] == 3 * 2000
+    await publish_many(services, [(topic, paid("ord_1"))])  # the relay sends one again
+    await ticker.tick()
+    state = orjson.loads(await services.redis.get(tk.state))
+    assert state["totals"]["orders"] == 3
