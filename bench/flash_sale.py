@@ -529,13 +529,13 @@ def fresh_deployment(server: str, redis_url: str, label: str, **more: Any) -> It
 
 
 async def clear_redis(settings: Settings) -> None:
-    from core.redis import create_redis
+    from core.redis import close, create_redis
 
     redis = create_redis(settings.redis_url)
     keys = [k async for k in redis.scan_iter(f"{settings.redis_prefix}:*", count=1000)]
     for i in range(0, len(keys), 500):
         await redis.delete(*keys[i : i + 500])
-    await redis.aclose()
+    await close(redis)
 
 
 if __name__ == "__main__":

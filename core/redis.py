@@ -9,12 +9,13 @@ holds the topic instead of broadcasting it to every node (`live.shards` subscrib
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand, RedisCluster
+from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from core.settings import CLUSTER_SCHEME, cluster_nodes
@@ -69,36 +70,66 @@ _TIMEOUTS: dict[str, Any] = {
 }
 
 
-class _Pipeline(ClusterPipeline):
-    """redis-py 5's cluster pipeline, after its commands have run and their replies are in,
-    reads the client's default node, which another task's failover handling may just have
-    cleared (`'NoneType' object has no attribute 'name'`). The replies stand; only that
-    bookkeeping is skipped."""
-
-    async def _execute(
-        self,
-        client: RedisCluster,
-        stack: list[PipelineCommand],
-        raise_on_error: bool = True,
-        allow_redirections: bool = True,
-    ) -> list[Any]:
-        try:
-            return await super()._execute(client, stack, raise_on_error, allow_redirections)
-        except AttributeError:
-            if client.get_default_node() is not None:
-                raise
-            if raise_on_error:
-                for cmd in stack:
-                    if isinstance(cmd.result, Exception):
-                        raise cmd.result from None
-            return [cmd.result for cmd in stack]
-
-
 class _Cluster(RedisCluster):
-    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
-        if transaction or shard_hint:
-            return super().pipeline(transaction, shard_hint)  # refuses them, as it should
-        return _Pipeline(self)  # type: ignore[abstract]  # as redis-py makes its own
+    """redis-py 5's asyncio cluster client, made to ride out a failover.
+
+    After any connection error it calls `aclose()` to have the slot map read again, which
+    closes every node's connections: the commands other tasks have in flight on healthy
+    shards then fail ("handler is closed", a pipeline with replies missing), and a reply
+    lost that way can leave a reservation nobody knows of. Here that call only asks for
+    the map to be read again; the nodes that left the map are disconnected by redis-py
+    when it reads it. Closing everything is `close_all()`, at the process's end.
+
+    Reading the map again also asks the default node for `COMMAND` (the same answer every
+    time), and during a failover that node may be the dead one, which failed every
+    command on every shard until the failover ended: asked once only here."""
+
+    async def aclose(self) -> None:
+        self._initialize = True
+
+    async def close_all(self) -> None:
+        await RedisCluster.aclose(self)
+
+    async def initialize(self) -> RedisCluster:
+        if self._initialize:
+            if not self._lock:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._initialize:
+                    await self.nodes_manager.initialize()
+                    if not self.commands_parser.commands:
+                        await self.commands_parser.initialize(self.nodes_manager.default_node)
+                    self._initialize = False
+        return self
+
+
+class _Nodes(NodesManager):
+    """redis-py 5 reads the slot map into new node objects and disconnects the old ones,
+    even for nodes that are still there: every command in flight on a healthy shard then
+    breaks ("Connection closed by server"). Nodes still in the map keep their object and
+    their connections; only nodes that left it are disconnected."""
+
+    __slots__ = ()  # the same layout, so the manager RedisCluster made can become one
+
+    def set_nodes(
+        self,
+        old: dict[str, ClusterNode],
+        new: dict[str, ClusterNode],
+        remove_old: bool = False,
+    ) -> None:
+        if old is self.nodes_cache:
+            for name, node in list(new.items()):
+                prior = old.get(name)
+                if prior is not None and prior is not node:
+                    prior.server_type = node.server_type
+                    new[name] = prior
+            remapped: dict[int, list[ClusterNode]] = {}
+            for slot, nodes in self.slots_cache.items():
+                found = remapped.get(id(nodes))
+                if found is None:
+                    found = remapped[id(nodes)] = [new[n.name] for n in nodes]
+                self.slots_cache[slot] = found
+        super().set_nodes(old, new, remove_old)
 
 
 class _Snapshots(dict[str, ClusterNode]):
@@ -128,10 +159,19 @@ def create_redis(url: str) -> Client:
             **_TIMEOUTS,
         )
         manager = cluster.nodes_manager
+        manager.__class__ = _Nodes  # made by RedisCluster itself; only set_nodes differs
         manager.startup_nodes = _Snapshots(manager.startup_nodes)
         return cluster
     client: Redis = Redis.from_url(url, health_check_interval=15, **_TIMEOUTS)
     return client
+
+
+async def close(redis: Client) -> None:
+    """Close the client and every connection it holds (a process's end)."""
+    if isinstance(redis, _Cluster):
+        await redis.close_all()
+    else:
+        await redis.aclose()
 
 
 async def primaries(redis: Client) -> list[str]:

@@ -17,6 +17,7 @@ from core.auth import Tokens
 from core.db import Database
 from core.identity import Identities
 from core.redis import Client, Keys, create_redis
+from core.redis import close as close_redis
 from core.settings import Settings
 
 T = TypeVar("T")
@@ -116,5 +117,5 @@ class Services:
                 await closer()
         if self.jobs is not None:
             await self.jobs.aclose()
-        await self.redis.aclose()
+        await close_redis(self.redis)
         await self.db.close()

@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
-from core.redis import UNREACHABLE, Client, create_redis
+from core.redis import UNREACHABLE, Client, close, create_redis
 
 log = logging.getLogger("panen.live")
 
@@ -153,7 +153,7 @@ class Subscriber:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await shard.task
         with contextlib.suppress(*UNREACHABLE):
-            await self.redis.aclose()
+            await close(self.redis)
 
     # one shard's connection
 

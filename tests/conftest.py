@@ -89,7 +89,7 @@ def settings(backing: Backing, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 async def _clear_redis(conf: Settings) -> None:
-    from core.redis import create_redis
+    from core.redis import close, create_redis
 
     redis = create_redis(conf.redis_url)
     try:
@@ -97,7 +97,7 @@ async def _clear_redis(conf: Settings) -> None:
         for i in range(0, len(keys), 500):
             await redis.delete(*keys[i : i + 500])
     finally:
-        await redis.aclose()
+        await close(redis)
 
 
 def process_env(conf: Settings) -> dict[str, str]:

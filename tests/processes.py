@@ -349,6 +349,8 @@ class ThrowawayCluster:
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", str(node / "nodes.conf"),
                 "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS),
+                # As the README advises: a shard failing over does not stop the others.
+                "--cluster-require-full-coverage", "no",
                 "--dir", str(node),
                 "--save", "",
                 "--appendonly", "no",

@@ -426,3 +426,67 @@ def test_the_integration_tests_of_rooms_orders_settlement_and_donations_pass_on_
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and " failed" not in run.stdout, run.stdout[-2000:]
+
+
+async def test_a_primary_of_other_sessions_failing_over_leaves_this_session_selling(
+    settings: Settings,
+    admin_token: str,
+    db: Database,
+    tmp_path: Path,
+    queue: ThrowawayRedis,
+) -> None:
+    """Killing a primary that does not hold the session: its orders go on being accepted
+    all through the failover (none waits for it, none answers 503), and its viewers' frames
+    keep coming."""
+    cluster = ThrowawayCluster(tmp_path / "other")
+    cluster.start()
+    env = cluster_env(settings, cluster, queue)
+    a = Server(env)
+    try:
+        with running(a):
+            async with httpx.AsyncClient(timeout=30, base_url=a.base) as http:
+                world, listing = await live_listing(http, admin_token, stock=5000)
+                sid = world.session["id"]
+                mine = cluster.primary_of(f"{{{sid}}}")
+                # Slot 0's primary if it can be: redis-py's default node, which it asks
+                # things of when it reads the slot map again.
+                by_slot = sorted(redis.Redis(port=mine).cluster("SLOTS"))
+                other = next(int(r[2][1]) for r in by_slot if int(r[2][1]) != mine)
+                watcher = await Viewer.connect(a.ws)
+                await watcher.subscribe(f"session:{sid}")
+                buyers = await make_buyers(db, settings, 40)
+                codes: Counter[int] = Counter()
+                stop = asyncio.Event()
+
+                async def keep_buying(n: int, headers: dict[str, str]) -> None:
+                    i = 0
+                    while not stop.is_set():
+                        i += 1
+                        r = await http.post(
+                            "/api/orders",
+                            headers={**headers, "Idempotency-Key": f"k{n}-{i}"},
+                            json={"listing_id": listing["id"], "quantity": 1},
+                        )
+                        codes[r.status_code] += 1
+                        await asyncio.sleep(0.05)
+
+                async def keep_probing() -> None:
+                    # /readyz pings every primary: a request that meets the dead one
+                    while not stop.is_set():
+                        await http.get("/readyz")
+                        await asyncio.sleep(0.1)
+
+                buying = [asyncio.create_task(keep_buying(n, h)) for n, h in enumerate(buyers[:8])]
+                buying.append(asyncio.create_task(keep_probing()))
+                await asyncio.sleep(0.5)
+                frames_before = len(watcher.seen)
+                await asyncio.to_thread(cluster.fail_over, other)
+                await asyncio.sleep(0.5)
+                stop.set()
+                await asyncio.gather(*buying)
+                assert set(codes) == {201}, codes  # not one 503 (or 500) in the session
+                await watcher.expect(lambda f: f["type"] == "ticker")
+                assert len(watcher.seen) > frames_before
+                await watcher.close()
+    finally:
+        cluster.stop()

@@ -429,6 +429,8 @@ async def _announce(
         await inventory.announce_left(services, session_id, offer.listing_id, offer.deal_id, left)
     except UNREACHABLE:
         log.warning("order %s placed; its answer was not kept in Redis", answer["id"])
+    except Exception:  # whatever it is, the order is recorded: never answer otherwise
+        log.exception("order %s placed; keeping its answer failed", answer["id"])
 
 
 async def place_order(

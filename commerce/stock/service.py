@@ -392,6 +392,8 @@ async def _flush(services: Services) -> None:
     except UNREACHABLE as exc:
         # Redis is away: a room rebuilt after it comes back reads the stock afresh.
         log.warning("stock announcement lost (%s)", exc)
+    except Exception:  # a task nobody awaits: say what happened here
+        log.exception("stock announcement failed")
     finally:
         _flushing.pop(id(services), None)
 
