@@ -18,6 +18,7 @@ from commerce.orders.models import Order
 from commerce.stock import service as inventory
 from commerce.stock.events import Release, Stock
 from core.events import WRITTEN_BY, Topical, as_json, publish_many
+from core.redis import UNREACHABLE
 from core.services import Services
 
 log = logging.getLogger("panen.outbox")
@@ -110,5 +111,7 @@ async def deliver(services: Services) -> None:
     a committed change is never reported as failed for it."""
     try:
         await relay(services)
+    except UNREACHABLE as exc:  # expected while Redis restarts or a shard fails over
+        log.warning("outbox not relayed now (%s); the relay's cron will", exc)
     except Exception:
         log.warning("outbox not relayed now; the relay's cron will", exc_info=True)
