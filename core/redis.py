@@ -174,15 +174,6 @@ async def close(redis: Client) -> None:
         await redis.aclose()
 
 
-async def primaries(redis: Client) -> list[str]:
-    """Each primary's `host:port` (the one Redis's URL host for a single Redis)."""
-    if isinstance(redis, RedisCluster):
-        await redis.initialize()
-        return [node.name for node in redis.get_primaries()]
-    kwargs = redis.connection_pool.connection_kwargs
-    return [f"{kwargs.get('host', kwargs.get('path', 'redis'))}:{kwargs.get('port', '')}"]
-
-
 async def ping_primaries(redis: Client) -> None:
     """Raise unless every primary answers (a cluster with a shard down cannot take the
     writes of that shard's sessions)."""
@@ -237,24 +228,22 @@ async def run_scripts(
     waited for (it cannot fail over anyway)."""
     if not calls:
         return []
-    waits = isinstance(redis, RedisCluster) and replicated
-    if len(calls) == 1 and not waits:  # a pipeline would only add its own overhead
+    waits = redis if isinstance(redis, RedisCluster) and replicated else None
+    if len(calls) == 1 and waits is None:  # a pipeline would only add its own overhead
         script, keys, args = calls[0]
         return [await script(redis, keys, *args)]
-    if waits:
-        assert isinstance(redis, RedisCluster)
-        await redis.initialize()  # the slot map, once per process
+    if waits is not None:
+        await waits.initialize()  # the slot map, once per process
     pipe = redis.pipeline(transaction=False)
     shards: dict[str, ClusterNode] = {}
     for script, keys, args in calls:
         # execute_command, not evalsha: redis-py's cluster pipeline refuses the method by
         # name, but routes the command by its keys like any other.
         pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        if waits:
-            assert isinstance(redis, RedisCluster)
+        if waits is not None:
             # The slot's primary, then its replicas: WAIT only where one exists (a primary
             # whose replica took over a moment ago has none until another joins it).
-            nodes = redis.nodes_manager.slots_cache.get(redis.keyslot(keys[0]), [])
+            nodes = waits.nodes_manager.slots_cache.get(waits.keyslot(keys[0]), [])
             if len(nodes) > 1:
                 shards[nodes[0].name] = nodes[0]
     for node in shards.values():

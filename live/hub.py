@@ -69,7 +69,7 @@ class Hub:
         self.by_channel: dict[bytes, Topic] = {}
         self.tickers: dict[str, Ticker] = {}
         self.subscriber = Subscriber(
-            services.settings.redis_url,
+            services.redis,
             self._on_message,
             self._on_confirmed,
             self._on_lost,

@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
-from core.redis import UNREACHABLE, Client, close, create_redis
+from core.redis import UNREACHABLE, Client
 
 log = logging.getLogger("panen.live")
 
@@ -59,16 +59,13 @@ class Subscriber:
 
     def __init__(
         self,
-        redis_url: str,
+        redis: Client,
         on_message: Callable[[bytes, bytes], None],
         on_confirmed: Callable[[bytes], None],
         on_lost: Channels,
         on_back: Channels,
     ) -> None:
-        # A client of its own, only for the slot map: reading the map again (after a
-        # failover) closes a cluster client's connections, which must not break the
-        # commands other tasks have in flight on the process's main client.
-        self.redis: Client = create_redis(redis_url)
+        self.redis = redis  # the process's client: its slot map and its connection settings
         self.on_message = on_message
         self.on_confirmed = on_confirmed
         self.on_lost = on_lost
@@ -107,8 +104,9 @@ class Subscriber:
         return shard
 
     async def _refresh(self) -> None:
-        """Read the slot map again (a failover or a reshard moved slots). redis-py reads it
-        again on the first use after `aclose`, as it does itself after a connection error."""
+        """Read the slot map again (a failover or a reshard moved slots). On a cluster client
+        of `core.redis`, `aclose` only asks for that (as redis-py does itself after a
+        connection error); it closes no connection."""
         if isinstance(self.redis, RedisCluster):
             await self.redis.aclose()
             try:
@@ -152,8 +150,6 @@ class Subscriber:
             if shard.task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await shard.task
-        with contextlib.suppress(*UNREACHABLE):
-            await close(self.redis)
 
     # one shard's connection
 

@@ -26,6 +26,7 @@ import redis
 from sqlalchemy import text
 
 from core.db import Database
+from core.redis import close, create_redis
 from core.settings import Settings
 from live.shards import Subscriber
 from tests.api import auth, donate_and_pay, live_listing, make_buyers, register
@@ -353,8 +354,9 @@ async def test_sharded_subscriptions_follow_their_slots_through_a_failover(
     lost: list[bytes] = []
     back: list[bytes] = []
     confirmed: set[bytes] = set()
+    client = create_redis(cluster.url)
     subscriber = Subscriber(
-        cluster.url,
+        client,
         lambda channel, data: got.setdefault(channel, []).append(data),
         confirmed.add,
         lost.extend,
@@ -394,6 +396,7 @@ async def test_sharded_subscriptions_follow_their_slots_through_a_failover(
         assert subscriber.moves == len(on_it)
     finally:
         await subscriber.stop()
+        await close(client)
         cluster.stop()
 
 
