@@ -144,6 +144,23 @@ def now_ms() -> float:
     return time.time() * 1000
 
 
+def sale_event(order_id: str, session_id: str) -> dict[str, Any]:
+    """A paid order as a room hears it, stamped with when it was sent (`t`, for staleness)."""
+    return {
+        "type": "order_paid",
+        "order_id": order_id,
+        "session_id": session_id,
+        "at": None,
+        "listing_id": "lst_bench",
+        "quantity": 1,
+        "gross": 95_000,
+        "pledge": 4_750,
+        "currency": "IDR",
+        "display_name": "Sari W.",
+        "t": now_ms(),
+    }
+
+
 def on_panen(client: WsClient, payload: bytes) -> None:
     if not client.sampled or not payload.startswith(b'{"type":"ticker"'):
         return
@@ -275,23 +292,7 @@ async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
         batch = []
         while sent < due:
             sent += 1
-            batch.append(
-                system.publish(
-                    {
-                        "type": "order_paid",
-                        "order_id": f"o{sent}-{secrets.token_hex(3)}",
-                        "session_id": "ses_bench",
-                        "at": None,
-                        "listing_id": "lst_bench",
-                        "quantity": 1,
-                        "gross": 95_000,
-                        "pledge": 4_750,
-                        "currency": "IDR",
-                        "display_name": "Sari W.",
-                        "t": now_ms(),
-                    }
-                )
-            )
+            batch.append(system.publish(sale_event(f"o{sent}-{secrets.token_hex(3)}", "ses_bench")))
         if batch:
             await asyncio.gather(*batch)
         await asyncio.sleep(step)

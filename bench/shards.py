@@ -43,8 +43,8 @@ from bench.fanout import (  # noqa: E402
     Proc,
     WsClient,
     free_port,
-    now_ms,
     on_panen,
+    sale_event,
     start_server,
 )
 from bench.flash_sale import (  # noqa: E402
@@ -180,24 +180,8 @@ async def fanout(
             batch = []
             while sent < due:
                 sent += 1
-                batch.append(
-                    (
-                        topics[sent % sessions],
-                        {
-                            "type": "order_paid",
-                            "order_id": f"o{sent}",
-                            "session_id": topics[sent % sessions].split(":")[1],
-                            "at": None,
-                            "listing_id": "lst_bench",
-                            "quantity": 1,
-                            "gross": 95_000,
-                            "pledge": 4_750,
-                            "currency": "IDR",
-                            "display_name": "Sari W.",
-                            "t": now_ms(),
-                        },
-                    )
-                )
+                topic = topics[sent % sessions]
+                batch.append((topic, sale_event(f"o{sent}", topic.split(":")[1])))
             if batch:
                 await publish_many(services, batch)
             await asyncio.sleep(0.01)

@@ -153,6 +153,19 @@ def running(*procs: Server | Worker | Emulator) -> Iterator[None]:
             p.stop()
 
 
+def answering(port: int, within: float = 10) -> None:
+    """Until the redis-server on `port` answers PING."""
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if client.ping():
+                return
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server on {port} did not start")
+
+
 class ThrowawayRedis:
     """A private redis-server on a free port, without persistence: restarting it loses
     everything, as a crashed cache would. Never the machine's shared Redis."""
@@ -183,15 +196,7 @@ class ThrowawayRedis:
             ],
             stdout=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        answering(self.port)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -357,15 +362,7 @@ class ThrowawayCluster:
             ],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server on {port} did not start")
+        answering(port)
 
     def start(self) -> None:
         try:

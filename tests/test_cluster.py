@@ -96,6 +96,27 @@ async def wait_settled(db: Database, order_ids: list[str], within: float = 60) -
         await asyncio.sleep(0.3)
 
 
+async def pay_and_settle(
+    http: httpx.AsyncClient,
+    servers: tuple[Server, Server],
+    admin_token: str,
+    db: Database,
+    placed: list[dict[str, Any]],
+) -> None:
+    """Approve every order's payment, alternating processes, and wait until all settled."""
+    paid = await asyncio.gather(
+        *(
+            http.post(
+                f"{servers[n % 2].base}/api/payments/{o['payment']['id']}/sandbox/approve",
+                headers=auth(admin_token),
+            )
+            for n, o in enumerate(placed)
+        )
+    )
+    assert {p.status_code for p in paid} == {200}, [p.text for p in paid]
+    await wait_settled(db, [o["id"] for o in placed])
+
+
 def frame_totals(viewer: Viewer) -> dict[str, Any]:
     """The newest totals a viewer has: from its last ticker frame or snapshot."""
     for frame in reversed(viewer.seen):
@@ -204,17 +225,7 @@ async def test_on_a_cluster_a_session_sells_settles_and_gives_across_two_process
             placed.append(r.json()["order"])
 
             # Every payment settles through the worker on the queue Redis.
-            paid = await asyncio.gather(
-                *(
-                    http.post(
-                        f"{(a, b)[n % 2].base}/api/payments/{o['payment']['id']}/sandbox/approve",
-                        headers=auth(admin_token),
-                    )
-                    for n, o in enumerate(placed)
-                )
-            )
-            assert {p.status_code for p in paid} == {200}, [p.text for p in paid]
-            await wait_settled(db, [o["id"] for o in placed])
+            await pay_and_settle(http, (a, b), admin_token, db, placed)
 
             # A gift, and the chat, across processes.
             donor = await register(http, "donor")
@@ -306,17 +317,7 @@ async def test_a_primary_failing_over_mid_sale_loses_no_order_and_heals_every_vi
             # Every viewer heals onto the new primary and ends with the database's totals.
             # Each accepted order is paid and settles (the room counts paid orders).
             placed = [r.json()["order"] for r in answers if r.status_code == 201]
-            paid = await asyncio.gather(
-                *(
-                    http.post(
-                        f"{(a, b)[n % 2].base}/api/payments/{o['payment']['id']}/sandbox/approve",
-                        headers=auth(admin_token),
-                    )
-                    for n, o in enumerate(placed)
-                )
-            )
-            assert {p.status_code for p in paid} == {200}, [p.text for p in paid]
-            await wait_settled(db, [o["id"] for o in placed])
+            await pay_and_settle(http, (a, b), admin_token, db, placed)
             for w in watchers:
                 await until_totals(
                     w, {"orders": stock, "units_sold": {listing["id"]: stock}}, within=30
