@@ -2,7 +2,12 @@ import asyncio
 import time
 
 import jwt
+from sqlalchemy import event, text
 
+from core.auth import Principal, Tokens
+from core.errors import ApiError
+from core.identity import Identities
+from core.ids import new_id
 from tests.api import PASSWORD, auth, handle, register
 
 
@@ -167,3 +172,53 @@ async def test_a_role_granted_works_without_logging_in_again(client, admin_token
         },
     )
     assert r.status_code == 201, r.text
+
+
+async def test_unseen_users_asking_at_once_are_read_in_one_query_each_with_their_own_answer(
+    db, settings
+):
+    """A flash sale's buyers tap at once: their identities are read together, and one
+    revoked or missing user fails only their own request."""
+    tokens = Tokens(settings.secret_key, 3600)
+    ids = [new_id("usr") for _ in range(40)]
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO users (id, handle, display_name, password_hash, roles)"
+                " VALUES (:id, :h, :h, 'x', :roles)"
+            ),
+            [
+                {"id": u, "h": handle(), "roles": ["viewer", "host"] if n == 0 else ["viewer"]}
+                for n, u in enumerate(ids)
+            ],
+        )
+    asked = [tokens.issue(u, ["viewer"]) for u in ids]
+    await asyncio.sleep(0.002)  # tokens_valid_after is later than their issue time
+    async with db.transaction() as s:
+        await s.execute(
+            text("UPDATE users SET tokens_valid_after = now() WHERE id = :id"), {"id": ids[1]}
+        )
+    asked.append(tokens.issue(new_id("usr"), ["viewer"]))  # a user that does not exist
+
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if "FROM users" in statement:
+            reads.append(statement)
+
+    identities = Identities(db, tokens)
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        answers = await asyncio.gather(
+            *(identities.principal(t) for t in asked), return_exceptions=True
+        )
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert len(reads) <= 2, reads  # the first read leaves alone, the rest together
+    assert isinstance(answers[0], Principal) and answers[0].roles == {"viewer", "host"}
+    assert isinstance(answers[1], ApiError) and answers[1].code == "token_revoked"
+    assert isinstance(answers[-1], ApiError) and answers[-1].code == "invalid_token"
+    assert all(
+        isinstance(a, Principal) and a.user_id == u and a.roles == {"viewer"}
+        for a, u in zip(answers[2:-1], ids[2:], strict=True)
+    )

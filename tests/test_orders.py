@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from sqlalchemy import event
+
+from commerce.orders import service as order_service
 from panen.flows.expire import expire_reservations
 from panen.flows.settle import settle_all
 from tests.api import live_listing, order, pay, register
@@ -64,6 +68,48 @@ async def test_a_repeated_key_answers_with_the_order_as_it_is_now(client, admin_
     assert again.status_code == 200
     assert again.json()["order"]["id"] == first["id"]
     assert again.json()["order"]["status"] == "cancelled"  # not the reservation it once was
+
+
+class _EveryCallItsOwnProcess(dict):  # type: ignore[type-arg]
+    """No request of this process sees another's order being placed (as when the two
+    copies land on different processes)."""
+
+    def get(self, key, default=None):  # type: ignore[no-untyped-def]
+        return None
+
+    def __delitem__(self, key) -> None:  # type: ignore[no-untyped-def]
+        self.pop(key, None)
+
+
+async def test_a_duplicate_sent_alongside_the_first_gets_its_answer_without_the_database(
+    app, client, admin_token, monkeypatch
+):
+    """A stampede's duplicate sends (on other processes) ran while the order was being
+    placed: the order as placed answers them (from Redis); only a later repeat reads the
+    order as it is now."""
+    monkeypatch.setattr(order_service, "_placing", _EveryCallItsOwnProcess())
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if "FROM order_status_history" in statement:  # an order read as it is now
+            reads.append(statement)
+
+    engine = app.state.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        pair = await asyncio.gather(
+            *(order(client, buyer, listing["id"], 1, key="k-pair") for _ in "ab")
+        )
+        assert sorted(r.status_code for r in pair) == [200, 201], [r.text for r in pair]
+        assert reads == []
+        assert pair[0].json() == pair[1].json()
+        again = await order(client, buyer, listing["id"], 1, key="k-pair")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert again.json() == pair[0].json()
+    assert len(reads) == 1  # the later repeat: the order as it is now
 
 
 async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):

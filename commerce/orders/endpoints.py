@@ -9,7 +9,7 @@ from starlette.responses import Response
 from commerce.catalog.service import load_farmer, require_farmer_or_admin
 from commerce.orders.models import Order
 from commerce.orders.schemas import FarmerTotals, OrderPage, OrderReply, PlaceOrder
-from commerce.orders.service import host_of, load_order, may_read, place_order
+from commerce.orders.service import host_of, load_order, load_orders, may_read, place_order
 from commerce.orders.totals import farmer_totals
 from core.errors import not_found
 from core.http import LIMIT, LOGGED_IN, Api, Ctx, Query, json
@@ -58,7 +58,8 @@ async def my_orders(ctx: Ctx) -> Response:
         query = query.where(Order.id < before)
     async with ctx.services.db.reader() as s:
         ids = (await s.execute(query)).scalars().all()
-        orders = [o for o in [await load_order(s, i) for i in ids] if o is not None]
+        found = await load_orders(s, ids)
+    orders = [found[i] for i in ids if i in found]
     return json(
         {"orders": orders, "next_before": orders[-1]["id"] if len(orders) == limit else None}
     )

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.orders import writer as order_writer
@@ -34,6 +35,7 @@ from commerce.sessions import offers
 from commerce.sessions.lifecycle import SessionStatus
 from commerce.stock import service as inventory
 from core.auth import Principal
+from core.batching import Batcher
 from core.clock import rfc3339, utcnow
 from core.errors import ApiError, bad_request, conflict, not_found
 from core.ids import new_id
@@ -44,23 +46,55 @@ from core.services import Services
 log = logging.getLogger("panen.orders")
 
 
+_IDS = bindparam("ids", type_=ARRAY(String))
+
+
 async def load_order(s: AsyncSession, order_id: str) -> OrderOut | None:
-    order = await s.get(Order, order_id)
-    if order is None:
-        return None
-    payment = await s.scalar(select(Payment).where(Payment.order_id == order_id))
-    history = (
-        (
-            await s.execute(
-                select(OrderStatusChange)
-                .where(OrderStatusChange.order_id == order_id)
-                .order_by(OrderStatusChange.id)
-            )
+    return (await load_orders(s, [order_id])).get(order_id)
+
+
+async def load_orders(s: AsyncSession, order_ids: Sequence[str]) -> dict[str, OrderOut]:
+    """The orders with these ids as they are now, with payment and history: three
+    queries however many orders (a page of a buyer's orders)."""
+    ids = list(dict.fromkeys(order_ids))
+    if not ids:
+        return {}
+    # `= ANY(array)`: one prepared statement whatever the number of ids.
+    of = {"ids": ids}
+    orders = (await s.execute(select(Order).where(Order.id == any_(_IDS)), of)).scalars().all()
+    payments = {
+        p.order_id: p
+        for p in (
+            await s.execute(select(Payment).where(Payment.order_id == any_(_IDS)), of)
+        ).scalars()
+    }
+    history: dict[str, list[OrderStatusChange]] = {}
+    for change in (
+        await s.execute(
+            select(OrderStatusChange)
+            .where(OrderStatusChange.order_id == any_(_IDS))
+            .order_by(OrderStatusChange.id),
+            of,
         )
-        .scalars()
-        .all()
+    ).scalars():
+        history.setdefault(change.order_id, []).append(change)
+    return {o.id: order_json(o, payments.get(o.id), history.get(o.id, [])) for o in orders}
+
+
+async def _current(services: Services, order_id: str) -> OrderOut | None:
+    """One order as it is now, read in a batch with this process's other such reads: in a
+    stampede every duplicate send's answer is read here."""
+    batcher: Batcher[str, OrderOut | None] = services.shared(
+        "commerce.order_reader",
+        lambda: Batcher(lambda ids: _read_current(services, ids), max_batch=200, max_in_flight=2),
     )
-    return order_json(order, payment, list(history))
+    return await batcher.submit(order_id)
+
+
+async def _read_current(services: Services, ids: list[str]) -> list[OrderOut | None]:
+    async with services.db.reader() as s:
+        found = await load_orders(s, ids)
+    return [found.get(i) for i in ids]
 
 
 async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> OrderOut:
@@ -94,24 +128,30 @@ async def _existing_or_none(
 
 
 async def _await_prior(
-    services: Services, session_id: str, buyer_id: str, key: str, prior_id: str
+    services: Services,
+    session_id: str,
+    buyer_id: str,
+    key: str,
+    prior_id: str,
+    started_ms: int,
 ) -> OrderOut | None:
     """The first answer to this key, once its request has written the order; None if that
     request gave up (its reservation was released), so this one should try afresh.
 
-    Waits on Redis, not the database: in a stampede every duplicate send polls here; the
-    database is read once, when the answer is there."""
+    Waits on Redis, not the database: in a stampede every duplicate send polls here. A
+    send that began before the first answer was kept ran alongside the placing: the order
+    as placed is a true answer to it (nothing can change an order before its id is out),
+    so it is answered from Redis. A later repeat is answered with the order as it is now
+    (paid, cancelled…), read from the database."""
     delay, waited = 0.005, 0.0
     while waited < 10:
-        body, named = await inventory.answered(services, session_id, buyer_id, key)
-        if body is not None:
-            # The order exists: answer with it as it is now (paid, cancelled…), not as it
-            # was when first answered.
-            answer: OrderOut = orjson.loads(body)
-            async with services.db.reader() as s:
-                current = await load_order(s, answer["id"])
-            return current or answer
-        if named != prior_id:
+        found = await inventory.answered(services, session_id, buyer_id, key)
+        if found.body is not None:
+            answer: OrderOut = orjson.loads(found.body)
+            if started_ms < found.kept_ms:
+                return answer
+            return await _current(services, answer["id"]) or answer
+        if found.names != prior_id:
             return None
         await asyncio.sleep(delay)
         waited += delay
@@ -219,6 +259,7 @@ async def _place(
 ) -> tuple[OrderOut, bool]:
     buyer = principal.user_id
     fp = fingerprint(listing_id, quantity, address_id)
+    started_ms = int(time.time() * 1000)
     for _ in range(5):
         session_offers = await offers.offers_for_listing(services, listing_id)
         if session_offers.status != SessionStatus.LIVE:
@@ -261,7 +302,7 @@ async def _place(
                 raise conflict(
                     "idempotency_key_reused", "this idempotency key was used for a different order"
                 )
-            prior = await _await_prior(services, sid, buyer, key, r.prior_order_id)
+            prior = await _await_prior(services, sid, buyer, key, r.prior_order_id, started_ms)
             if prior is None:
                 continue
             return prior, False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -261,25 +262,36 @@ async def remember_answer(
     services: Services, session_id: str, buyer_id: str, key: str, body: bytes
 ) -> None:
     """Keep the first answer to an idempotency key for its duplicate sends, wherever they
-    land; concurrent answers of this process are written in one round trip."""
+    land, with when it was kept; concurrent answers of this process are written in one
+    round trip."""
     batcher: Batcher[tuple[str, bytes], None] = services.shared(
         "commerce.inventory.answers",
         lambda: Batcher(
             lambda answers: _remember_batch(services, answers), max_batch=500, max_in_flight=2
         ),
     )
-    await batcher.submit((_response_key(services, session_id, buyer_id, key), body))
+    kept = b"%d|%s" % (int(time.time() * 1000), body)
+    await batcher.submit((_response_key(services, session_id, buyer_id, key), kept))
 
 
-async def answered(
-    services: Services, session_id: str, buyer_id: str, key: str
-) -> tuple[bytes | None, str | None]:
-    """(the stored first answer to this key, the order its idempotency record names)."""
+@dataclass(frozen=True, slots=True)
+class Answered:
+    body: bytes | None  # the first answer to the key, if it was kept yet
+    kept_ms: int  # when it was kept (epoch ms; 0 if unknown)
+    names: str | None  # the order the key's idempotency record names, if any
+
+
+async def answered(services: Services, session_id: str, buyer_id: str, key: str) -> Answered:
+    """The stored first answer to this key, and the order its idempotency record names."""
     pipe = services.redis.pipeline(transaction=False)
     pipe.get(_response_key(services, session_id, buyer_id, key))
     pipe.hget(services.keys.session(session_id, "idem"), idem_field(buyer_id, key))
-    body, idem = await pipe.execute()
-    return body, None if idem is None else idem.decode().split("|", 1)[0]
+    kept, idem = await pipe.execute()
+    names = None if idem is None else idem.decode().split("|", 1)[0]
+    if kept is None:
+        return Answered(None, 0, names)
+    at, _, body = kept.partition(b"|")
+    return Answered(body, int(at), names) if at.isdigit() else Answered(kept, 0, names)
 
 
 async def remaining(services: Services, session_id: str, inventory_id: str) -> int | None:
