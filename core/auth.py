@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -103,6 +104,9 @@ class Principal:
         return Role.ADMIN in self.roles
 
 
+CHECKED_KEPT = 50_000  # tokens remembered per process
+
+
 class Tokens:
     """HS256 tokens carrying the user id and roles, valid for `ttl_s` seconds."""
 
@@ -111,6 +115,10 @@ class Tokens:
     def __init__(self, secret: str, ttl_s: int) -> None:
         self._secret = secret
         self._ttl_s = ttl_s
+        # Tokens whose signature checked out: (user id, issued ms, expiry s). A client
+        # sends its token with every request; checking the signature once is enough, and
+        # expiry is still checked each time.
+        self._checked: dict[str, tuple[str, int, int]] = {}
 
     def issue(self, user_id: str, roles: frozenset[str] | set[str] | list[str]) -> str:
         """A token for the user. Its roles are a hint for clients: the server reads each
@@ -129,10 +137,16 @@ class Tokens:
 
     def read(self, token: str) -> tuple[str, int]:
         """(user id, when issued in ms) of a token whose signature and expiry check out."""
+        known = self._checked.get(token)
+        if known is not None and time.time() < known[2]:
+            return known[0], known[1]
         claims = self._decode(token)
         issued = claims.get("ts", claims["iat"] * 1000)
         if not isinstance(claims["sub"], str) or not isinstance(issued, int):
             raise ApiError(401, "invalid_token", "the token is not valid")
+        if len(self._checked) >= CHECKED_KEPT:
+            self._checked.clear()
+        self._checked[token] = (claims["sub"], issued, int(claims["exp"]))
         return claims["sub"], issued
 
     def _decode(self, token: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@ them, that browsers trust our content types, and what a link tells the next site
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The pages load scripts, styles and fonts only from here, with no inline script or
@@ -51,10 +50,10 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS:
-                    if name.decode() not in headers:
-                        headers.append(name.decode(), value.decode())
+                # On every response: raw (lower-case) header pairs, not MutableHeaders.
+                raw = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in raw}
+                message["headers"] = raw + [h for h in HEADERS if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, with_headers)

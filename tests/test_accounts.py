@@ -2,6 +2,7 @@ import asyncio
 import time
 
 import jwt
+import pytest
 from sqlalchemy import event, text
 
 from core.auth import Principal, Tokens
@@ -222,3 +223,22 @@ async def test_unseen_users_asking_at_once_are_read_in_one_query_each_with_their
         isinstance(a, Principal) and a.user_id == u and a.roles == {"viewer"}
         for a, u in zip(answers[2:-1], ids[2:], strict=True)
     )
+
+
+async def test_a_token_read_before_still_expires_on_time_and_a_tampered_one_is_refused(settings):
+    tokens = Tokens(settings.secret_key, 1)
+    token = tokens.issue("usr_a", ["viewer"])
+    assert tokens.read(token)[0] == "usr_a"
+    assert tokens.read(token)[0] == "usr_a"  # the second read is from memory
+    head, body, sig = token.split(".")
+    forged = jwt.encode(
+        {"sub": "usr_b", "iat": 1, "exp": 2**40}, "another secret, 32 bytes or more long"
+    )
+    for bad in (f"{head}.{body}.{sig[::-1]}", forged):
+        with pytest.raises(ApiError) as refused:
+            tokens.read(bad)
+        assert refused.value.code == "invalid_token"
+    await asyncio.sleep(2.1)  # past its expiry, whatever second it was issued in
+    with pytest.raises(ApiError) as expired:
+        tokens.read(token)
+    assert expired.value.code == "token_expired"
