@@ -262,16 +262,14 @@ async def remember_answer(
     services: Services, session_id: str, buyer_id: str, key: str, body: bytes
 ) -> None:
     """Keep the first answer to an idempotency key for its duplicate sends, wherever they
-    land, with when it was kept; concurrent answers of this process are written in one
-    round trip."""
+    land; concurrent answers of this process are written in one round trip."""
     batcher: Batcher[tuple[str, bytes], None] = services.shared(
         "commerce.inventory.answers",
         lambda: Batcher(
             lambda answers: _remember_batch(services, answers), max_batch=500, max_in_flight=2
         ),
     )
-    kept = b"%d|%s" % (int(time.time() * 1000), body)
-    await batcher.submit((_response_key(services, session_id, buyer_id, key), kept))
+    await batcher.submit((_response_key(services, session_id, buyer_id, key), body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,16 +280,21 @@ class Answered:
 
 
 async def answered(services: Services, session_id: str, buyer_id: str, key: str) -> Answered:
-    """The stored first answer to this key, and the order its idempotency record names."""
+    """The stored first answer to this key, and the order its idempotency record names.
+
+    When it was kept is read from its time to live (it is kept for `reservation_ttl_s`),
+    on this process's clock: the answer's format stays what every process reads."""
+    answer = _response_key(services, session_id, buyer_id, key)
     pipe = services.redis.pipeline(transaction=False)
-    pipe.get(_response_key(services, session_id, buyer_id, key))
+    pipe.get(answer)
+    pipe.pttl(answer)
     pipe.hget(services.keys.session(session_id, "idem"), idem_field(buyer_id, key))
-    kept, idem = await pipe.execute()
+    body, ttl_ms, idem = await pipe.execute()
     names = None if idem is None else idem.decode().split("|", 1)[0]
-    if kept is None:
+    if body is None:
         return Answered(None, 0, names)
-    at, _, body = kept.partition(b"|")
-    return Answered(body, int(at), names) if at.isdigit() else Answered(kept, 0, names)
+    lived_ms = services.settings.reservation_ttl_s * 1000 - int(ttl_ms)
+    return Answered(body, int(time.time() * 1000) - lived_ms if ttl_ms > 0 else 0, names)
 
 
 async def remaining(services: Services, session_id: str, inventory_id: str) -> int | None:
