@@ -62,7 +62,7 @@ from core.errors import ApiError  # noqa: E402
 from core.events import publish_many  # noqa: E402
 from core.services import Services  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from tests.processes import ThrowawayCluster, ThrowawayRedis  # noqa: E402
+from tests.processes import ThrowawayCluster, ThrowawayRedis, running  # noqa: E402
 
 INFLIGHT = 256
 
@@ -71,24 +71,13 @@ INFLIGHT = 256
 def backend(name: str, home: Path) -> Iterator[tuple[str, str]]:
     """(REDIS_URL, PANEN_QUEUE_URL) of a backend started for this run."""
     queue = ThrowawayRedis()
-    try:
-        queue.start()
-        if name == "single":
-            one = ThrowawayRedis()
-            try:
-                one.start()
-                yield one.url, queue.url
-            finally:
-                one.stop()
-            return
-        cluster = ThrowawayCluster(home / name, primaries=int(name.split("-")[1]))
-        try:
-            cluster.start()
-            yield cluster.url, queue.url
-        finally:
-            cluster.stop()
-    finally:
-        queue.stop()
+    store: ThrowawayRedis | ThrowawayCluster
+    if name == "single":
+        store = ThrowawayRedis()
+    else:
+        store = ThrowawayCluster(home / name, primaries=int(name.split("-")[1]))
+    with running(queue, store):
+        yield store.url, queue.url
 
 
 async def flash(settings: Settings, sessions: int, buyers_n: int) -> dict[str, Any]:

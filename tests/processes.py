@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import httpx
 import pytest
@@ -142,8 +142,14 @@ class Emulator:
             self.proc.wait(10)
 
 
+class Startable(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 @contextmanager
-def running(*procs: Server | Worker | Emulator) -> Iterator[None]:
+def running(*procs: Startable) -> Iterator[None]:
+    """Each started in turn, and all stopped again (in reverse) however the block ends."""
     try:
         for p in procs:
             p.start()

@@ -39,21 +39,15 @@ from tests.processes import Server, ThrowawayCluster, ThrowawayRedis, Worker, ru
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayCluster]:
     found = ThrowawayCluster(tmp_path_factory.mktemp("cluster"))
-    try:
-        found.start()
+    with running(found):
         yield found
-    finally:
-        found.stop()
 
 
 @pytest.fixture(scope="module")
 def queue() -> Iterator[ThrowawayRedis]:
     server = ThrowawayRedis()
-    server.start()
-    try:
+    with running(server):
         yield server
-    finally:
-        server.stop()
 
 
 def cluster_env(

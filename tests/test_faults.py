@@ -25,11 +25,8 @@ from tests.processes import Server, ThrowawayRedis, Worker, running
 @pytest.fixture
 def own_redis() -> Iterator[ThrowawayRedis]:
     server = ThrowawayRedis()
-    server.start()
-    try:
+    with running(server):
         yield server
-    finally:
-        server.stop()
 
 
 async def setting_up(base: str, admin_token: str, stock: int) -> tuple[Any, dict[str, Any]]:

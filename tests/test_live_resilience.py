@@ -14,17 +14,14 @@ import websockets
 from tests.api import build_world, register
 from tests.conftest import process_env
 from tests.live_clients import Viewer
-from tests.processes import Server, ThrowawayRedis
+from tests.processes import Server, ThrowawayRedis, running
 
 
 @pytest.fixture
 def own_redis() -> Iterator[ThrowawayRedis]:
     server = ThrowawayRedis()
-    server.start()
-    try:
+    with running(server):
         yield server
-    finally:
-        server.stop()
 
 
 async def _room(base: str, admin_token: str) -> tuple[str, Any]:
