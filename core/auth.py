@@ -162,20 +162,3 @@ class Tokens:
         except jwt.PyJWTError as exc:
             raise ApiError(401, "invalid_token", "the token is not valid") from exc
         return claims
-
-    def verify(self, token: str) -> Principal:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[self.ALGORITHM],
-                options={"require": ["sub", "exp", "iat"]},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise ApiError(401, "token_expired", "the token has expired; log in again") from exc
-        except jwt.PyJWTError as exc:
-            raise ApiError(401, "invalid_token", "the token is not valid") from exc
-        roles = claims.get("roles", [])
-        if not isinstance(claims["sub"], str) or not isinstance(roles, list):
-            raise ApiError(401, "invalid_token", "the token is not valid")
-        return Principal(claims["sub"], frozenset(str(r) for r in roles if r in ROLES))
