@@ -24,6 +24,7 @@ from core.logging import configure_logging
 from core.redis import UNREACHABLE
 from core.services import Services, arq_keys_under, arq_queue_name, arq_redis_settings
 from core.settings import get_settings
+from donations.charity.tasks import sequence_log
 from donations.energy.tasks import award_activity, expire_points
 from donations.transparency.tasks import publish_checkpoint
 from panen.flows.delivery import complete_deliveries
@@ -99,6 +100,8 @@ class WorkerSettings:
         # The transparency log's cadence: a signed checkpoint every 15 s when it grew
         # (and at start, which also creates the signing key on a fresh machine).
         _cron(publish_checkpoint, second={0, 15, 30, 45}, run_at_startup=True, timeout=30),
+        # Entries a crash left queued (a request sequences its own right after its commit).
+        _cron(sequence_log, second=set(range(1, 60, 2)), run_at_startup=True, timeout=50),
         # Money path: settle what no job picked up (crash, lost enqueue), deliver the
         # outbox, and return the stock of reservations nobody paid for.
         _cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),

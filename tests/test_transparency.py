@@ -19,7 +19,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from commerce.outbox import service as outbox
 from core.db import Database
+from donations.charity import sequencer
+from donations.charity.tasks import sequence_log
 from donations.transparency import checkpoint, log, merkle, signing
 from tests.conftest import process_env
 from tests.processes import Server, Worker, running
@@ -329,3 +332,134 @@ async def test_the_worker_publishes_checkpoints_and_panen_verify_checks_a_receip
             str(tmp_path / "moved.json"), "--public-key", vkey, env=env
         )
         assert wrong_place.returncode == 1 and "inclusion proof" in wrong_place.stderr
+
+
+# --- The queue and its sequencer: charity movements commit without the log head ----------
+
+
+async def _queue_and_commit(db: Database, entries: list[log.NewEntry]) -> None:
+    async with db.transaction() as s:
+        await log.queue(s, entries)
+
+
+async def test_a_movement_commits_while_the_log_head_is_held_and_is_sequenced_after(
+    wide_db, app
+):
+    """The money transaction no longer waits for the head: it queues its entries and
+    commits at once; the sequencer gives them indexes once the head is free."""
+    tag = secrets.token_hex(3)
+    source = log.NewEntry("test", f"test:{tag}:gift", {"amount": 100})
+    match = log.NewEntry("test", f"test:{tag}:match", {"matches": log.IndexOf(source.ref)})
+    async with wide_db.transaction() as holder:  # another transaction holds the head …
+        await log.append(holder, "test", f"test:{tag}:holder", {"x": 1})
+        # … and the movement commits meanwhile (it would wait here if it took the head)
+        await asyncio.wait_for(_queue_and_commit(wide_db, [source, match]), timeout=5)
+    got = await sequencer.sequence(app.state.services, [source.ref, match.ref])
+    async with wide_db.reader() as s:
+        holder_entry = await log.entry_by_ref(s, f"test:{tag}:holder")
+        [gift, matched] = await log.entries(s, got[source.ref], got[source.ref] + 2)
+    assert holder_entry is not None and got[source.ref] > holder_entry.idx
+    assert got[match.ref] == got[source.ref] + 1
+    assert (gift.ref, matched.ref) == (source.ref, match.ref)
+    assert json.loads(matched.entry) == {"kind": "test", "matches": got[source.ref]}
+
+
+async def test_sixteen_rooms_moving_money_at_once_leave_one_gap_free_log(wide_db, app, key):
+    tag = secrets.token_hex(3)
+    services = app.state.services
+
+    async def room(r: int) -> dict[str, int]:
+        got: dict[str, int] = {}
+        for i in range(6):
+            gift = log.NewEntry("test", f"test:{tag}:{r}:{i}", {"room": r, "i": i})
+            match = log.NewEntry("test", f"{gift.ref}:m", {"matches": log.IndexOf(gift.ref)})
+            await _queue_and_commit(wide_db, [gift, match])
+            got |= await sequencer.sequence(services, [gift.ref, match.ref])
+        return got
+
+    rooms = await asyncio.gather(*(room(r) for r in range(16)))
+    mine = {ref: i for got in rooms for ref, i in got.items()}
+    assert len(mine) == len(set(mine.values())) == 16 * 6 * 2  # every entry, its own index
+    rows = await _all_entries(wide_db)
+    assert [r.idx for r in rows] == list(range(len(rows)))  # no gap, no duplicate
+    by_index = {r.idx: r for r in rows}
+    for ref, index in mine.items():
+        assert by_index[index].ref == ref
+        if ref.endswith(":m"):
+            assert json.loads(by_index[index].entry)["matches"] == mine[ref[:-2]]
+    async with wide_db.reader() as s:
+        assert await log.queued(s) == 0
+    signed = await checkpoint.publish(wide_db, key)
+    async with wide_db.reader() as s:
+        covered = await log.entries(s, 0, signed.size)
+    leaves = [merkle.leaf_hash(r.entry.encode()) for r in covered]
+    assert merkle.root_of_leaves(leaves) == signed.root_hash
+
+
+async def test_entries_a_crash_left_queued_are_logged_by_the_sweep_and_their_events_then_sent(
+    wide_db, app
+):
+    """Committed, then the process died before sequencing: the events naming the entry
+    wait in the outbox (nothing is sent without its index), the worker's sweep logs the
+    entry, and the relay sends the events with the index filled in."""
+    tag = secrets.token_hex(3)
+    ref = f"test:{tag}:orphan"
+    event = {"type": "donation", "donation_id": tag, "entry_index": None}
+    async with wide_db.transaction() as s:
+        await log.queue(s, [log.NewEntry("test", ref, {"x": 1})])
+        await s.execute(
+            text(
+                "INSERT INTO outbox (events, xid, entry_of)"
+                " VALUES (CAST(:e AS jsonb), pg_current_xact_id()::text::bigint, :r)"
+            ),
+            {"e": json.dumps([[f"test:{tag}", event], [f"test:{tag}", {"type": "x"}]]), "r": ref},
+        )
+    await outbox.relay(app.state.services)
+    async with wide_db.reader() as s:
+        held = (
+            await s.execute(
+                text("SELECT sent_at, events FROM outbox WHERE events @> CAST(:e AS jsonb)"),
+                {"e": json.dumps([[f"test:{tag}", {"donation_id": tag}]])},
+            )
+        ).one()
+        assert held.sent_at is None and await log.entry_by_ref(s, ref) is None
+    await sequence_log({"services": app.state.services})
+    await outbox.relay(app.state.services)
+    async with wide_db.reader() as s:
+        entry = await log.entry_by_ref(s, ref)
+        sent = (
+            await s.execute(
+                text("SELECT sent_at, events FROM outbox WHERE events @> CAST(:e AS jsonb)"),
+                {"e": json.dumps([[f"test:{tag}", {"donation_id": tag}]])},
+            )
+        ).one()
+    assert entry is not None and sent.sent_at is not None
+    assert sent.events == [
+        [f"test:{tag}", {**event, "entry_index": entry.idx}],
+        [f"test:{tag}", {"type": "x"}],  # an event without the field is left as it was
+    ]
+
+
+async def test_a_reversal_queued_before_its_source_is_sequenced_names_the_source(wide_db, app):
+    tag = secrets.token_hex(3)
+    source = log.NewEntry("test", f"test:{tag}:pledge", {"amount": 5})
+    await _queue_and_commit(wide_db, [source])
+    back = log.NewEntry("test", f"test:{tag}:reversal", {"reverses": log.IndexOf(source.ref)})
+    await _queue_and_commit(wide_db, [back])
+    got = await sequencer.sequence(app.state.services, [back.ref, source.ref])
+    async with wide_db.reader() as s:
+        [entry] = await log.entries(s, got[back.ref], got[back.ref] + 1)
+    assert json.loads(entry.entry)["reverses"] == got[source.ref] < got[back.ref]
+
+
+async def test_a_movement_already_in_the_log_cannot_be_queued_again(db):
+    ref = f"test:again:{secrets.token_hex(4)}"
+    async with db.transaction() as s:
+        await log.append(s, "test", ref, {"x": 1})
+    with pytest.raises(log.EntryError):
+        async with db.transaction() as s:
+            await log.queue(s, [log.NewEntry("test", ref, {"x": 2})])
+    queued = log.NewEntry("test", f"{ref}:q", {"x": 3})
+    await _queue_and_commit(db, [queued])
+    with pytest.raises(DBAPIError):  # queued twice: the queue holds refs uniquely
+        await _queue_and_commit(db, [queued])

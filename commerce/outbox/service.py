@@ -27,16 +27,41 @@ log = logging.getLogger("panen.outbox")
 RELEASE_TOPIC = "_release"
 
 
-async def add(s: AsyncSession, rows: Sequence[Topical]) -> None:
+async def add(s: AsyncSession, rows: Sequence[Topical], entry_of: str | None = None) -> None:
     """Queue events `(topic, event)` with this transaction's change: one row for all. An
-    insert of a new row: it waits on no lock, so it may follow the log head's."""
+    insert of a new row: it waits on no lock.
+
+    `entry_of` names the transparency-log entry these events point at (their `entry_index`),
+    which gets its index only after this commits: the row is held until `entries_known`
+    fills it in, and then sent as written, still as this transaction's events."""
     if rows:
         await s.execute(
             text(
-                "INSERT INTO outbox (events, xid)"
-                " VALUES (CAST(:e AS jsonb), pg_current_xact_id()::text::bigint)"
+                "INSERT INTO outbox (events, xid, entry_of)"
+                " VALUES (CAST(:e AS jsonb), pg_current_xact_id()::text::bigint, :ref)"
             ),
-            {"e": orjson.dumps([(topic, as_json(event)) for topic, event in rows]).decode()},
+            {
+                "e": orjson.dumps([(topic, as_json(event)) for topic, event in rows]).decode(),
+                "ref": entry_of,
+            },
+        )
+
+
+async def entries_known(s: AsyncSession, indexes: dict[str, int]) -> None:
+    """Log entries got their indexes: the rows held for them get `entry_index` in each
+    event that has the field, and are released to the relay."""
+    if indexes:
+        await s.execute(
+            text(
+                "UPDATE outbox o SET entry_of = NULL, events = ("
+                "  SELECT jsonb_agg(CASE WHEN x.e->1 ? 'entry_index'"
+                "   THEN jsonb_set(x.e, '{1,entry_index}', to_jsonb(k.idx)) ELSE x.e END"
+                "   ORDER BY x.n)"
+                "  FROM jsonb_array_elements(o.events) WITH ORDINALITY AS x(e, n))"
+                " FROM unnest(CAST(:refs AS text[]), CAST(:idx AS bigint[])) AS k(ref, idx)"
+                " WHERE o.entry_of = k.ref"
+            ),
+            {"refs": list(indexes), "idx": list(indexes.values())},
         )
 
 
@@ -77,7 +102,8 @@ async def relay(services: Services, batch: int = 50) -> int:
             rows = (
                 await s.execute(
                     text(
-                        "SELECT id, xid, events::text AS events FROM outbox WHERE sent_at IS NULL"
+                        "SELECT id, xid, events::text AS events FROM outbox"
+                        " WHERE sent_at IS NULL AND entry_of IS NULL"
                         " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
                     ),
                     {"n": batch},

@@ -91,10 +91,10 @@ async def campaign_page(s: AsyncSession, campaign_id: str) -> CampaignPage:
         await s.execute(
             text(
                 "SELECT u.display_name, d.visibility, d.amount, d.currency, d.message,"
-                " d.message_status, ls.moderate_messages, d.paid_at, f.entry_index"
+                " d.message_status, ls.moderate_messages, d.paid_at, e.idx AS entry_index"
                 " FROM donations d JOIN users u ON u.id = d.donor_id"
                 " JOIN sessions ls ON ls.id = d.session_id"
-                " LEFT JOIN charity_funds f ON f.ref = 'donation:' || d.id"
+                " LEFT JOIN tlog_entries e ON e.ref = 'donation:' || d.id"
                 " WHERE d.session_id = ANY(:ids) AND d.status = 'paid'"
                 " ORDER BY d.paid_at DESC LIMIT :n"
             ),

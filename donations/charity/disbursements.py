@@ -9,10 +9,10 @@ the evidence hash, and every fund it drew on (by log index).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from pydantic import Field, StringConstraints
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.ledger import service as ledger
@@ -41,12 +41,21 @@ class CreateDisbursement(RequestBody):
     currency: Currency = "IDR"
 
 
+def _spendable(charity_id: str, currency: str) -> list[ColumnElement[bool]]:
+    """Money the charity may spend: not held for a delivery, and in the log (its entry
+    sequenced), so that an allocation can name it."""
+    return [
+        CharityFund.charity_id == charity_id,
+        CharityFund.currency == currency,
+        CharityFund.held.is_(False),
+        CharityFund.entry_index.is_not(None),
+    ]
+
+
 async def available(s: AsyncSession, charity_id: str, currency: str) -> int:
     value = await s.scalar(
         select(func.coalesce(func.sum(CharityFund.amount - CharityFund.allocated), 0)).where(
-            CharityFund.charity_id == charity_id,
-            CharityFund.currency == currency,
-            CharityFund.held.is_(False),
+            *_spendable(charity_id, currency)
         )
     )
     return int(value or 0)
@@ -73,10 +82,8 @@ async def disburse(
                 await s.execute(
                     select(CharityFund)
                     .where(
-                        CharityFund.charity_id == charity_id,
-                        CharityFund.currency == body.currency,
+                        *_spendable(charity_id, body.currency),
                         CharityFund.allocated < CharityFund.amount,
-                        CharityFund.held.is_(False),
                     )
                     .order_by(CharityFund.id)
                     .limit(200)
@@ -120,7 +127,7 @@ async def disburse(
             "evidence_sha256": body.evidence_sha256,
             "evidence_url": body.evidence_url,
             "units": body.units,
-            "allocations": [{"entry": f.entry_index, "amount": a} for f, a in drawn],
+            "allocations": [{"entry": cast(int, f.entry_index), "amount": a} for f, a in drawn],
             "at": rfc3339(now),
         },
     )
@@ -173,7 +180,7 @@ async def allocations_of(s: AsyncSession, ids: list[str]) -> dict[str, list[Allo
         out[dsb_id].append(
             {
                 "kind": fund.kind,
-                "entry_index": fund.entry_index,
+                "entry_index": cast(int, fund.entry_index),  # drawn only once in the log
                 "session_id": fund.session_id,
                 "amount": int(amount),
                 "received_at": rfc3339(fund.received_at),

@@ -15,6 +15,7 @@ from core.auth import Role
 from core.errors import conflict, not_found
 from core.http import ANYONE, LIMIT, LOGGED_IN, Api, Ctx, json, roles
 from core.ids import new_id
+from donations.charity import sequencer
 from donations.charity.campaigns import CampaignPage, campaign_page
 from donations.charity.disbursements import (
     CreateDisbursement,
@@ -117,6 +118,8 @@ async def create_disbursement(ctx: Ctx) -> Response:
     charity = await load_charity(ctx.services.db, ctx.path("charity_id"))
     require_charity_admin(ctx.user, charity)
     body = await ctx.body(CreateDisbursement)
+    # Only money whose entry is in the log can be named by a disbursement's allocations.
+    await sequencer.catch_up(ctx.services)
     async with ctx.services.db.transaction() as s:
         d = await disburse(s, charity.id, body, ctx.user.user_id)
         allocations = await allocations_of(s, [d.id])

@@ -16,11 +16,13 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 from sqlalchemy.sql.expression import false
 
 from core.db import ID, Base, Timestamped
+from donations.transparency.models import LogEntry
 
 
 class Match(Timestamped, Base):
@@ -58,7 +60,12 @@ class CharityFund(Base):
     charity_id: Mapped[str] = mapped_column(ForeignKey("charities.id"), nullable=False)
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     ref: Mapped[str] = mapped_column(String(120), unique=True, nullable=False)
-    entry_index: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Its entry's index in the log: read from the entry (one ref, unique in both tables),
+    # as the sequencer writes it after this row commits; None until then. A change to the
+    # fund (allocated, amount) does not change it: kept, not reloaded, after a flush.
+    entry_index: Mapped[int | None] = column_property(
+        select(LogEntry.idx).where(LogEntry.ref == ref).scalar_subquery(), expire_on_flush=False
+    )
     session_id: Mapped[str | None] = mapped_column(String(40), index=True)
     # For a match: the movement it matched (`donation:don_…`, `pledge:ord_…`).
     source_ref: Mapped[str | None] = mapped_column(String(120), index=True)

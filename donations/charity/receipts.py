@@ -5,6 +5,7 @@ signed log and what it was spent on (panen verify, or the /verify page).
 from __future__ import annotations
 
 import base64
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.clock import rfc3339
 from core.errors import ApiError
 from core.services import Services
+from donations.charity import sequencer
 from donations.charity.models import Allocation, CharityFund, Disbursement
 from donations.charity.schemas import ReceiptProof, TraceStep
 from donations.transparency import checkpoint, log
@@ -38,7 +40,7 @@ async def trace(s: AsyncSession, fund_ids: list[int]) -> list[TraceStep]:
             "disbursement_id": d.id,
             "amount": int(amount),
             "from": kind,
-            "from_entry_index": int(entry_index),
+            "from_entry_index": int(cast(int, entry_index)),  # drawn only once in the log
             "purpose": d.purpose,
             "evidence_sha256": d.evidence_sha256,
             "evidence_url": d.evidence_url,
@@ -53,10 +55,20 @@ async def trace(s: AsyncSession, fund_ids: list[int]) -> list[TraceStep]:
 async def build(services: Services, fund: CharityFund, base_url: str) -> ReceiptProof:
     """The proof half of a receipt: entry, inclusion in a signed checkpoint, and the trace
     of this money and of the sponsor matches it drew."""
-    ck = await checkpoint.covering(services.db, signing_key(services), fund.entry_index + 1)
+    index = fund.entry_index
+    if index is None:  # committed a moment ago, or left queued by a crash: sequence it now
+        index = (await sequencer.sequence(services, [fund.ref])).get(fund.ref)
+        if index is None:
+            raise ApiError(
+                503,
+                "unavailable",
+                "this money's entry is not in the log yet; retry",
+                headers={"Retry-After": "2"},
+            )
+    ck = await checkpoint.covering(services.db, signing_key(services), index + 1)
     async with services.db.reader() as s:
-        [entry] = await log.entries(s, fund.entry_index, fund.entry_index + 1)
-        hashes = await log.inclusion_proof(s, fund.entry_index, ck.size)
+        [entry] = await log.entries(s, index, index + 1)
+        hashes = await log.inclusion_proof(s, index, ck.size)
         matches = list(
             (
                 await s.execute(
@@ -86,7 +98,9 @@ async def build(services: Services, fund: CharityFund, base_url: str) -> Receipt
         },
         "log_url": base_url.rstrip("/"),
         "matched": [
-            {"amount": m.amount, "entry_index": m.entry_index, "ref": m.ref} for m in matches
+            {"amount": m.amount, "entry_index": m.entry_index, "ref": m.ref}
+            for m in matches
+            if m.entry_index is not None  # sequenced with what it matched, so always
         ],
         "trace": spent,
     }

@@ -6,10 +6,10 @@ pledge), exactly one transparency-log entry, and the bookkeeping that disburseme
 reports and the room read (the fund row that oldest-first allocation draws from, the
 room's running sums). Sponsor matches and goal milestones follow in the same transaction.
 
-The log's head is the last lock a transaction takes (docs/architecture.md), so entries are
-not appended as they arise: a `Journal` collects them while the flow runs and `write`s them
-at its end, with the fund rows that name their indexes. Rows are locked in one order
-everywhere: charity funds by id, then a room's matches, then its running sums, rooms by id.
+A `Journal` collects the entries while the flow runs and `write`s them at its end, to the
+log's queue (no lock), with the fund rows they open; after the commit the flow waits for
+`sequencer.sequence` to give them their indexes. Rows are locked in one order everywhere:
+charity funds by id, then a room's matches, then its running sums, rooms by id.
 """
 
 from __future__ import annotations
@@ -111,7 +111,6 @@ FUND_COLUMNS = (
     ("charity_id", "text"),
     ("kind", "text"),
     ("ref", "text"),
-    ("entry_index", "bigint"),
     ("session_id", "text"),
     ("source_ref", "text"),
     ("donor_id", "text"),
@@ -130,7 +129,11 @@ class Journal:
     def __init__(self) -> None:
         self._entries: list[log.NewEntry] = []
         self._inflows: list[Movement] = []
-        self.index: dict[str, int] = {}  # ref -> log index, once written
+
+    @property
+    def refs(self) -> list[str]:
+        """The refs of its entries: what to wait for after the commit."""
+        return [e.ref for e in self._entries]
 
     def receive(self, m: Movement) -> None:
         """An inflow: its entry, and the fund that disbursements will draw on."""
@@ -155,24 +158,23 @@ class Journal:
             "session_id": fund.session_id,
             "amount": amount,
             "currency": fund.currency,
-            "reverses": fund.entry_index,
+            # Its index, or, while the sequencer has not reached it yet, its ref.
+            "reverses": log.IndexOf(fund.ref) if fund.entry_index is None else fund.entry_index,
             "at": rfc3339(at),
         }
         self._entries.append(log.NewEntry(kind, ref, entry))
         fund.amount = 0
         return amount
 
-    async def write(self, s: AsyncSession) -> dict[str, int]:
-        """Append every entry under the log head's lock (the transaction's last), then open
-        the funds with their indexes. Returns ref -> index."""
-        appended = await log.append_many(s, self._entries)
-        self.index = {e.ref: a.index for e, a in zip(self._entries, appended, strict=True)}
+    async def write(self, s: AsyncSession) -> list[str]:
+        """Queue every entry for the log and open the funds; returns the refs to pass to
+        `sequencer.sequence` once this transaction commits."""
+        await log.queue(s, self._entries)
         rows = [
             {
                 "charity_id": m.charity_id,
                 "kind": m.kind,
                 "ref": m.ref,
-                "entry_index": self.index[m.ref],
                 "session_id": m.session_id,
                 "source_ref": m.source_ref,
                 "donor_id": m.donor_id,
@@ -186,7 +188,7 @@ class Journal:
             for m in self._inflows
         ]
         await insert_rows(s, "charity_funds", FUND_COLUMNS, rows)
-        return self.index
+        return self.refs
 
 
 def _waits_for_delivery(m: Movement) -> bool:

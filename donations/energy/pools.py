@@ -28,6 +28,7 @@ from core.errors import bad_request, conflict, not_found
 from core.ids import new_id
 from core.models import User
 from core.services import Services
+from donations.charity import sequencer
 from donations.charity import service as charity
 from donations.energy import points
 from donations.energy.events import Energy
@@ -212,7 +213,7 @@ async def redeem(
                 donor_salt=charity.new_salt(),
             ),
         )
-        entry_index = (await journal.write(s))[ref]  # the log's head: the last lock
+        logged = await journal.write(s)
         inserted = await s.scalar(
             pg_insert(PointsRedemption)
             .values(
@@ -247,12 +248,16 @@ async def redeem(
             )
             events.append((f"session:{room}", event))
         await outbox.add(s, events)
-        out: Redeemed = {
-            "redemption": redemption_json(redemption, entry_index, campaign),
-            "balance": st.balance,
-            "redeemable": max(0, st.redeemable),
-        }
+        balance, redeemable = st.balance, max(0, st.redeemable)
+    # Committed: its entry's index once the sequencer has given it one (left out of the
+    # answer, as on a repeat, if the database went away in between).
+    entry_index = (await sequencer.sequence(services, logged)).get(ref)
     await outbox.deliver(services)
+    out: Redeemed = {
+        "redemption": redemption_json(redemption, entry_index, campaign),
+        "balance": balance,
+        "redeemable": redeemable,
+    }
     return out, True
 
 

@@ -17,7 +17,9 @@ class Donation(Event):
     currency: str
     display_name: str  # as the giver chose to be shown
     charity_id: str
-    entry_index: int  # its entry in the transparency log
+    # Its entry in the transparency log: None only in the outbox row, until the sequencer
+    # gives the entry its index; every event sent carries it.
+    entry_index: int | None
     at: str | None
     message: str | None = None
     session_id: str | None = None  # the room's copy

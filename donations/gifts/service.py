@@ -220,10 +220,9 @@ def movement(gift: Donation, at: datetime) -> charity.Movement:
     )
 
 
-async def paid_events(
-    s: AsyncSession, gift: Donation, entry_index: int, at: datetime
-) -> list[Topical]:
-    """The paid gift, for its giver and its room, named as the giver chose."""
+async def paid_events(s: AsyncSession, gift: Donation, at: datetime) -> list[Topical]:
+    """The paid gift, for its giver and its room, named as the giver chose. Their
+    `entry_index` is filled in when the log sequences the gift's entry (outbox `entry_of`)."""
     donor = await s.get(User, gift.donor_id)
     event = DonationEvent(
         donation_id=gift.id,
@@ -231,7 +230,7 @@ async def paid_events(
         currency=gift.currency,
         display_name=display_name(donor.display_name if donor else ANONYMOUS, gift.visibility),
         charity_id=gift.charity_id,
-        entry_index=entry_index,
+        entry_index=None,
         at=rfc3339(at),
         message=gift.message if gift.message_status != "hidden" else None,
     )

@@ -1,27 +1,37 @@
 """The append-only log: canonical entries, gap-free appends, and proofs from stored subtrees.
 
-`append` runs inside the caller's transaction (the one that moves the money), takes the
-log head's row lock, and writes the entry, the perfect subtrees it completes and the new
-head. Another appender waits on the lock until this transaction ends: indexes never skip
-or fork, and if the money movement rolls back its entry rolls back with it.
+Two ways in, both under the log head's row lock, so indexes never skip or fork:
+
+- `queue` (the money path): the transaction that moves the money writes its entries to a
+  queue table, taking no lock; if it rolls back, its entries roll back with it. `integrate`
+  (the sequencer, its own short transaction) then takes the head lock, gives every
+  committed queued entry its index in queue order, writes the entries, the perfect
+  subtrees they complete and the new head, and deletes what it took: one lock and one
+  commit for a whole batch, as Trillian and Tessera integrate their queues, instead of
+  every money transaction holding the head from its append until its commit.
+- `append_many` (a disbursement, a bench's bulk load): appends inside the caller's
+  transaction, holding the head until it ends.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db import insert_rows
 from donations.transparency import merkle
-from donations.transparency.models import LogEntry, LogHead, LogNode
+from donations.transparency.models import LogEntry, LogHead, LogNode, QueuedEntry
 
 HEAD_ID = 1
+
+_log = logging.getLogger("panen.transparency")
 
 
 class EntryError(ValueError):
@@ -65,8 +75,9 @@ class NewEntry:
 
 @dataclass(frozen=True, slots=True)
 class IndexOf:
-    """A field's value to be: the index of an earlier entry of the same `append_many` call
-    (a match names the gift it matches), known only once the head is locked."""
+    """A top-level field's value to be: the index of another entry, known only once that
+    one is sequenced (a match names the gift it matches, a reversal the pledge it takes
+    back). The entry it names is in the same call, or was queued or appended before."""
 
     ref: str
 
@@ -105,44 +116,162 @@ NODE_COLUMNS = (("level", "smallint"), ("idx", "bigint"), ("hash", "bytea"))
 
 
 async def append_many(session: AsyncSession, items: Sequence[NewEntry]) -> list[Appended]:
-    """Append several entries under one lock, in order (also the bulk loader of benches)."""
+    """Append several entries under one lock, in order, inside the caller's transaction."""
     if not items:
         return []
-    # An entry's text and leaf hash do not depend on its index: made before the lock,
-    # which concurrent appenders wait on until this transaction ends (only entries that
-    # name another's index wait for it).
-    later = [any(isinstance(v, IndexOf) for v in item.data.values()) for item in items]
-    texts: list[bytes | None] = [
-        None if wait else canonical_json({**item.data, "kind": item.kind})
-        for item, wait in zip(items, later, strict=True)
-    ]
-    leaves = [None if text is None else merkle.leaf_hash(text) for text in texts]
     size, peaks = await _lock_head(session)
-    at_index = {item.ref: size + n for n, item in enumerate(items)}
+    known = await _indexes_of(session, _named(items) - {i.ref for i in items})
+    written, waiting = await _write(session, size, peaks, items, known)
+    if waiting:
+        raise EntryError(f"{waiting[0].ref} names an entry that is not in the log")
+    return [a for _, a in written]
+
+
+def _named(items: Sequence[NewEntry]) -> set[str]:
+    """The refs whose indexes these entries name."""
+    return {v.ref for i in items for v in i.data.values() if isinstance(v, IndexOf)}
+
+
+async def _indexes_of(session: AsyncSession, refs: set[str]) -> dict[str, int]:
+    if not refs:
+        return {}
+    rows = await session.execute(
+        text("SELECT ref, idx FROM tlog_entries WHERE ref = ANY(:r)"), {"r": sorted(refs)}
+    )
+    return {r.ref: int(r.idx) for r in rows}
+
+
+async def _write(
+    session: AsyncSession,
+    size: int,
+    peaks: list[bytes],
+    items: Sequence[NewEntry],
+    known: dict[str, int],
+) -> tuple[list[tuple[NewEntry, Appended]], list[NewEntry]]:
+    """Give `items` the next indexes, in order, with the head locked. An entry that names
+    one not written yet goes after it; one that names an entry nowhere to be found waits
+    (for `integrate`'s next pass). Writes entries, subtrees and head; returns what it
+    wrote, with its index, and what waits."""
+    at_index = dict(known)
     entry_rows: list[dict[str, Any]] = []
     node_rows: list[dict[str, Any]] = []
-    out: list[Appended] = []
-    for item, text, leaf in zip(items, texts, leaves, strict=True):
-        if text is None or leaf is None:
+    out: list[tuple[NewEntry, Appended]] = []
+    pending = list(items)
+    while pending:
+        waiting: list[NewEntry] = []
+        for item in pending:
+            names = [v.ref for v in item.data.values() if isinstance(v, IndexOf)]
+            if any(ref not in at_index for ref in names):
+                waiting.append(item)
+                continue
             data = {
                 k: at_index[v.ref] if isinstance(v, IndexOf) else v for k, v in item.data.items()
             }
-            text = canonical_json({**data, "kind": item.kind})
-            leaf = merkle.leaf_hash(text)
-        peaks, nodes = merkle.append_to_peaks(size, peaks, leaf)
-        decoded = text.decode()
-        entry_rows.append(
-            {"idx": size, "ref": item.ref, "kind": item.kind, "entry": decoded, "leaf_hash": leaf}
+            raw = canonical_json({**data, "kind": item.kind})
+            leaf = merkle.leaf_hash(raw)
+            peaks, nodes = merkle.append_to_peaks(size, peaks, leaf)
+            entry = raw.decode()
+            entry_rows.append(
+                {"idx": size, "ref": item.ref, "kind": item.kind, "entry": entry, "leaf_hash": leaf}
+            )
+            node_rows.extend({"level": k[0], "idx": k[1], "hash": h} for k, h in nodes)
+            out.append((item, Appended(size, leaf, entry)))
+            at_index[item.ref] = size
+            size += 1
+        if len(waiting) == len(pending):  # no progress: what is left names the unknown
+            break
+        pending = waiting
+    else:
+        waiting = []
+    if out:
+        await insert_rows(session, "tlog_entries", ENTRY_COLUMNS, entry_rows)
+        await insert_rows(session, "tlog_nodes", NODE_COLUMNS, node_rows)
+        await session.execute(
+            update(LogHead).where(LogHead.id == HEAD_ID).values(size=size, peaks=b"".join(peaks))
         )
-        node_rows.extend({"level": k[0], "idx": k[1], "hash": h} for k, h in nodes)
-        out.append(Appended(size, leaf, decoded))
-        size += 1
-    await insert_rows(session, "tlog_entries", ENTRY_COLUMNS, entry_rows)
-    await insert_rows(session, "tlog_nodes", NODE_COLUMNS, node_rows)
-    await session.execute(
-        update(LogHead).where(LogHead.id == HEAD_ID).values(size=size, peaks=b"".join(peaks))
+    return out, waiting
+
+
+# --- The queue and its sequencer ------------------------------------------------------------
+
+QUEUE_COLUMNS = (("ref", "text"), ("kind", "text"), ("data", "jsonb"), ("names", "jsonb"))
+
+
+async def queue(session: AsyncSession, items: Sequence[NewEntry]) -> None:
+    """Queue entries in the caller's transaction, in order, taking no lock. Each must be
+    writable canonically (checked now, so a bad entry fails the money movement, not the
+    sequencer); `IndexOf` fields are kept apart, by name, until sequenced."""
+    if not items:
+        return
+    rows = []
+    for item in items:
+        plain = {k: v for k, v in item.data.items() if not isinstance(v, IndexOf)}
+        names = {k: v.ref for k, v in item.data.items() if isinstance(v, IndexOf)}
+        canonical_json({**plain, **dict.fromkeys(names, 0), "kind": item.kind})
+        rows.append(
+            {
+                "ref": item.ref,
+                "kind": item.kind,
+                "data": orjson.dumps(plain).decode(),
+                "names": orjson.dumps(names).decode(),
+            }
+        )
+    # One movement is logged once: a ref already in the log fails the money movement, as
+    # a second queued one does (both tables hold refs uniquely).
+    if await _indexes_of(session, {r["ref"] for r in rows}):
+        raise EntryError("this movement is in the log already")
+    await insert_rows(session, "tlog_queue", QUEUE_COLUMNS, rows)
+
+
+async def integrate(session: AsyncSession, limit: int = 2000) -> dict[str, int]:
+    """Sequence up to `limit` committed queued entries into the log, oldest first, in the
+    caller's (short) transaction. Returns ref -> index of those written.
+
+    Queue order keeps every name resolvable: an entry names one queued earlier in its own
+    transaction, or one whose transaction committed before it could lock what it reverses."""
+    size, peaks = await _lock_head(session)
+    # Read after the lock: every queue row committed by now is seen, none taken twice.
+    rows = (
+        await session.execute(
+            select(
+                QueuedEntry.id,
+                QueuedEntry.ref,
+                QueuedEntry.kind,
+                QueuedEntry.data,
+                QueuedEntry.names,
+            )
+            .order_by(QueuedEntry.id)
+            .limit(limit)
+        )
+    ).all()
+    if not rows:
+        return {}
+    items = [
+        NewEntry(r.kind, r.ref, {**r.data, **{k: IndexOf(v) for k, v in r.names.items()}})
+        for r in rows
+    ]
+    known = await _indexes_of(session, _named(items) | {i.ref for i in items})
+    # `queue` refuses a ref already logged; one that raced past it is dropped, not written
+    # twice (and not left to block every pass after it).
+    twice = {i.ref for i in items if i.ref in known}
+    if twice:
+        _log.error("queued log entries already in the log, dropped: %s", sorted(twice))
+    written, waiting = await _write(
+        session, size, peaks, [i for i in items if i.ref not in twice], known
     )
-    return out
+    if waiting:  # cannot happen by the order above; kept queued, and said loudly
+        _log.error("log entries wait for entries not in the log: %s", [w.ref for w in waiting])
+    taken = {item.ref for item, _ in written} | twice
+    await session.execute(
+        text("DELETE FROM tlog_queue WHERE id = ANY(:ids)"),
+        {"ids": [r.id for r in rows if r.ref in taken]},
+    )
+    return {item.ref: a.index for item, a in written}
+
+
+async def queued(session: AsyncSession) -> int:
+    """How many entries wait to be sequenced (committed ones)."""
+    return int(await session.scalar(select(func.count()).select_from(QueuedEntry)) or 0)
 
 
 # --- Reading. Nodes are never changed once written, so plain reads see a stable tree. ---

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, Timestamped
@@ -23,8 +25,8 @@ from core.db import Base, Timestamped
 class LogHead(Base):
     """The single row every append locks: the tree size and its peaks (the compact range).
 
-    Appends serialise on this row's lock, held until the appending transaction commits, so
-    indexes are gap-free and an entry commits atomically with the movement it records.
+    Appends serialise on this row's lock, held until the appending transaction (the
+    sequencer's, or a disbursement's) commits, so indexes are gap-free.
     """
 
     __tablename__ = "tlog_head"
@@ -54,6 +56,20 @@ class LogEntry(Timestamped, Base):
     kind: Mapped[str] = mapped_column(String(40), nullable=False)
     entry: Mapped[str] = mapped_column(Text, nullable=False)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class QueuedEntry(Timestamped, Base):
+    """An entry its money transaction committed, waiting for the sequencer to give it an
+    index (`log.integrate`). Deleted in the transaction that writes it into the log."""
+
+    __tablename__ = "tlog_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(120), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    # The entry's fields, but for those that name another entry's index: field -> its ref.
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    names: Mapped[dict[str, str]] = mapped_column(JSONB, nullable=False)
 
 
 class LogNode(Base):

@@ -42,6 +42,7 @@ from core.clock import utcnow
 from core.errors import ApiError, bad_request, forbidden, not_found
 from core.events import Topical
 from core.services import Services
+from donations.charity import sequencer
 from donations.charity import service as charity
 from panen.flows.refund import refund_locked
 
@@ -51,6 +52,7 @@ log = logging.getLogger("panen.flows")
 @dataclass
 class _Moved:
     refunds: list[str] = field(default_factory=list)  # payments to return after commit
+    logged: list[str] = field(default_factory=list)  # log entries to sequence after commit
 
 
 async def roles_in(services: Services, principal: Principal, shipment: Shipment) -> set[str]:
@@ -202,7 +204,7 @@ async def _fail(s: AsyncSession, shipment_id: str, by: str, reason: str) -> _Mov
     now = utcnow()
     lifecycle.move(s, shipment, ShipmentStatus.FAILED, now, by, reason)
     shipment.failure_reason = reason
-    # 2. Each order refunded as a host's refund is; one journal, the log last.
+    # 2. Each order refunded as a host's refund is; one journal, queued for the log.
     done, events = _Moved(), list[Topical]()
     journal = charity.Journal()
     for order in lost:
@@ -211,7 +213,7 @@ async def _fail(s: AsyncSession, shipment_id: str, by: str, reason: str) -> _Mov
         )
         events += [outbox.release_row(order), *undone.events]
         done.refunds += undone.refunds
-    await journal.write(s)
+    done.logged = await journal.write(s)
     await outbox.add(s, [*events, *moved(shipment, [o.id for o in lost], now)])
     return done
 
@@ -222,6 +224,7 @@ async def _after_commit(services: Services, done: _Moved) -> None:
         await payments.execute_refunds(services, done.refunds)
     except Exception:
         log.warning("refunds of a failed delivery left to the sweeper", exc_info=True)
+    await sequencer.sequence(services, done.logged)
     await outbox.deliver(services)
 
 

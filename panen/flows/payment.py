@@ -39,6 +39,7 @@ from core.errors import conflict, forbidden, not_found
 from core.events import Topical
 from core.services import Services
 from core.shapes import TypedDict, closed
+from donations.charity import sequencer
 from donations.charity import service as charity
 from donations.energy import earning as energy
 from donations.gifts import lifecycle as gifts
@@ -89,6 +90,7 @@ class _Outcome:
     answer: WebhookAnswer
     settle: bool = False  # an order was paid: settlement is next
     refunds: list[str] = field(default_factory=list)  # payments to return after commit
+    logged: list[str] = field(default_factory=list)  # log entries to sequence after commit
 
 
 def _ignored(event: ProviderEvent, reason: str) -> _Outcome:
@@ -253,12 +255,14 @@ async def _for_gift(
     journal = charity.Journal()
     received = gift_service.movement(gift, now)
     events += await charity.gift_received(s, journal, received)
-    # 5. … the log, last …
-    index = await journal.write(s)
-    # 6. … and the events (the gift's names its log entry).
-    events = await gift_service.paid_events(s, gift, index[received.ref], now) + events
-    await outbox.add(s, events)
-    return _applied(event, payment)
+    # 5. … its entries, queued for the log …
+    logged = await journal.write(s)
+    # 6. … and the events, held until the gift's log entry has its index, which they name.
+    events = await gift_service.paid_events(s, gift, now) + events
+    await outbox.add(s, events, entry_of=received.ref)
+    outcome = _applied(event, payment)
+    outcome.logged = logged
+    return outcome
 
 
 async def _for_top_up(
@@ -320,6 +324,7 @@ async def _after_commit(services: Services, outcome: _Outcome) -> None:
             await payments.execute_refunds(services, outcome.refunds)
     except Exception:
         log.warning("after a payment event: left to the sweepers", exc_info=True)
+    await sequencer.sequence(services, outcome.logged)
     await outbox.deliver(services)
 
 

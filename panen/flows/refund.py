@@ -38,6 +38,7 @@ from core.clock import rfc3339, utcnow
 from core.errors import conflict, forbidden, not_found
 from core.events import Topical
 from core.services import Services
+from donations.charity import sequencer
 from donations.charity import service as charity
 from donations.energy import earning as energy
 from panen.flows.settle import sale_entries
@@ -49,6 +50,7 @@ log = logging.getLogger("panen.flows")
 class _Done:
     order: OrderOut | None = None  # as it is once the change committed
     refunds: list[str] = field(default_factory=list)  # payments to return after commit
+    logged: list[str] = field(default_factory=list)  # log entries to sequence after commit
 
 
 async def _cancel(s: AsyncSession, principal: Principal, order_id: str) -> _Done:
@@ -87,8 +89,8 @@ async def _cancel(s: AsyncSession, principal: Principal, order_id: str) -> _Done
     else:
         journal = charity.Journal()
         undone = await refund_locked(s, journal, order, payment, now, f"refunded {note}")
-        # … and the log, last.
-        await journal.write(s)
+        # … and its entries, queued for the log.
+        done.logged = await journal.write(s)
         events += undone.events
         done.refunds += undone.refunds
     await outbox.add(s, events)
@@ -166,6 +168,7 @@ async def cancel_order(services: Services, principal: Principal, order_id: str) 
                 done.order = await _read(s, order_id)
     except Exception:  # the refund sweeper returns the money; the refund stands
         log.warning("refund of %s left to the sweeper", order_id, exc_info=True)
+    await sequencer.sequence(services, done.logged)
     await outbox.deliver(services)
     assert done.order is not None
     return done.order

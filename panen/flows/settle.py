@@ -33,6 +33,7 @@ from core.db import is_transient
 from core.events import Topical
 from core.models import User
 from core.services import Services
+from donations.charity import sequencer
 from donations.charity import service as charity
 from donations.energy import earning as energy
 
@@ -113,7 +114,7 @@ async def _settle(
             for o, _, _ in rows
         ],
     )
-    # 6. … and the transparency log, whose head is the last lock taken.
+    # 6. … and their entries, queued for the transparency log (sequenced after commit).
     await journal.write(s)
     # 7. The events, sent by the relay once this commits.
     await outbox.add(s, events)
@@ -121,6 +122,15 @@ async def _settle(
 
 
 async def settle_batch(services: Services, limit: int | None = None) -> int:
+    """Settle up to `limit` (BATCH) paid orders in one transaction, then sequence their
+    pledges' log entries; returns how many."""
+    n = await _settle_batch(services, limit)
+    if n:
+        await sequencer.catch_up(services)
+    return n
+
+
+async def _settle_batch(services: Services, limit: int | None) -> int:
     """Settle up to `limit` (BATCH) paid orders in one transaction; returns how many.
 
     An order the database refuses to settle (a bug, or a value out of a column's range)
