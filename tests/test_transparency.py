@@ -342,9 +342,7 @@ async def _queue_and_commit(db: Database, entries: list[log.NewEntry]) -> None:
         await log.queue(s, entries)
 
 
-async def test_a_movement_commits_while_the_log_head_is_held_and_is_sequenced_after(
-    wide_db, app
-):
+async def test_a_movement_commits_while_the_log_head_is_held_and_is_sequenced_after(wide_db, app):
     """The money transaction no longer waits for the head: it queues its entries and
     commits at once; the sequencer gives them indexes once the head is free."""
     tag = secrets.token_hex(3)

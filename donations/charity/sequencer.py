@@ -13,6 +13,7 @@ queued, the worker's sweep integrates within seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.outbox import service as outbox
 from core.batching import Batcher
+from core.db import Database
 from core.services import Services
 from donations.transparency import log as tlog
 
@@ -37,32 +39,49 @@ async def integrate(s: AsyncSession, limit: int = PASS) -> dict[str, int]:
     return indexes
 
 
-async def _passes(services: Services, wanted: list[tuple[str, ...]]) -> list[dict[str, int]]:
-    """Integrate until the queue is drained (at most a few passes), then tell each caller
-    the index of each of its refs, read back for those another process sequenced."""
-    written: dict[str, int] = {}
-    for _ in range(10):
-        got = await services.db.run(integrate)
-        written.update(got)
-        if len(got) < PASS:
-            break
-    refs = {r for refs in wanted for r in refs} - written.keys()
-    if refs:
-        async with services.db.reader() as s:
-            rows = await s.execute(
-                text("SELECT ref, idx FROM tlog_entries WHERE ref = ANY(:r)"), {"r": sorted(refs)}
-            )
-            written.update({r.ref: int(r.idx) for r in rows})
-    return [{r: written[r] for r in refs if r in written} for refs in wanted]
+class Sequencer:
+    """A process's sequencer: concurrent callers share passes (a call waits for the first
+    pass that starts after it, which sees its commit)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._batcher: Batcher[tuple[str, ...], dict[str, int]] = Batcher(
+            self._passes, max_batch=100_000, max_in_flight=1
+        )
+
+    async def sequence(self, refs: Sequence[str]) -> dict[str, int]:
+        """A pass (or a share of one); returns the index of each of `refs` in the log."""
+        return await self._batcher.submit(tuple(refs))
+
+    async def _passes(self, wanted: list[tuple[str, ...]]) -> list[dict[str, int]]:
+        """Integrate until the queue is drained (at most a few passes); the last pass also
+        reads the indexes of the callers' refs that another process wrote."""
+        refs = {r for refs in wanted for r in refs}
+        written: dict[str, int] = {}
+        for _ in range(10):
+            got, drained = await self.db.run(lambda s: _pass(s, refs - written.keys()))
+            written.update(got)
+            if drained:
+                break
+        return [{r: written[r] for r in refs if r in written} for refs in wanted]
 
 
-def _sequencer(services: Services) -> Batcher[tuple[str, ...], dict[str, int]]:
-    return services.shared(
-        "donations.charity.sequencer",
-        lambda: Batcher(
-            lambda wanted: _passes(services, wanted), max_batch=100_000, max_in_flight=1
-        ),
-    )
+async def _pass(s: AsyncSession, refs: set[str]) -> tuple[dict[str, int], bool]:
+    """One pass; once the queue is drained, also the indexes of `refs` written before
+    (the head is held: whatever committed is seen). Returns (ref -> index, drained)."""
+    got = await integrate(s)
+    if len(got) >= PASS:
+        return got, False
+    if left := refs - got.keys():
+        rows = await s.execute(
+            text("SELECT ref, idx FROM tlog_entries WHERE ref = ANY(:r)"), {"r": sorted(left)}
+        )
+        got |= {r.ref: int(r.idx) for r in rows}
+    return got, True
+
+
+def _sequencer(services: Services) -> Sequencer:
+    return services.shared("donations.charity.sequencer", lambda: Sequencer(services.db))
 
 
 async def sequence(services: Services, refs: Sequence[str] = ()) -> dict[str, int]:
@@ -73,16 +92,34 @@ async def sequence(services: Services, refs: Sequence[str] = ()) -> dict[str, in
     if not refs:
         return {}
     try:
-        return await _sequencer(services).submit(tuple(refs))
+        return await _sequencer(services).sequence(refs)
     except Exception:
         log.warning("log entries left queued for the sweep", exc_info=True)
         return {}
+
+
+def soon(services: Services, refs: Sequence[str]) -> None:
+    """After a commit whose answer does not name its entries' indexes (a payment webhook,
+    a refund): sequence them in this process's next pass, in the background, then send
+    the events the outbox held for them. The caller answers without waiting for the
+    pass; if the process dies first, the worker's sweep logs them."""
+    if not refs:
+        return
+    tasks: set[asyncio.Task[None]] = services.shared("donations.charity.sequencer.soon", set)
+    task = asyncio.get_running_loop().create_task(_sequence_and_send(services, list(refs)))
+    tasks.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(tasks.discard)
+
+
+async def _sequence_and_send(services: Services, refs: list[str]) -> None:
+    await sequence(services, refs)
+    await outbox.deliver(services)
 
 
 async def catch_up(services: Services) -> None:
     """A pass for entries nobody waits on by ref (a settlement batch's pledges), and the
     worker's sweep of what a crash or a database outage left queued. Never raises."""
     try:
-        await _sequencer(services).submit(())
+        await _sequencer(services).sequence(())
     except Exception:
         log.warning("log entries left queued for the next sweep", exc_info=True)

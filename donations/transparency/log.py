@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import CursorResult, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db import insert_rows
 from donations.transparency import merkle
 from donations.transparency.models import LogEntry, LogHead, LogNode, QueuedEntry
 
@@ -147,10 +147,12 @@ async def _write(
     peaks: list[bytes],
     items: Sequence[NewEntry],
     known: dict[str, int],
+    queued: dict[str, int] | None = None,
 ) -> tuple[list[tuple[NewEntry, Appended]], list[NewEntry]]:
     """Give `items` the next indexes, in order, with the head locked. An entry that names
     one not written yet goes after it; one that names an entry nowhere to be found waits
-    (for `integrate`'s next pass). Writes entries, subtrees and head; returns what it
+    (for `integrate`'s next pass). Writes entries, subtrees and head, and takes what it
+    wrote off the queue (`queued`: ref -> queue id), in one statement; returns what it
     wrote, with its index, and what waits."""
     at_index = dict(known)
     entry_rows: list[dict[str, Any]] = []
@@ -184,12 +186,27 @@ async def _write(
     else:
         waiting = []
     if out:
-        await insert_rows(session, "tlog_entries", ENTRY_COLUMNS, entry_rows)
-        await insert_rows(session, "tlog_nodes", NODE_COLUMNS, node_rows)
-        await session.execute(
-            update(LogHead).where(LogHead.id == HEAD_ID).values(size=size, peaks=b"".join(peaks))
-        )
+        done = [queued[item.ref] for item, _ in out] if queued else []
+        params: dict[str, Any] = {"size": size, "peaks": b"".join(peaks), "done": done}
+        params |= {f"e_{name}": [r[name] for r in entry_rows] for name, _ in ENTRY_COLUMNS}
+        params |= {f"n_{name}": [r[name] for r in node_rows] for name, _ in NODE_COLUMNS}
+        await session.execute(_WRITE, params)
     return out, waiting
+
+
+def _unnest(prefix: str, columns: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"CAST(:{prefix}{name} AS {kind}[])" for name, kind in columns)
+
+
+# One round trip for a pass's writes (its share of the head lock's time).
+_WRITE = text(
+    "WITH entries AS (INSERT INTO tlog_entries (idx, ref, kind, entry, leaf_hash)"  # noqa: S608 (our own names)
+    f"  SELECT * FROM unnest({_unnest('e_', ENTRY_COLUMNS)})),"
+    " nodes AS (INSERT INTO tlog_nodes (level, idx, hash)"
+    f"  SELECT * FROM unnest({_unnest('n_', NODE_COLUMNS)})),"
+    " dequeued AS (DELETE FROM tlog_queue WHERE id = ANY(CAST(:done AS bigint[])))"
+    f" UPDATE tlog_head SET size = :size, peaks = :peaks WHERE id = {HEAD_ID}"
+)
 
 
 # --- The queue and its sequencer ------------------------------------------------------------
@@ -217,10 +234,20 @@ async def queue(session: AsyncSession, items: Sequence[NewEntry]) -> None:
             }
         )
     # One movement is logged once: a ref already in the log fails the money movement, as
-    # a second queued one does (both tables hold refs uniquely).
-    if await _indexes_of(session, {r["ref"] for r in rows}):
+    # a second queued one does (both tables hold refs uniquely). One statement for both.
+    written = await session.execute(
+        text(
+            "INSERT INTO tlog_queue (ref, kind, data, names)"
+            " SELECT q.ref, q.kind, q.data, q.names FROM unnest(CAST(:ref AS text[]),"
+            " CAST(:kind AS text[]), CAST(:data AS jsonb[]), CAST(:names AS jsonb[]))"
+            " WITH ORDINALITY AS q(ref, kind, data, names, n)"
+            " WHERE NOT EXISTS (SELECT 1 FROM tlog_entries e WHERE e.ref = q.ref)"
+            " ORDER BY q.n"
+        ),
+        {name: [r[name] for r in rows] for name, _ in QUEUE_COLUMNS},
+    )
+    if cast(CursorResult[Any], written).rowcount != len(rows):
         raise EntryError("this movement is in the log already")
-    await insert_rows(session, "tlog_queue", QUEUE_COLUMNS, rows)
 
 
 async def integrate(session: AsyncSession, limit: int = 2000) -> dict[str, int]:
@@ -233,39 +260,37 @@ async def integrate(session: AsyncSession, limit: int = 2000) -> dict[str, int]:
     # Read after the lock: every queue row committed by now is seen, none taken twice.
     rows = (
         await session.execute(
-            select(
-                QueuedEntry.id,
-                QueuedEntry.ref,
-                QueuedEntry.kind,
-                QueuedEntry.data,
-                QueuedEntry.names,
-            )
-            .order_by(QueuedEntry.id)
-            .limit(limit)
+            text(
+                "SELECT q.id, q.ref, q.kind, q.data, q.names, e.idx AS logged"
+                " FROM tlog_queue q LEFT JOIN tlog_entries e ON e.ref = q.ref"
+                " ORDER BY q.id LIMIT :n"
+            ).columns(data=JSONB, names=JSONB),
+            {"n": limit},
         )
     ).all()
     if not rows:
         return {}
+    # `queue` refuses a ref already logged; one that raced past it is dropped, not written
+    # twice (and not left to block every pass after it).
+    twice = {r.ref for r in rows if r.logged is not None}
+    if twice:
+        _log.error("queued log entries already in the log, dropped: %s", sorted(twice))
     items = [
         NewEntry(r.kind, r.ref, {**r.data, **{k: IndexOf(v) for k, v in r.names.items()}})
         for r in rows
+        if r.ref not in twice
     ]
-    known = await _indexes_of(session, _named(items) | {i.ref for i in items})
-    # `queue` refuses a ref already logged; one that raced past it is dropped, not written
-    # twice (and not left to block every pass after it).
-    twice = {i.ref for i in items if i.ref in known}
-    if twice:
-        _log.error("queued log entries already in the log, dropped: %s", sorted(twice))
+    known = await _indexes_of(session, _named(items) - {i.ref for i in items})
     written, waiting = await _write(
-        session, size, peaks, [i for i in items if i.ref not in twice], known
+        session, size, peaks, items, known, queued={r.ref: r.id for r in rows}
     )
     if waiting:  # cannot happen by the order above; kept queued, and said loudly
         _log.error("log entries wait for entries not in the log: %s", [w.ref for w in waiting])
-    taken = {item.ref for item, _ in written} | twice
-    await session.execute(
-        text("DELETE FROM tlog_queue WHERE id = ANY(:ids)"),
-        {"ids": [r.id for r in rows if r.ref in taken]},
-    )
+    if twice:
+        await session.execute(
+            text("DELETE FROM tlog_queue WHERE id = ANY(:ids)"),
+            {"ids": [r.id for r in rows if r.ref in twice]},
+        )
     return {item.ref: a.index for item, a in written}
 
 

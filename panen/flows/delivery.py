@@ -224,7 +224,7 @@ async def _after_commit(services: Services, done: _Moved) -> None:
         await payments.execute_refunds(services, done.refunds)
     except Exception:
         log.warning("refunds of a failed delivery left to the sweeper", exc_info=True)
-    await sequencer.sequence(services, done.logged)
+    sequencer.soon(services, done.logged)
     await outbox.deliver(services)
 
 

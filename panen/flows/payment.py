@@ -324,7 +324,7 @@ async def _after_commit(services: Services, outcome: _Outcome) -> None:
             await payments.execute_refunds(services, outcome.refunds)
     except Exception:
         log.warning("after a payment event: left to the sweepers", exc_info=True)
-    await sequencer.sequence(services, outcome.logged)
+    sequencer.soon(services, outcome.logged)
     await outbox.deliver(services)
 
 

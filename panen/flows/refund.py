@@ -168,7 +168,7 @@ async def cancel_order(services: Services, principal: Principal, order_id: str) 
                 done.order = await _read(s, order_id)
     except Exception:  # the refund sweeper returns the money; the refund stands
         log.warning("refund of %s left to the sweeper", order_id, exc_info=True)
-    await sequencer.sequence(services, done.logged)
+    sequencer.soon(services, done.logged)
     await outbox.deliver(services)
     assert done.order is not None
     return done.order
