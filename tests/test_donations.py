@@ -53,6 +53,10 @@ async def test_a_paid_donation_reaches_the_charity_the_log_and_the_room(
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_settled"
 
     paid = await donate_and_pay(client, donor, world, 70_000, message="Untuk adik-adik")
+    r = await client.get(f"/api/donations/{paid['id']}/receipt", headers=donor.headers)
+    assert r.status_code == 200, r.text
+    receipt = r.json()
+    # The room's event names the gift's entry: filled in when the entry was sequenced.
     [event] = [
         e
         for e in await session_events(db, world.session["id"], "donation")
@@ -60,10 +64,7 @@ async def test_a_paid_donation_reaches_the_charity_the_log_and_the_room(
     ]
     assert event["amount"] == 70_000 and event["message"] == "Untuk adik-adik"
     assert event["display_name"] == donor.user["display_name"]
-
-    r = await client.get(f"/api/donations/{paid['id']}/receipt", headers=donor.headers)
-    assert r.status_code == 200, r.text
-    receipt = r.json()
+    assert event["entry_index"] == receipt["entry_index"]
     assert donor.id not in receipt["entry"]  # only the salted commitment is public
     verdict = verify_receipt(receipt, _key(settings).verifier)
     assert any("commitment" in c for c in verdict.checks)
