@@ -397,6 +397,23 @@ def remember(state: State, events: list[dict[str, Any]]) -> None:
     del recent[:-RECENT_KEPT]
 
 
+HIDDEN_KEPT = 200  # hidden messages a room remembers, for gift events that come after
+
+
+def strip_hidden(state: State, events: list[dict[str, Any]]) -> None:
+    """Remember the donor messages this frame hides, and take a remembered one out of any
+    event of its gift: a gift's event is sent once its log entry has an index, which can
+    be after the host, who saw the gift in the database, hid its message."""
+    hidden: list[str] = state.setdefault("hidden", [])
+    hidden += [str(e["donation_id"]) for e in events if e.get("type") == "message_hidden"]
+    del hidden[:-HIDDEN_KEPT]
+    if hidden:
+        gone = set(hidden)
+        for event in events:
+            if event.get("type") != "message_hidden" and event.get("donation_id") in gone:
+                event.pop("message", None)
+
+
 # The room is implied by the topic; the writing transaction is for folding only.
 PRIVATE_FIELDS = frozenset({"session_id", WRITTEN_BY})
 

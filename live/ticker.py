@@ -215,6 +215,8 @@ class Ticker:
             for event in events:
                 history.strip_message([event], str(hidden))
             await history.forget_message(self.services.redis, self.tk, str(hidden))
+        # … and from a gift's event that comes later (it waits for its log entry's index).
+        rooms.strip_hidden(state, events)
         totals = state["totals"]
         if rooms.kind_of(self.topic) == "session":
             totals["viewers"] = viewers

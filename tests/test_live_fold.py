@@ -239,3 +239,20 @@ def test_a_room_remembers_its_latest_feed_events_and_forgets_a_hidden_message() 
     hidden = recent[-1]["donation_id"]
     rooms.remember(state, [{"type": "message_hidden", "donation_id": hidden}])
     assert "message" not in state["recent"][-1] and state["recent"][-2]["message"] == "halo"
+
+
+def test_a_gift_event_that_comes_after_its_message_was_hidden_shows_no_message() -> None:
+    """A gift's event waits for its log entry's index; the host may hide its message in
+    that moment. The room remembers what was hidden and strips the late event too."""
+    state = _room()
+    hidden = {"type": "message_hidden", "donation_id": "don_1"}
+    rooms.strip_hidden(state, [hidden])
+    late = [
+        {"type": "donation", "donation_id": "don_1", "amount": 5, "message": "hi"},
+        {"type": "donation", "donation_id": "don_2", "amount": 5, "message": "kept"},
+    ]
+    rooms.strip_hidden(state, late)
+    assert "message" not in late[0] and late[1]["message"] == "kept"
+    many = [{"type": "message_hidden", "donation_id": f"don_x{i}"} for i in range(500)]
+    rooms.strip_hidden(state, many)
+    assert len(state["hidden"]) == rooms.HIDDEN_KEPT  # remembered, but bounded

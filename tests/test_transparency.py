@@ -386,7 +386,7 @@ async def test_sixteen_rooms_moving_money_at_once_leave_one_gap_free_log(wide_db
         if ref.endswith(":m"):
             assert json.loads(by_index[index].entry)["matches"] == mine[ref[:-2]]
     async with wide_db.reader() as s:
-        assert await log.queued(s) == 0
+        assert (await log.backlog(s))[0] == 0
     signed = await checkpoint.publish(wide_db, key)
     async with wide_db.reader() as s:
         covered = await log.entries(s, 0, signed.size)
@@ -461,3 +461,17 @@ async def test_a_movement_already_in_the_log_cannot_be_queued_again(db):
     await _queue_and_commit(db, [queued])
     with pytest.raises(DBAPIError):  # queued twice: the queue holds refs uniquely
         await _queue_and_commit(db, [queued])
+
+
+async def test_a_pass_takes_what_it_can_and_the_sequencer_goes_on_until_the_queue_is_drained(
+    wide_db, app
+):
+    tag = secrets.token_hex(3)
+    refs = [f"test:{tag}:{i}" for i in range(5)]
+    await _queue_and_commit(wide_db, [log.NewEntry("test", r, {"i": 1}) for r in refs])
+    async with wide_db.transaction() as s:
+        first = await log.integrate(s, limit=2)
+    assert not first.drained and len(first.written) == 2  # more is queued behind it
+    got = await sequencer.Sequencer(wide_db).sequence(refs)
+    assert [got[r] for r in refs] == sorted(got.values())  # all of them, in queue order
+    assert all(got[r] == i for r, i in first.written.items() if r in got)  # kept their index

@@ -55,20 +55,7 @@ async def trace(s: AsyncSession, fund_ids: list[int]) -> list[TraceStep]:
 async def build(services: Services, fund: CharityFund, base_url: str) -> ReceiptProof:
     """The proof half of a receipt: entry, inclusion in a signed checkpoint, and the trace
     of this money and of the sponsor matches it drew."""
-    index = fund.entry_index
-    if index is None:  # committed a moment ago, or left queued by a crash: sequence it now
-        index = (await sequencer.sequence(services, [fund.ref])).get(fund.ref)
-        if index is None:
-            raise ApiError(
-                503,
-                "unavailable",
-                "this money's entry is not in the log yet; retry",
-                headers={"Retry-After": "2"},
-            )
-    ck = await checkpoint.covering(services.db, signing_key(services), index + 1)
     async with services.db.reader() as s:
-        [entry] = await log.entries(s, index, index + 1)
-        hashes = await log.inclusion_proof(s, index, ck.size)
         matches = list(
             (
                 await s.execute(
@@ -78,6 +65,22 @@ async def build(services: Services, fund: CharityFund, base_url: str) -> Receipt
                 )
             ).scalars()
         )
+    index = {f.ref: f.entry_index for f in (fund, *matches) if f.entry_index is not None}
+    if unlogged := [f.ref for f in (fund, *matches) if f.ref not in index]:
+        # Committed a moment ago, or left queued by a crash: sequenced now.
+        index |= await sequencer.sequence(services, unlogged)
+        if any(ref not in index for ref in unlogged):
+            raise ApiError(
+                503,
+                "unavailable",
+                "this money's entry is not in the log yet; retry",
+                headers={"Retry-After": "2"},
+            )
+    at = index[fund.ref]
+    ck = await checkpoint.covering(services.db, signing_key(services), at + 1)
+    async with services.db.reader() as s:
+        [entry] = await log.entries(s, at, at + 1)
+        hashes = await log.inclusion_proof(s, at, ck.size)
         spent = await trace(s, [fund.id, *(m.id for m in matches)])
     key = signing_key(services).verifier
     out: ReceiptProof = {
@@ -98,9 +101,7 @@ async def build(services: Services, fund: CharityFund, base_url: str) -> Receipt
         },
         "log_url": base_url.rstrip("/"),
         "matched": [
-            {"amount": m.amount, "entry_index": m.entry_index, "ref": m.ref}
-            for m in matches
-            if m.entry_index is not None  # sequenced with what it matched, so always
+            {"amount": m.amount, "entry_index": index[m.ref], "ref": m.ref} for m in matches
         ],
         "trace": spent,
     }

@@ -31,12 +31,12 @@ log = logging.getLogger("panen.transparency")
 PASS = 2000  # entries per transaction
 
 
-async def integrate(s: AsyncSession, limit: int = PASS) -> dict[str, int]:
+async def integrate(s: AsyncSession, limit: int = PASS) -> tlog.Integrated:
     """One pass in the caller's transaction: queued entries into the log, and the outbox
-    rows held for them released. Returns ref -> index of what it wrote."""
-    indexes = await tlog.integrate(s, limit)
-    await outbox.entries_known(s, indexes)
-    return indexes
+    rows held for them released."""
+    done = await tlog.integrate(s, limit)
+    await outbox.entries_known(s, done.written)
+    return done
 
 
 class Sequencer:
@@ -69,8 +69,9 @@ class Sequencer:
 async def _pass(s: AsyncSession, refs: set[str]) -> tuple[dict[str, int], bool]:
     """One pass; once the queue is drained, also the indexes of `refs` written before
     (the head is held: whatever committed is seen). Returns (ref -> index, drained)."""
-    got = await integrate(s)
-    if len(got) >= PASS:
+    done = await integrate(s)
+    got = done.written
+    if not done.drained:
         return got, False
     if left := refs - got.keys():
         rows = await s.execute(

@@ -250,9 +250,15 @@ async def queue(session: AsyncSession, items: Sequence[NewEntry]) -> None:
         raise EntryError("this movement is in the log already")
 
 
-async def integrate(session: AsyncSession, limit: int = 2000) -> dict[str, int]:
+@dataclass(frozen=True, slots=True)
+class Integrated:
+    written: dict[str, int]  # ref -> index
+    drained: bool  # fewer than the limit were queued: nothing committed is left behind
+
+
+async def integrate(session: AsyncSession, limit: int = 2000) -> Integrated:
     """Sequence up to `limit` committed queued entries into the log, oldest first, in the
-    caller's (short) transaction. Returns ref -> index of those written.
+    caller's (short) transaction.
 
     Queue order keeps every name resolvable: an entry names one queued earlier in its own
     transaction, or one whose transaction committed before it could lock what it reverses."""
@@ -269,7 +275,7 @@ async def integrate(session: AsyncSession, limit: int = 2000) -> dict[str, int]:
         )
     ).all()
     if not rows:
-        return {}
+        return Integrated({}, drained=True)
     # `queue` refuses a ref already logged; one that raced past it is dropped, not written
     # twice (and not left to block every pass after it).
     twice = {r.ref for r in rows if r.logged is not None}
@@ -291,12 +297,22 @@ async def integrate(session: AsyncSession, limit: int = 2000) -> dict[str, int]:
             text("DELETE FROM tlog_queue WHERE id = ANY(:ids)"),
             {"ids": [r.id for r in rows if r.ref in twice]},
         )
-    return {item.ref: a.index for item, a in written}
+    return Integrated({item.ref: a.index for item, a in written}, drained=len(rows) < limit)
 
 
-async def queued(session: AsyncSession) -> int:
-    """How many entries wait to be sequenced (committed ones)."""
-    return int(await session.scalar(select(func.count()).select_from(QueuedEntry)) or 0)
+async def backlog(session: AsyncSession) -> tuple[int, float]:
+    """How many committed entries wait to be sequenced, and the oldest one's age (s)."""
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.extract("epoch", func.now() - func.min(QueuedEntry.created_at)), 0
+                ),
+            ).select_from(QueuedEntry)
+        )
+    ).one()
+    return int(row[0]), float(row[1])
 
 
 # --- Reading. Nodes are never changed once written, so plain reads see a stable tree. ---

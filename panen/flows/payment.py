@@ -257,9 +257,10 @@ async def _for_gift(
     events += await charity.gift_received(s, journal, received)
     # 5. … its entries, queued for the log …
     logged = await journal.write(s)
-    # 6. … and the events, held until the gift's log entry has its index, which they name.
-    events = await gift_service.paid_events(s, gift, now) + events
-    await outbox.add(s, events, entry_of=received.ref)
+    # 6. … and the events: the room's sums, matches and points at once; the gift's own,
+    # which name its log entry, held until the entry has its index.
+    await outbox.add(s, events)
+    await outbox.add(s, await gift_service.paid_events(s, gift, now), entry_of=received.ref)
     outcome = _applied(event, payment)
     outcome.logged = logged
     return outcome

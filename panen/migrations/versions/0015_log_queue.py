@@ -42,15 +42,24 @@ def upgrade() -> None:
         postgresql_where=sa.text("entry_of IS NOT NULL"),
     )
     # A fund's index is known only once its entry is sequenced, after the fund commits:
-    # it is read from tlog_entries (same ref) instead of being copied here.
-    op.drop_column("charity_funds", "entry_index")
+    # it is read from tlog_entries (same ref) instead of being copied here. The column
+    # stays, nullable, for one release: the previous release's processes still write it
+    # during a rolling deploy (panen/migrations/env.py, RETIRING).
+    op.alter_column("charity_funds", "entry_index", existing_type=sa.BigInteger(), nullable=True)
 
 
 def downgrade() -> None:
-    op.add_column("charity_funds", sa.Column("entry_index", sa.BigInteger(), nullable=True))
+    # Entries still queued would be money without its entry: sequence them first (let the
+    # processes of this release run their passes, or the worker its sweep), then go back.
     op.execute(
-        "UPDATE charity_funds f SET entry_index = e.idx FROM tlog_entries e WHERE e.ref = f.ref"
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM tlog_queue) THEN RAISE EXCEPTION"
+        " 'log entries are still queued; let the sequencer integrate them first'; END IF; END $$"
     )
+    op.execute(
+        "UPDATE charity_funds f SET entry_index = e.idx FROM tlog_entries e"
+        " WHERE e.ref = f.ref AND f.entry_index IS NULL"
+    )
+    op.alter_column("charity_funds", "entry_index", existing_type=sa.BigInteger(), nullable=False)
     op.drop_index("ix_outbox_held", table_name="outbox")
     op.drop_column("outbox", "entry_of")
     op.drop_table("tlog_queue")
