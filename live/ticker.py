@@ -218,6 +218,7 @@ class Ticker:
         # … and from a gift's event that comes later (it waits for its log entry's index).
         rooms.strip_hidden(state, events)
         totals = state["totals"]
+        events, more = rooms.viewable(events)
         if rooms.kind_of(self.topic) == "session":
             totals["viewers"] = viewers
             totals["likes"] = likes
@@ -225,7 +226,10 @@ class Ticker:
         if not raw_events and self.emitted == (viewers, likes):
             return
         rooms.finish(state)
-        body = orjson.dumps({"totals": totals, "events": events, "at": now_ms})
+        frame: dict[str, Any] = {"totals": totals, "events": events, "at": now_ms}
+        if more:
+            frame["more"] = more
+        body = orjson.dumps(frame)
         seq = await history.emit(  # if it fails, unknown whether it applied: reload
             self.services.redis,
             self.tk,

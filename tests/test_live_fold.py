@@ -256,3 +256,20 @@ def test_a_gift_event_that_comes_after_its_message_was_hidden_shows_no_message()
     many = [{"type": "message_hidden", "donation_id": f"don_x{i}"} for i in range(500)]
     rooms.strip_hidden(state, many)
     assert len(state["hidden"]) == rooms.HIDDEN_KEPT  # remembered, but bounded
+
+
+def test_a_busy_frame_lists_the_newest_of_each_kind_counts_the_rest_and_keeps_rare_ones() -> None:
+    n = rooms.SHOWN_PER_KIND
+    sales = [{"type": "order_paid", "order_id": f"o{i}"} for i in range(n + 25)]
+    gifts = [{"type": "donation", "donation_id": f"d{i}"} for i in range(3)]
+    rare = [{"type": "milestone", "funded_units": i} for i in range(n + 5)]
+    hidden = {"type": "message_hidden", "donation_id": "d0"}
+    events = [*sales[:20], gifts[0], *rare, hidden, *sales[20:], *gifts[1:]]
+    shown, more = rooms.viewable(events)
+    assert more == {"order_paid": 25}  # only what was left out, by kind
+    assert [e for e in shown if e["type"] == "order_paid"] == sales[-n:]  # the newest
+    assert [e for e in shown if e["type"] == "milestone"] == rare  # rare kinds in full
+    assert hidden in shown and all(g in shown for g in gifts)
+    assert shown == [e for e in events if e in shown]  # in their order
+    quiet = sales[:n]
+    assert rooms.viewable(quiet) == (quiet, {})  # a quiet frame is left as it is

@@ -1012,6 +1012,43 @@ async def test_a_late_joiner_sees_what_just_happened_in_the_activity_feed(
         assert late.errors == [] and watcher.errors == []
 
 
+async def test_a_rush_of_sales_shows_the_newest_and_how_many_more_on_a_phone(
+    browser, server, admin_token, settings
+):
+    from commerce.orders.events import OrderPaid
+    from core.events import publish
+    from core.services import Services
+
+    w = await live_world(server.base, admin_token)
+    topic = f"session:{w.session['id']}"
+    async with tab(browser, server.base, viewport=PHONE) as t:
+        await t.page.goto(f"/sessions/{w.session['id']}")
+        await connected(t)
+        services = await Services.start(settings, pool_size=1, jobs=False)
+        try:
+            rush = [
+                OrderPaid(
+                    order_id=f"ord_rush_{i}",
+                    session_id=w.session["id"],
+                    listing_id=w.session["listings"][0]["id"],
+                    quantity=1,
+                    gross=150_000,
+                    pledge=0,
+                    currency="IDR",
+                    display_name=f"Buyer {i}",
+                    at="2099-01-01T00:00:00Z",
+                )
+                for i in range(80)
+            ]
+            await asyncio.gather(*(publish(services, topic, e) for e in rush))
+        finally:
+            await services.close()
+        # Every sale counts; the feed lists the newest of a frame and how many more.
+        await expect(t.page.locator("#ticker")).to_contain_text(re.compile(r"…and \d+ more"))
+        await expect(t.page.locator("#ticker")).to_contain_text("Buyer 79 bought 1×")
+        assert t.errors == []
+
+
 async def test_when_the_host_ends_the_session_viewers_stop_buying_at_once_and_after_reload(
     browser, server, admin_token
 ):

@@ -157,6 +157,12 @@ function renderDeal() {
 
 // --- live frames ------------------------------------------------------------------------
 
+function pushMore(n) {
+  if (!Number.isInteger(n) || n <= 0) return;
+  state.feed.unshift({ type: "more", text: t("ev_more", { n: num(n) }), ev: { type: "more" } });
+  state.feed.length = Math.min(state.feed.length, 50);
+}
+
 function pushEvent(ev) {
   if (ev.type === "message_hidden") {  // the host hid a donor's message: the gift stays
     state.feed = state.feed
@@ -251,6 +257,8 @@ function onFrame(frame) {
       return;
     case "ticker":
       if (frame.totals) takeTotals(frame.totals);
+      // A busy frame lists the newest few of each kind and counts the rest (`more`).
+      for (const n of Object.values(frame.more || {})) pushMore(n);
       for (const ev of frame.events || []) pushEvent(ev);
       renderFeed(); renderTotals(); renderDeal();
       return;
