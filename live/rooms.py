@@ -429,17 +429,20 @@ HIDDEN_KEPT = 200  # hidden messages a room remembers, for gift events that come
 
 
 def strip_hidden(state: State, events: list[dict[str, Any]]) -> None:
-    """Remember the donor messages this frame hides, and take a remembered one out of any
-    event of its gift: a gift's event is sent once its log entry has an index, which can
-    be after the host, who saw the gift in the database, hid its message."""
+    """Remember the donor messages hidden (until approved again), and take a remembered
+    one out of a later event of its gift: a gift's event is sent once its log entry has an
+    index, which can be after the host, who saw the gift in the database, hid its
+    message. Events in frame order."""
     hidden: list[str] = state.setdefault("hidden", [])
-    hidden += [str(e["donation_id"]) for e in events if e.get("type") == "message_hidden"]
+    for event in events:
+        kind, gift = event.get("type"), event.get("donation_id")
+        if kind == "message_hidden":
+            hidden.append(str(gift))
+        elif kind == "donation_message" and gift in hidden:  # the host approved it again
+            hidden.remove(str(gift))
+        elif gift is not None and gift in hidden:
+            event.pop("message", None)
     del hidden[:-HIDDEN_KEPT]
-    if hidden:
-        gone = set(hidden)
-        for event in events:
-            if event.get("type") != "message_hidden" and event.get("donation_id") in gone:
-                event.pop("message", None)
 
 
 # The room is implied by the topic; the writing transaction is for folding only.

@@ -253,6 +253,9 @@ def test_a_gift_event_that_comes_after_its_message_was_hidden_shows_no_message()
     ]
     rooms.strip_hidden(state, late)
     assert "message" not in late[0] and late[1]["message"] == "kept"
+    approved = {"type": "donation_message", "donation_id": "don_1", "message": "hi"}
+    rooms.strip_hidden(state, [approved])  # the host approved it again: shown again
+    assert approved["message"] == "hi" and "don_1" not in state["hidden"]
     many = [{"type": "message_hidden", "donation_id": f"don_x{i}"} for i in range(500)]
     rooms.strip_hidden(state, many)
     assert len(state["hidden"]) == rooms.HIDDEN_KEPT  # remembered, but bounded
