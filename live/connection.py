@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,7 +67,9 @@ class Connection:
         # switch per socket per frame; anything else goes through the queue.
         self.direct = direct
         self.sending = False
-        self.queue: deque[Message] = deque()
+        # A list, not a deque: at most SEND_QUEUE_FRAMES long, and empty it is 56 bytes
+        # where a deque's first block is 760, on every idle socket.
+        self.queue: list[Message] = []
         self.closed = False
         self.principal: Principal | None = None
         # The hello's token, checked again (revocation, roles) every identity.FRESH_S.
@@ -119,7 +120,7 @@ class Connection:
         try:
             while queue:
                 self.sending = True
-                await self.send(queue.popleft())
+                await self.send(queue.pop(0))
                 self.sending = False
         except asyncio.CancelledError:
             raise

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from commerce.catalog import endpoints as catalog
 from commerce.charities import endpoints as charities
@@ -166,6 +167,17 @@ async def on_crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal", "something went wrong on our side"))
 
 
+class Panen(Starlette):
+    """The app, with its sockets taken before the middleware stack (live.gateway.serve)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == gateway.PATH:
+            scope["app"] = self
+            await gateway.serve(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     conf = settings or get_settings()
 
@@ -194,7 +206,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes.append(Route("/docs", page("docs.html", DOCS_CSP), name="page:docs.html"))
     routes += [Route(path, page(name), name=f"page:{name}") for path, name in PAGES.items()]
     routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
-    return Starlette(
+    return Panen(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(SecurityHeaders), Middleware(MetricsMiddleware)],
