@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from commerce.catalog.models import Farmer, Product
 from commerce.charities.models import Campaign
@@ -145,6 +145,15 @@ async def _session_state(services: Services, session_id: str) -> State:
             state["stock"][lid] = left
     if live is not None and live.pinned_listing_id in listings:
         totals["pinned"] = dict(listings[live.pinned_listing_id])
+    async with db.reader() as s:  # the messages hidden, for gift events still to come
+        hidden = await s.execute(
+            text(
+                "SELECT id FROM donations WHERE session_id = :s AND message_status = 'hidden'"
+                " ORDER BY paid_at DESC NULLS LAST LIMIT :n"
+            ),
+            {"s": session_id, "n": HIDDEN_KEPT},
+        )
+        state["hidden"] = [r.id for r in hidden][::-1]
     finish(state)
     return state
 
@@ -381,7 +390,8 @@ RECENT_KEPT = 20
 # 125 of them (25 KB to every viewer), while a phone shows a handful. The totals fold
 # every event; a frame lists the newest few of each of these kinds and counts the rest.
 SHOWN_PER_KIND = 10
-TRIMMED = frozenset({"order_paid", "refund", "donation", "donation_message", "match", "energy"})
+# Gifts are never left out: the stream overlay shows each one and the host reads them out.
+TRIMMED = frozenset({"order_paid", "refund", "match", "energy"})
 
 
 def viewable(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -429,18 +439,25 @@ HIDDEN_KEPT = 200  # hidden messages a room remembers, for gift events that come
 
 
 def strip_hidden(state: State, events: list[dict[str, Any]]) -> None:
-    """Remember the donor messages hidden (until approved again), and take a remembered
-    one out of a later event of its gift: a gift's event is sent once its log entry has an
-    index, which can be after the host, who saw the gift in the database, hid its
-    message. Events in frame order."""
+    """Donor messages the host hid leave the frame's events, in the frame's order: a hide
+    strips its gift's events before it, and, remembered (until approved again), its
+    gift's events after it, in this frame and later ones. A gift's event can come after
+    the hide: it is sent once its log entry has an index, and the host saw the gift in
+    the database before that."""
     hidden: list[str] = state.setdefault("hidden", [])
-    for event in events:
+    for i, event in enumerate(events):
         kind, gift = event.get("type"), event.get("donation_id")
+        if gift is None:
+            continue
         if kind == "message_hidden":
-            hidden.append(str(gift))
+            if gift not in hidden:  # the outbox may deliver the hide twice
+                hidden.append(str(gift))
+            for earlier in events[:i]:
+                if earlier.get("donation_id") == gift:
+                    earlier.pop("message", None)
         elif kind == "donation_message" and gift in hidden:  # the host approved it again
             hidden.remove(str(gift))
-        elif gift is not None and gift in hidden:
+        elif gift in hidden:
             event.pop("message", None)
     del hidden[:-HIDDEN_KEPT]
 

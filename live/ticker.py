@@ -210,12 +210,10 @@ class Ticker:
                 public = rooms.public_event(event)
                 if public is not None:
                     events.append(public)
+        # A donor message the host hid: gone from the replay, and from this frame's events
+        # and later ones of its gift (until the host approves it again).
         for hidden in [e["donation_id"] for e in events if e.get("type") == "message_hidden"]:
-            # A donor message the host hid: gone from this frame and from the replay.
-            for event in events:
-                history.strip_message([event], str(hidden))
             await history.forget_message(self.services.redis, self.tk, str(hidden))
-        # … and from a gift's event that comes later (it waits for its log entry's index).
         rooms.strip_hidden(state, events)
         totals = state["totals"]
         events, more = rooms.viewable(events)

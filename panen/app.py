@@ -167,11 +167,16 @@ async def on_crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal", "something went wrong on our side"))
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the routes see: behind a `root_path`, the server puts it in `path` too."""
+    return str(scope["path"]).removeprefix(scope.get("root_path", ""))
+
+
 class Panen(Starlette):
     """The app, with its sockets taken before the middleware stack (live.gateway.serve)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == gateway.PATH:
+        if scope["type"] == "websocket" and _route_path(scope) == gateway.PATH:
             scope["app"] = self
             await gateway.serve(scope, receive, send)
             return

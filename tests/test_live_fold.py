@@ -264,7 +264,7 @@ def test_a_gift_event_that_comes_after_its_message_was_hidden_shows_no_message()
 def test_a_busy_frame_lists_the_newest_of_each_kind_counts_the_rest_and_keeps_rare_ones() -> None:
     n = rooms.SHOWN_PER_KIND
     sales = [{"type": "order_paid", "order_id": f"o{i}"} for i in range(n + 25)]
-    gifts = [{"type": "donation", "donation_id": f"d{i}"} for i in range(3)]
+    gifts = [{"type": "donation", "donation_id": f"d{i}"} for i in range(n + 3)]  # all shown
     rare = [{"type": "milestone", "funded_units": i} for i in range(n + 5)]
     hidden = {"type": "message_hidden", "donation_id": "d0"}
     events = [*sales[:20], gifts[0], *rare, hidden, *sales[20:], *gifts[1:]]
@@ -276,3 +276,17 @@ def test_a_busy_frame_lists_the_newest_of_each_kind_counts_the_rest_and_keeps_ra
     assert shown == [e for e in events if e in shown]  # in their order
     quiet = sales[:n]
     assert rooms.viewable(quiet) == (quiet, {})  # a quiet frame is left as it is
+
+
+def test_a_hide_strips_its_gift_in_frame_order_and_twice_hidden_is_undone_by_one_approval() -> None:
+    state = _room()
+    gift = {"type": "donation", "donation_id": "don_9", "message": "oops"}
+    hide = {"type": "message_hidden", "donation_id": "don_9"}
+    approve = {"type": "donation_message", "donation_id": "don_9", "message": "oops"}
+    rooms.strip_hidden(state, [gift, hide, dict(hide), approve])  # delivered twice
+    assert "message" not in gift  # hidden after it came
+    assert approve["message"] == "oops"  # approved after the hide: shown
+    assert "don_9" not in state["hidden"]
+    later = {"type": "donation", "donation_id": "don_9", "message": "oops"}
+    rooms.strip_hidden(state, [later])
+    assert later["message"] == "oops"

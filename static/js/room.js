@@ -3,6 +3,7 @@ import {
   $, api, auth, boot, codeText, el, errorText, idFromPath, money, newKey, num, onLangChange, parseAmount, pct,
   requireLogin, safeUrl, t, toast, when,
 } from "./common.js";
+import { known } from "./i18n.js";
 import { askAddress } from "./address.js";
 import { clock, describe, mountStream } from "./events.js";
 import { connectionBadge, Live } from "./live.js";
@@ -157,9 +158,10 @@ function renderDeal() {
 
 // --- live frames ------------------------------------------------------------------------
 
-function pushMore(n) {
+function pushMore(kind, n) {
   if (!Number.isInteger(n) || n <= 0) return;
-  state.feed.unshift({ type: "more", text: t("ev_more", { n: num(n) }), ev: { type: "more" } });
+  const key = known(`ev_more_${kind}`) ? `ev_more_${kind}` : "ev_more";
+  state.feed.unshift({ type: "more", text: t(key, { n: num(n) }), ev: { type: "more" } });
   state.feed.length = Math.min(state.feed.length, 50);
 }
 
@@ -258,7 +260,7 @@ function onFrame(frame) {
     case "ticker":
       if (frame.totals) takeTotals(frame.totals);
       // A busy frame lists the newest few of each kind and counts the rest (`more`).
-      for (const n of Object.values(frame.more || {})) pushMore(n);
+      for (const [kind, n] of Object.entries(frame.more || {})) pushMore(kind, n);
       for (const ev of frame.events || []) pushEvent(ev);
       renderFeed(); renderTotals(); renderDeal();
       return;
