@@ -40,7 +40,7 @@ async def trace(s: AsyncSession, fund_ids: list[int]) -> list[TraceStep]:
             "disbursement_id": d.id,
             "amount": int(amount),
             "from": kind,
-            "from_entry_index": int(cast(int, entry_index)),  # drawn only once in the log
+            "from_entry_index": cast(int, entry_index),  # drawn only once in the log
             "purpose": d.purpose,
             "evidence_sha256": d.evidence_sha256,
             "evidence_url": d.evidence_url,

@@ -3,9 +3,10 @@ money transaction that queued it commits, in a batch with every other committed 
 
 A money transaction used to append under the log head's row lock and hold it until it
 committed, so every charity movement of every room queued behind one lock (docs/scaling.md).
-Now it queues its entries (`Journal.write`, no lock) and, after its commit, waits here for
-a pass of the sequencer: one short transaction that takes the head, integrates everything
-committed, releases the outbox rows whose events name those entries, and commits. The
+Now it queues its entries (`Journal.write`, no lock) and, after its commit, has a pass of
+the sequencer run: one short transaction that takes the head, integrates everything
+committed, releases the outbox rows whose events name those entries, and commits. A flow
+whose answer names an index waits for the pass (`sequence`); the others do not (`soon`). The
 callers of one process share passes (a call waits for the first pass that starts after it,
 which sees its commit), so under load one pass carries many movements. What a crash left
 queued, the worker's sweep integrates within seconds.
@@ -17,7 +18,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from commerce.outbox import service as outbox
@@ -73,19 +73,14 @@ async def _pass(s: AsyncSession, refs: set[str]) -> tuple[dict[str, int], bool]:
     got = done.written
     if not done.drained:
         return got, False
-    if left := refs - got.keys():
-        rows = await s.execute(
-            text("SELECT ref, idx FROM tlog_entries WHERE ref = ANY(:r)"), {"r": sorted(left)}
-        )
-        got |= {r.ref: int(r.idx) for r in rows}
-    return got, True
+    return got | await tlog.indexes_of(s, refs - got.keys()), True
 
 
 def _sequencer(services: Services) -> Sequencer:
     return services.shared("donations.charity.sequencer", lambda: Sequencer(services.db))
 
 
-async def sequence(services: Services, refs: Sequence[str] = ()) -> dict[str, int]:
+async def sequence(services: Services, refs: Sequence[str]) -> dict[str, int]:
     """After a commit that queued log entries: wait for a pass that includes them; returns
     the index of each of `refs` that is in the log. Never raises: a committed change is
     not reported as failed for this, and what cannot be sequenced now (the database

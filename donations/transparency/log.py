@@ -120,7 +120,7 @@ async def append_many(session: AsyncSession, items: Sequence[NewEntry]) -> list[
     if not items:
         return []
     size, peaks = await _lock_head(session)
-    known = await _indexes_of(session, _named(items) - {i.ref for i in items})
+    known = await indexes_of(session, _named(items) - {i.ref for i in items})
     written, waiting = await _write(session, size, peaks, items, known)
     if waiting:
         raise EntryError(f"{waiting[0].ref} names an entry that is not in the log")
@@ -132,7 +132,8 @@ def _named(items: Sequence[NewEntry]) -> set[str]:
     return {v.ref for i in items for v in i.data.values() if isinstance(v, IndexOf)}
 
 
-async def _indexes_of(session: AsyncSession, refs: set[str]) -> dict[str, int]:
+async def indexes_of(session: AsyncSession, refs: set[str]) -> dict[str, int]:
+    """The indexes of those of these refs that are in the log."""
     if not refs:
         return {}
     rows = await session.execute(
@@ -286,7 +287,7 @@ async def integrate(session: AsyncSession, limit: int = 2000) -> Integrated:
         for r in rows
         if r.ref not in twice
     ]
-    known = await _indexes_of(session, _named(items) - {i.ref for i in items})
+    known = await indexes_of(session, _named(items) - {i.ref for i in items})
     written, waiting = await _write(
         session, size, peaks, items, known, queued={r.ref: r.id for r in rows}
     )
