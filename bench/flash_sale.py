@@ -45,6 +45,7 @@ from commerce.charities.models import Charity
 from commerce.orders.pricing import split
 from commerce.orders.service import place
 from commerce.sessions.models import Listing, LiveSession
+from core import heap
 from core.auth import Principal, Tokens
 from core.clock import utcnow
 from core.db import Database
@@ -407,6 +408,9 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
     served = {"http", "socket"} & set(paths)
     bases = stack.enter_context(web_servers(settings, 2)) if served else []
     http = KeepAlive(inflight)
+    # The in-process path gets the collector settings a web process runs with; the load
+    # generator of the other paths gains the same.
+    heap.settle()
     print(
         f"{inflight} requests in flight; every buyer sends its order twice with one "
         f"idempotency key; DB pool {POOL}\n"

@@ -199,4 +199,7 @@ if __name__ == "__main__":
     p.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     p.add_argument("--orders", type=int, default=2000)
     a = p.parse_args()
+    # The flow reads its energy rules from the environment's settings, as a worker does;
+    # without a secret of its own the bench is a development machine.
+    os.environ.setdefault("PANEN_ENV", "development")
     main(a.server, a.redis, a.orders)

@@ -29,7 +29,7 @@ from commerce.orders import endpoints as orders
 from commerce.payouts import endpoints as payouts
 from commerce.sessions import endpoints as sessions
 from commerce.shipping import endpoints as shipping
-from core import accounts, health
+from core import accounts, health, heap
 from core.db import is_transient
 from core.errors import ApiError
 from core.headers import CSP, DOCS_CSP, SecurityHeaders
@@ -198,6 +198,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.live.on_like = watch.note_like
         watch.start()
         lag = asyncio.create_task(health.watch_loop_lag())
+        heap.settle()
         try:
             yield
         finally:

@@ -19,6 +19,7 @@ from commerce.outbox.tasks import relay_job
 from commerce.payments.tasks import refund_sweep
 from commerce.payouts.tasks import PAYOUT_HOUR_UTC, payout_run, payout_sweep
 from commerce.stock.tasks import reconcile_holds, warm_counters
+from core import heap
 from core.clock import utcnow
 from core.logging import configure_logging
 from core.redis import UNREACHABLE
@@ -49,6 +50,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # With a job queue of its own: a settler that finds a backlog calls other workers in.
     ctx["services"] = await Services.start(settings, pool_size=5)
     ctx["heartbeat"] = asyncio.create_task(heartbeat(ctx["services"]))
+    heap.settle()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
