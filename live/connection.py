@@ -14,6 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+
 from core.auth import Principal
 from live import limits
 
@@ -26,14 +28,20 @@ TOO_SLOW = 1013  # "try again later": the client reconnects, with `since`
 
 
 def text(frame: bytes | str) -> Message:
-    """An ASGI send message, built once per frame and shared by every socket (with the
-    frame's UTF-8 bytes for servers that take them directly)."""
-    if isinstance(frame, str):
-        return {"type": "websocket.send", "text": frame, RAW: frame.encode()}
-    return {"type": "websocket.send", "text": frame.decode(), RAW: frame}
+    """An ASGI send message, built once per frame and shared by every socket, with the frame
+    as it goes on the wire. A server's frames are not masked and ours are not compressed, so
+    those bytes are the same for every socket: a write that has them skips framing the
+    message again for each one (with permessage-deflate on, an uncompressed message is
+    still valid: its RSV1 bit says so)."""
+    data = frame.encode() if isinstance(frame, str) else frame
+    return {
+        "type": "websocket.send",
+        "text": frame if isinstance(frame, str) else frame.decode(),
+        WIRE: Frame(Opcode.TEXT, data).serialize(mask=False),
+    }
 
 
-RAW = "panen.raw"  # ASGI servers ignore keys they do not know
+WIRE = "panen.wire"  # ASGI servers ignore keys they do not know
 
 
 class Connection:
@@ -63,8 +71,8 @@ class Connection:
     ) -> None:
         self.send = send
         self.abort = abort
-        # Writes a frame at once when the socket's buffer has room (True), sparing a task
-        # switch per socket per frame; anything else goes through the queue.
+        # Writes a framed message at once when the socket's buffer has room (True), sparing
+        # a task switch per socket per frame; anything else goes through the queue.
         self.direct = direct
         self.sending = False
         # A list, not a deque: at most SEND_QUEUE_FRAMES long, and empty it is 56 bytes
@@ -90,7 +98,7 @@ class Connection:
             return
         if not self.queue and not self.sending and self.direct is not None:
             try:
-                if self.direct(message[RAW]):
+                if self.direct(message[WIRE]):
                     return
             except Exception:  # the socket is closing under us
                 self.closed = True
