@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import shutil
@@ -247,43 +248,148 @@ def start_server(cmd: list[str], env: dict[str, str], port: int) -> Proc:
 
 @dataclass
 class System:
-    name: str
+    name: str  # "panen" or "python-socketio": how its viewers speak
     servers: list[Proc]
     path: str
-    on_text: Callable[[WsClient, bytes], None]
-    join: Callable[[WsClient], None]
+    join: str  # the text a viewer sends to join the room
     publish: Callable[[dict[str, Any]], Any]
-    clients: list[WsClient] = field(default_factory=list)
+    viewers: list[Viewers] = field(default_factory=list)
+    count: int = 0  # viewers connected
 
 
-async def connect(system: System, n: int) -> None:
+# --- viewers, in processes of their own -----------------------------------------------------
+
+PER_PROCESS = 8_000  # a process's open files are limited (20,000 on the bench machine)
+
+
+class Viewers:
+    """A process holding up to PER_PROCESS viewer sockets, pinned to the generator's core and
+    driven over its stdin and stdout, one JSON line each way."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls) -> Viewers:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--viewers-process",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            limit=2**26,
+        )
+        return cls(proc)
+
+    async def ask(self, **command: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(orjson.dumps(command) + b"\n")
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"viewers process exited ({command['op']})")
+        answer: dict[str, Any] = orjson.loads(line)
+        return answer
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ask(op="close")
+        await self.proc.wait()
+
+
+async def viewers_process() -> None:
+    """The other end of `Viewers`: connect, mark, collect, close."""
     loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    clients: list[WsClient] = []
+    on_text = on_panen
 
-    async def one(i: int) -> None:
-        server = system.servers[i % len(system.servers)]
+    async def one(i: int, command: dict[str, Any]) -> None:
+        port = command["ports"][i % len(command["ports"])]
         _, client = await loop.create_connection(
-            lambda: WsClient(system.path, f"127.0.0.1:{server.port}", system.on_text),
-            "127.0.0.1",
-            server.port,
+            lambda: WsClient(command["path"], f"127.0.0.1:{port}", on_text), "127.0.0.1", port
         )
         await client.upgraded
         client.sampled = i % SAMPLE_EVERY == 0
-        system.join(client)
-        system.clients.append(client)
+        if command["system"] == "panen":
+            client.send_text(command["join"])
+        else:
+            client.join_text = command["join"]  # sent once the namespace connect is acknowledged
+        clients.append(client)
 
-    for start in range(len(system.clients), n, 200):
-        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 200))))
+    def counts() -> dict[str, Any]:
+        return {
+            "frames": sum(c.frames for c in clients),
+            "closed": sum(c.closed for c in clients),
+            "cpu": time.process_time(),
+        }
+
+    while line := await reader.readline():
+        command = orjson.loads(line)
+        op = command["op"]
+        answer: dict[str, Any] = {}
+        if op == "connect":
+            on_text = on_panen if command["system"] == "panen" else on_socketio
+            first, n = command["first"], command["n"]
+            for start in range(first, first + n, 200):
+                await asyncio.gather(
+                    *(one(i, command) for i in range(start, min(first + n, start + 200)))
+                )
+            answer = {"connected": len(clients)}
+        elif op == "mark":
+            for c in clients:
+                c.stale.clear()
+                c.sizes.clear()
+            answer = counts()
+        elif op == "collect":
+            answer = counts()
+            answer["stale"] = [x for c in clients for x in c.stale]
+            answer["sizes"] = [x for c in clients for x in c.sizes]
+        elif op == "close":
+            for c in clients:
+                if c.transport is not None:
+                    c.transport.close()
+        sys.stdout.buffer.write(orjson.dumps(answer) + b"\n")
+        sys.stdout.buffer.flush()
+        if op == "close":
+            return
+
+
+async def connect(system: System, n: int) -> None:
+    """n viewers over as many processes as their sockets need, viewer i on server i % 2."""
+    ports = [s.port for s in system.servers]
+    shares = [min(PER_PROCESS, n - first) for first in range(0, n, PER_PROCESS)]
+    system.viewers = [await Viewers.start() for _ in shares]
+    await asyncio.gather(
+        *(
+            v.ask(
+                op="connect",
+                system=system.name,
+                ports=ports,
+                path=system.path,
+                join=system.join,
+                first=k * PER_PROCESS,
+                n=share,
+            )
+            for k, (v, share) in enumerate(zip(system.viewers, shares, strict=True))
+        )
+    )
+    system.count = n
     await asyncio.sleep(2.0)
 
 
+async def stop_viewers(system: System) -> None:
+    await asyncio.gather(*(v.stop() for v in system.viewers))
+    system.viewers = []
+
+
 async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
-    for c in system.clients:
-        c.stale.clear()
-        c.sizes.clear()
-    closed_before = sum(c.closed for c in system.clients)
-    frames_before = sum(c.frames for c in system.clients)
+    marks = await asyncio.gather(*(v.ask(op="mark") for v in system.viewers))
+    closed_before = sum(m["closed"] for m in marks)
+    frames_before = sum(m["frames"] for m in marks)
     cpu_before = sum(s.cpu_s() for s in system.servers)
-    gen_before = time.process_time()
+    gen_before = time.process_time() + sum(m["cpu"] for m in marks)
     started = time.monotonic()
     sent = 0
     step = 0.01
@@ -298,12 +404,13 @@ async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
         await asyncio.sleep(step)
     window = time.monotonic() - started
     await asyncio.sleep(0.5)  # let the last frames land
-    frames = sum(c.frames for c in system.clients) - frames_before
     cpu = sum(s.cpu_s() for s in system.servers) - cpu_before
-    gen = (time.process_time() - gen_before) / (window + 0.5)
-    stale = sorted(x for c in system.clients for x in c.stale)
-    sizes = [x for c in system.clients for x in c.sizes]
-    viewers = len(system.clients)
+    got = await asyncio.gather(*(v.ask(op="collect") for v in system.viewers))
+    frames = sum(g["frames"] for g in got) - frames_before
+    gen = (time.process_time() + sum(g["cpu"] for g in got) - gen_before) / (window + 0.5)
+    stale = sorted(x for g in got for x in g["stale"])
+    sizes = [x for g in got for x in g["sizes"]]
+    viewers = system.count
     return {
         "system": system.name,
         "viewers": viewers,
@@ -312,7 +419,7 @@ async def run_rate(system: System, rate: int, seconds: float) -> dict[str, Any]:
         "p50": statistics.median(stale) if stale else float("nan"),
         "p99": stale[int(len(stale) * 0.99) - 1] if stale else float("nan"),
         "cpu_vm": cpu / (viewers * window / 60),
-        "disconnects": sum(c.closed for c in system.clients) - closed_before,
+        "disconnects": sum(g["closed"] for g in got) - closed_before,
         "gen": gen,
         "frame_kb": statistics.mean(sizes) / 1024 if sizes else float("nan"),
     }
@@ -357,6 +464,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
             args.redis_url, channel=env["SIO_CHANNEL"], write_only=True
         )
         for viewers in args.viewers:
+            system: System | None = None
             # Panen
             if "panen" in args.systems:
                 ports = [free_port(), free_port()]
@@ -376,8 +484,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "panen",
                         servers,
                         "/ws",
-                        on_panen,
-                        lambda c, s=subscribe: c.send_text(s),  # type: ignore[misc]
+                        subscribe,
                         lambda e, t=topic: publish(services, t, e),  # type: ignore[misc]
                     )
                     rss0 = sum(s.rss_kb() for s in servers)
@@ -389,10 +496,9 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                         row["kb_conn"] = kb
                         rows.append(row)
                         print_row(row)
-                    for c in system.clients:
-                        if c.transport is not None:
-                            c.transport.close()
                 finally:
+                    if system is not None:
+                        await stop_viewers(system)
                     for s in servers:
                         s.stop()
             # baseline
@@ -419,9 +525,6 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                     room = f"room_{tag}"
                     join = '42["join",' + orjson.dumps(room).decode() + "]"
 
-                    def sio_join(c: WsClient, j: str = join) -> None:
-                        c.join_text = j  # sent once the namespace connect is acknowledged
-
                     async def sio_publish(e: dict[str, Any], r: str = room) -> None:
                         await sio_manager.emit("ev", e, room=r, namespace="/")
 
@@ -429,8 +532,7 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                         "python-socketio",
                         servers,
                         "/socket.io/?EIO=4&transport=websocket",
-                        on_socketio,
-                        sio_join,
+                        join,
                         sio_publish,
                     )
                     rss0 = sum(s.rss_kb() for s in servers)
@@ -442,10 +544,9 @@ async def bench(args: argparse.Namespace) -> list[dict[str, Any]]:
                         row["kb_conn"] = kb
                         rows.append(row)
                         print_row(row)
-                    for c in system.clients:
-                        if c.transport is not None:
-                            c.transport.close()
                 finally:
+                    if system is not None:
+                        await stop_viewers(system)
                     for s in servers:
                         s.stop()
     finally:
@@ -510,4 +611,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--viewers-process"]:
+        import uvloop
+
+        uvloop.run(viewers_process())
+    else:
+        main()
