@@ -4,9 +4,9 @@
         [--seconds 8] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
         [--redis-url redis://127.0.0.1:6379/0]
 
-Two server processes of each system, both pinned to CPU 0; this process (the load
-generator: every viewer socket and the event publisher) pinned to CPU 1. Viewers are split
-evenly over the two servers. For each audience size the viewers connect once, then each
+Two server processes of each system, both pinned to CPU 0; the load generator (this
+process, publishing the events, and processes of its own holding the viewer sockets, 8,000
+each) pinned to CPU 1. Viewers are split evenly over the two servers. For each audience size the viewers connect once, then each
 event rate runs for `--seconds`. Per row:
 
 - frames/s: frames delivered to all viewers per second;
@@ -15,8 +15,8 @@ event rate runs for `--seconds`. Per row:
 - CPU s per viewer-minute: both servers' CPU time over the window, per viewer per minute;
 - KB/conn: the servers' resident memory per idle connection (after subscribing);
 - disconnects: viewer sockets that closed during the row;
-- gen CPU: this process's CPU use during the window (100% = its whole core: then the
-  numbers would say more about the generator than the servers);
+- gen CPU: the load generator's CPU use during the window, all its processes (100% = its
+  whole core: then the numbers would say more about the generator than the servers);
 - KB/frame: the mean size of a frame (a Panen ticker frame, a socket.io event) a sampled
   viewer received: what each viewer's phone downloads per frame.
 """
