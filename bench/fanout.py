@@ -6,8 +6,8 @@
 
 Two server processes of each system, both pinned to CPU 0; the load generator (this
 process, publishing the events, and processes of its own holding the viewer sockets, 8,000
-each) pinned to CPU 1. Viewers are split evenly over the two servers. For each audience size the viewers connect once, then each
-event rate runs for `--seconds`. Per row:
+each) pinned to CPU 1. Viewers are split evenly over the two servers. For each audience
+size the viewers connect once, then each event rate runs for `--seconds`. Per row:
 
 - frames/s: frames delivered to all viewers per second;
 - staleness p50/p99: for a sample of viewers, the age of the newest event in a frame when
