@@ -122,72 +122,99 @@ def _closer(websocket: WebSocket, proto: Any) -> Callable[[int], None]:
 
 
 async def endpoint(websocket: WebSocket) -> None:
+    """A socket through any ASGI server (and the in-process test client). `panen serve`
+    hands its sockets to `live.wire` instead, which drives the same steps below without a
+    task per idle socket."""
     gateway: Gateway = websocket.app.state.live
     await websocket.accept()
     proto = _transport_of(websocket)
     send: Send = proto.send if proto is not None else websocket.send
     conn = Connection(send, _closer(websocket, proto), _direct(proto) if proto else None)
-    address = "addr:" + (websocket.client.host if websocket.client else "unknown")
-    # Watch points are capped per device by the address, which a client cannot choose.
-    conn.device = address
-    counted = await _count_address(gateway, address)
-    if counted is None:  # over the address's limit: told so, and closed
-        refusal = error_frame("too_many_connections", "too many sockets from this address")
-        await websocket.send_text(refusal.decode())
+    address = websocket.client.host if websocket.client else "unknown"
+    counted = await opened(gateway, conn, address)
+    if counted is None:
+        await conn.flush(1.0)
         await websocket.close(POLICY)
         return
-    gateway.hub.connections.add(conn)
     close_code: int | None = None
     try:
-        while not conn.closed:
+        while not conn.closed and close_code is None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
-            raw = message.get("text")
-            if raw is None:
-                conn.push_frame(error_frame("invalid_frame", "frames are text", "frame"))
-                continue
-            if len(raw) > limits.MAX_FRAME_BYTES or len(raw.encode()) > limits.MAX_FRAME_BYTES:
-                close_code = TOO_BIG
-                break
-            if not conn.frames.take():
-                close_code = POLICY
-                break
-            try:
-                frame = parse(raw)
-                await handle(gateway, conn, frame)
-            except FrameError as err:
-                conn.push_frame(err.frame())
-            except _Close as close:
-                conn.push_frame(close.frame)
-                close_code = close.code
-                break
+            close_code = await received(gateway, conn, message.get("text"))
     finally:
-        if counted:
-            with contextlib.suppress(*UNREACHABLE):
-                await presence.release(
-                    gateway.services.redis, gateway.services.keys, gateway.hub.owner, address
-                )
-        gateway.hub.connections.discard(conn)
-        for topic in list(conn.topics.values()):
-            gateway.hub.leave(conn, topic)
-        if close_code is not None and not conn.closed:
-            await conn.flush(1.0)
-        await conn.close()
-        if conn.principal is not None:
-            with contextlib.suppress(*UNREACHABLE):
-                await presence.release(
-                    gateway.services.redis,
-                    gateway.services.keys,
-                    gateway.hub.owner,
-                    conn.principal.user_id,
-                )
+        await ended(gateway, conn, counted, close_code)
         if close_code is not None:
             try:
                 async with asyncio.timeout(2):
                     await websocket.close(close_code)
             except Exception:  # noqa: S110 - the client is gone either way
                 pass
+
+
+# The steps of a socket's life, whatever server carries it.
+
+
+async def opened(gateway: Gateway, conn: Connection, host: str) -> bool | None:
+    """A socket accepted from `host`: counted against its address (True if counted, False
+    if there is no limit or Redis is away), or None when the address is at its limit: the
+    refusal is queued and the caller closes with 1008."""
+    address = "addr:" + host
+    # Watch points are capped per device by the address, which a client cannot choose.
+    conn.device = address
+    counted = await _count_address(gateway, address)
+    if counted is None:
+        conn.push_frame(error_frame("too_many_connections", "too many sockets from this address"))
+        return None
+    gateway.hub.connections.add(conn)
+    return counted
+
+
+async def received(gateway: Gateway, conn: Connection, raw: str | None) -> int | None:
+    """One client frame (None: a binary one), answered in order; returns the close code
+    when the socket must close (its reason is queued first)."""
+    if raw is None:
+        conn.push_frame(error_frame("invalid_frame", "frames are text", "frame"))
+        return None
+    if len(raw) > limits.MAX_FRAME_BYTES or len(raw.encode()) > limits.MAX_FRAME_BYTES:
+        return TOO_BIG
+    if not conn.frames.take():
+        return POLICY
+    try:
+        frame = parse(raw)
+        await handle(gateway, conn, frame)
+    except FrameError as err:
+        conn.push_frame(err.frame())
+    except _Close as close:
+        conn.push_frame(close.frame)
+        return close.code
+    return None
+
+
+async def ended(gateway: Gateway, conn: Connection, counted: bool, close_code: int | None) -> None:
+    """The socket is closing: out of its rooms and its counts; with a close code, what is
+    queued (the reason) goes out first, for up to a second."""
+    address = conn.device or ""
+    if counted:
+        with contextlib.suppress(*UNREACHABLE):
+            await presence.release(
+                gateway.services.redis, gateway.services.keys, gateway.hub.owner, address
+            )
+    gateway.hub.connections.discard(conn)
+    for topic in list(conn.topics.values()):
+        gateway.hub.leave(conn, topic)
+    if close_code is not None and not conn.closed:
+        await conn.flush(1.0)
+    await conn.close()
+    if conn.principal is not None:
+        with contextlib.suppress(*UNREACHABLE):
+            await presence.release(
+                gateway.services.redis,
+                gateway.services.keys,
+                gateway.hub.owner,
+                conn.principal.user_id,
+            )
 
 
 async def _count_address(gateway: Gateway, address: str) -> bool | None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.exc import DBAPIError
@@ -187,7 +188,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     conf = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         configure_logging(conf.log_format, conf.log_level)
         services = await Services.start(conf)
         app.state.services = services
@@ -200,7 +201,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lag = asyncio.create_task(health.watch_loop_lag())
         heap.settle()
         try:
-            yield
+            # The lifespan's state reaches the server's own socket protocol (live.wire).
+            yield {"live": app.state.live}
         finally:
             lag.cancel()
             await watch.stop()

@@ -15,6 +15,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from core.settings import check_can_serve, get_settings
+    from live.wire import WireSocket
 
     check_can_serve(get_settings())
     uvicorn.run(
@@ -29,9 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
         # Longer than the idle timeout of the proxies in front (commonly 60 s), so a proxy
         # never sends a request down a connection this server is just closing.
         timeout_keep_alive=75,
-        # Live rooms: frames are serialised once for every socket, so no per-socket
-        # compression; client frames are small (the gateway closes with 1009 over 4 KiB).
-        ws="websockets-sansio",
+        # Sockets on our own protocol (live.wire): frames framed once for every socket, so
+        # no per-socket compression; client frames are small (the gateway closes with 1009
+        # over 4 KiB).
+        ws=WireSocket,
         ws_per_message_deflate=False,
         ws_max_size=64 * 1024,
     )

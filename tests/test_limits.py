@@ -83,7 +83,12 @@ async def test_one_address_opens_only_so_many_sockets_across_processes(pair) -> 
     again = await Viewer.connect(b.ws)
     await again.send({"type": "ping"})
     assert (await again.recv())["type"] == "pong"
-    for v in (*held, again):
+    # Behind a trusted proxy (loopback is one by default) the address is the one it names,
+    # as for HTTP requests: this socket is another address's.
+    proxied = await Viewer.connect(a.ws, additional_headers={"X-Forwarded-For": "203.0.113.7"})
+    await proxied.send({"type": "ping"})
+    assert (await proxied.recv())["type"] == "pong"
+    for v in (*held, again, proxied):
         await v.close()
 
 

@@ -511,3 +511,64 @@ async def test_get_session_carries_the_rooms_totals_snapshot(client, admin_token
     assert totals["goal"]["unit_name"] == "Love Package"
     assert totals["goal"]["goal_units"] == 500
     assert detail["listings"][0]["id"] == listing["id"]
+
+
+def _masked(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """A client frame as it goes on the wire (a zero mask leaves the payload as it is)."""
+    assert len(payload) < 126
+    return bytes([(0x80 if fin else 0) | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+async def _raw_socket(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def test_the_socket_layer_answers_what_a_browser_or_an_attacker_may_send(
+    servers: tuple[Server, Server], room: Room
+) -> None:
+    a = servers[0]
+    # a socket on a path no route takes is refused, as before
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(a.ws.replace("/ws", "/nope"))
+    assert refused.value.response.status_code == 403
+
+    # a message in fragments is one frame; a binary one is answered, and the socket stays
+    v = await Viewer.connect(a.ws)
+    await v.ws.send(['{"type": "ping", ', '"id": "frag"}'])
+    assert await v.recv() == {"type": "pong", "id": "frag"}
+    await v.ws.send(b'{"type": "ping"}')
+    assert (await v.recv())["code"] == "invalid_frame"
+    await v.ws.ping()  # the protocol's own ping is answered
+    await v.send({"type": "ping", "id": "after"})
+    assert await v.recv() == {"type": "pong", "id": "after"}
+    await v.close()
+
+    # text that is not UTF-8 closes the socket with 1007, the rest of the room untouched
+    reader, writer = await _raw_socket(a)
+    writer.write(_masked(0x1, b"\xff\xfe{}"))
+    close = await asyncio.wait_for(reader.read(64), 5)
+    assert close[0] == 0x88 and int.from_bytes(close[2:4], "big") == 1007
+    writer.close()
+
+    # a client that closes mid-message leaves nothing behind, and a server ping is a pong
+    reader, writer = await _raw_socket(a)
+    writer.write(_masked(0x1, b'{"type": ', fin=False))
+    writer.write(_masked(0x9, b"hi"))
+    pong = await asyncio.wait_for(reader.readexactly(4), 5)
+    assert pong == b"\x8a\x02hi"
+    writer.write(_masked(0x8, (1000).to_bytes(2, "big")))
+    answer = await asyncio.wait_for(reader.read(64), 5)
+    assert answer[0] == 0x88
+    assert await asyncio.wait_for(reader.read(64), 5) == b""  # and the server hung up
+    writer.close()
+    watcher = await Viewer.connect(a.ws)
+    await watcher.send({"type": "ping", "id": "still"})
+    assert await watcher.recv() == {"type": "pong", "id": "still"}
+    await watcher.close()
