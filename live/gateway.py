@@ -22,7 +22,6 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Receive, Scope
 from starlette.types import Send as Send_
 from starlette.websockets import WebSocket
-from websockets.protocol import State
 
 from commerce.orders.schemas import order_frame
 from commerce.orders.service import place_order
@@ -35,7 +34,7 @@ from core.services import Services
 from donations.gifts.schemas import gift_frame
 from donations.gifts.service import donate
 from live import chat, limits, presence, rooms
-from live.connection import Connection, Send
+from live.connection import Connection
 from live.history import TopicKeys
 from live.hub import Hub, Unavailable
 from live.once import Once
@@ -68,45 +67,13 @@ class Gateway:
         return owner
 
 
-def _transport_of(websocket: WebSocket) -> Any:
-    """The server's protocol object under the socket, when the server is uvicorn: it lets a
-    slow client be cut off at once instead of waiting on a close it will never read."""
-    proto = getattr(getattr(websocket, "_receive", None), "__self__", None)
-    if proto is not None and hasattr(proto, "transport") and hasattr(proto, "send"):
-        return proto
-    return None
-
-
 _closing: set[asyncio.Task[None]] = set()
 
 
-def _direct(proto: Any) -> Callable[[bytes], bool] | None:
-    """A framed message written synchronously to uvicorn's sans-I/O socket, when its
-    buffer has room and the socket is open, as its own `send` does after waiting for room:
-    measured in bench/fanout.py as the cheapest way to fan out."""
-    if not all(hasattr(proto, a) for a in ("conn", "writable", "close_sent", "transport")):
-        return None
+def _closer(websocket: WebSocket) -> Callable[[int], None]:
+    """Close a socket without waiting on a client that may never read the close."""
 
-    def write(wire: bytes) -> bool:
-        if (
-            not proto.writable.is_set()
-            or proto.close_sent
-            or proto.conn.state is not State.OPEN
-            or proto.transport.is_closing()
-        ):
-            return False
-        proto.transport.write(wire)
-        return True
-
-    return write
-
-
-def _closer(websocket: WebSocket, proto: Any) -> Callable[[int], None]:
     def abort(code: int) -> None:
-        if proto is not None:
-            proto.transport.abort()
-            return
-
         async def close() -> None:
             try:
                 async with asyncio.timeout(2):
@@ -127,9 +94,7 @@ async def endpoint(websocket: WebSocket) -> None:
     task per idle socket."""
     gateway: Gateway = websocket.app.state.live
     await websocket.accept()
-    proto = _transport_of(websocket)
-    send: Send = proto.send if proto is not None else websocket.send
-    conn = Connection(send, _closer(websocket, proto), _direct(proto) if proto else None)
+    conn = Connection(websocket.send, _closer(websocket))
     address = websocket.client.host if websocket.client else "unknown"
     counted = await opened(gateway, conn, address)
     if counted is None:

@@ -11,8 +11,12 @@ And the fan-out writes a frame, framed once for every socket (`live.connection.t
 straight to the transport: public interfaces of asyncio and websockets, where it used to
 reach into uvicorn's protocol.
 
-The gateway's steps (`opened`, `received`, `ended`) are the same for the ASGI endpoint,
-which other servers and the in-process tests still use.
+A socket's life, in order (the ASGI endpoint in `live.gateway` runs the same steps):
+upgrade → `opened` (counted against its address) → `received` for each frame, one at a
+time, in a task that exists while frames wait → `ended` (out of its rooms and counts),
+which waits for the frame in hand so nothing it takes is left behind. Reading stops while
+16 frames wait or the client is not reading what we send (pongs included), so a client
+cannot grow our buffers by not reading.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from live import gateway as gw
+from live import limits
 from live.connection import WIRE, Connection, Message
 
 log = logging.getLogger("panen.live")
@@ -42,7 +47,7 @@ log = logging.getLogger("panen.live")
 _quiet = logging.getLogger("panen.live.wire")
 _quiet.setLevel(logging.WARNING)
 
-PING_S = 20.0  # a peer that answers no ping for this long is gone (a phone out of range)
+PING_S = 20.0  # a peer that sends nothing for this long after a ping is gone
 CLOSE_WAIT_S = 10.0  # after our close frame, how long the client has to answer it
 INBOX_PAUSE = 16  # frames waiting to be answered before the socket stops being read
 INTERNAL = 1011
@@ -68,6 +73,7 @@ class WireSocket(asyncio.Protocol):
         "pinged",
         "proto",
         "reading",
+        "said_close",
         "server_tasks",
         "transport",
         "waiters",
@@ -86,8 +92,9 @@ class WireSocket(asyncio.Protocol):
         self.app_state = app_state
         self.connections = server_state.connections
         self.server_tasks = server_state.tasks
-        # No extensions: frames are framed once for every socket, so never compressed.
-        self.proto = ServerProtocol(max_size=config.ws_max_size, logger=_quiet)
+        # No extensions: frames are framed once for every socket, so never compressed. A
+        # message over the gateway's limit (fragmented or not) is closed with 1009 here.
+        self.proto = ServerProtocol(max_size=limits.MAX_FRAME_BYTES, logger=_quiet)
         self.transport: asyncio.Transport | None = None
         self.client_host = "unknown"
         self.conn: Connection | None = None
@@ -100,6 +107,7 @@ class WireSocket(asyncio.Protocol):
         self.waiters: list[asyncio.Future[None]] = []
         self.reading = True
         self.pinged = False
+        self.said_close = False  # our close frame is written: nothing may follow it
         self.close_timer: asyncio.TimerHandle | None = None
 
     # asyncio's side
@@ -119,11 +127,16 @@ class WireSocket(asyncio.Protocol):
                 self._upgrade(event)
             elif isinstance(event, Frame):
                 self._frame(event)
-        self._write_pending()
         if self.conn is None and self.proto.handshake_exc is not None:
-            # Not an upgrade websockets could read: it has queued its answer (or an EOF).
-            self._close()
-        elif self.proto.parser_exc is not None:  # a protocol error: websockets closed it
+            # Not a request websockets could read: its answer, or ours if it has none.
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                pending = b"".join(self.proto.data_to_send())
+                transport.write(pending or self.proto.reject(400, "bad request\n").serialize())
+                transport.close()
+            return
+        self._write_pending()
+        if self.proto.parser_exc is not None:  # a protocol error: websockets closed it
             self._close()
             self._end(None)
 
@@ -133,30 +146,35 @@ class WireSocket(asyncio.Protocol):
             slot.discard(self)
         if self.close_timer is not None:
             self.close_timer.cancel()
+        self.writable = True  # nothing will drain now: writers must not wait for it
         self._wake_writers()
-        self.inbox.clear()
-        if self.conn is not None and not self.ending:
-            self.ending = True
-            self._spawn(gw.ended(self._gateway(), self.conn, self.counted, None))
+        self._end(None)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
     def pause_writing(self) -> None:
         self.writable = False
+        self._read_or_not()  # a client that does not read gets nothing more from us
 
     def resume_writing(self) -> None:
         self.writable = True
+        self.pinged = False  # it reads: alive
         self._wake_writers()
+        self._read_or_not()
 
     def shutdown(self) -> None:
         """uvicorn stops: tell the client to come back, and close."""
-        if self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self.writable:  # it would never read our close frame
+            transport.abort()
             return
         if self.proto.state is State.OPEN:
             self.proto.send_close(GOING_AWAY)
             self._write_pending()
-        self.transport.close()
+        transport.close()
 
     # the handshake
 
@@ -195,6 +213,8 @@ class WireSocket(asyncio.Protocol):
             self.worker = None
             self._end(gw.POLICY)
             return
+        # Counted even when the client left meanwhile: `ended` waits for this task, so it
+        # releases the count.
         self.counted = counted
         await self._answer()
 
@@ -226,8 +246,14 @@ class WireSocket(asyncio.Protocol):
             self._close()
             self._end(None)
             return
+        if frame.opcode is Opcode.PING:
+            # websockets queued the pong; pings count against the socket's frame rate as
+            # messages do, or a flood of them would be answered without limit.
+            if self.conn is not None and not self.ending and not self.conn.frames.take():
+                self._end(gw.POLICY)
+            return
         if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            return  # a ping (websockets queued the pong) or a pong
+            return  # a pong
         if frame.opcode is not Opcode.CONT:
             self.parts = [frame.opcode.name.encode()]  # b"TEXT" or b"BINARY", then the data
         self.parts.append(bytes(frame.data))
@@ -250,9 +276,7 @@ class WireSocket(asyncio.Protocol):
         if self.conn is None or self.conn.closed or self.ending:
             return
         self.inbox.append(raw)
-        if len(self.inbox) >= INBOX_PAUSE and self.reading and self.transport is not None:
-            self.reading = False
-            self.transport.pause_reading()
+        self._read_or_not()
         if self.worker is None:
             self.worker = self._spawn(self._answer())
 
@@ -261,12 +285,9 @@ class WireSocket(asyncio.Protocol):
         conn = self.conn
         assert conn is not None
         try:
-            while self.inbox and not conn.closed:
+            while self.inbox and not conn.closed and not self.ending:
                 code = await gw.received(self._gateway(), conn, self.inbox.pop(0))
-                if not self.reading and len(self.inbox) < INBOX_PAUSE // 2:
-                    self.reading = True
-                    if self.transport is not None:
-                        self.transport.resume_reading()
+                self._read_or_not()
                 if code is not None:
                     self.worker = None
                     self._end(code)
@@ -274,6 +295,20 @@ class WireSocket(asyncio.Protocol):
         finally:
             if self.worker is asyncio.current_task():
                 self.worker = None
+
+    def _read_or_not(self) -> None:
+        """Read while the client reads what we send and fewer than INBOX_PAUSE frames wait
+        (after `ending`, only its close matters: read it)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        read = self.ending or (self.writable and len(self.inbox) < INBOX_PAUSE)
+        if read != self.reading:
+            self.reading = read
+            if read:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
     # frames to the client (Connection's three ways)
 
@@ -309,29 +344,32 @@ class WireSocket(asyncio.Protocol):
     # closing
 
     def _end(self, code: int | None) -> None:
-        """Let the gateway go of the socket (flushing a close reason first), then, with
-        `code`, send our close frame and give the client CLOSE_WAIT_S to answer it."""
-        conn = self.conn
-        if conn is None or self.ending:
+        """Let the gateway go of the socket, once; with `code`, then send our close frame
+        and give the client CLOSE_WAIT_S to answer it."""
+        if self.conn is None or self.ending:
             return
         self.ending = True
         self.inbox.clear()
-        if not self.reading and self.transport is not None:
-            self.reading = True  # to read the client's answer to our close
-            self.transport.resume_reading()
+        self._read_or_not()  # to read the client's answer to our close
+        self._spawn(self._finish(self.conn, code))
 
-        async def end() -> None:
+    async def _finish(self, conn: Connection, code: int | None) -> None:
+        # The frame in hand (or the opening) finishes first: whatever it takes (a count, a
+        # room, a presence) is there for `ended` to give back.
+        worker = self.worker
+        if worker is not None and worker is not asyncio.current_task():
+            await asyncio.wait({worker})
+        try:
             await gw.ended(self._gateway(), conn, self.counted, code)
-            if code is not None and self.proto.state is State.OPEN:
+        finally:
+            transport = self.transport
+            if code is not None and self.proto.state is State.OPEN and transport is not None:
                 self.proto.send_close(code)
                 self._write_pending()
-                transport = self.transport
-                if transport is not None and not transport.is_closing():
+                if not transport.is_closing():
                     self.close_timer = asyncio.get_running_loop().call_later(
-                        CLOSE_WAIT_S, transport.close
+                        CLOSE_WAIT_S, transport.abort
                     )
-
-        self._spawn(end())
 
     def _close(self) -> None:
         """Close the TCP connection, after what is written."""
@@ -342,12 +380,15 @@ class WireSocket(asyncio.Protocol):
 
     def _write_pending(self) -> None:
         """Write what websockets has queued; its empty bytestring means "end the TCP
-        connection" (a failed handshake, a protocol error, a finished close)."""
+        connection" (a protocol error, a finished close)."""
         pending = self.proto.data_to_send()
+        if self.said_close:  # websockets still answers pings while closing: not us
+            pending = [chunk for chunk in pending if chunk == b""]
         transport = self.transport
         if not pending or transport is None or transport.is_closing():
             return
         transport.write(b"".join(pending))
+        self.said_close = self.proto.close_sent is not None
         if pending[-1] == b"":
             transport.close()
 
@@ -370,17 +411,20 @@ class WireSocket(asyncio.Protocol):
         return task
 
     def ping(self) -> None:
-        """Keepalive: a peer that has not answered the last ping is gone."""
-        if self.transport is None or self.proto.state is not State.OPEN:
+        """Keepalive: a peer that sent nothing since the last ping, or has read nothing of
+        what we sent in that time, is gone (cut off: it would not read a close frame)."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.proto.state is not State.OPEN:
             return
+        if self.worker is not None and self.writable:
+            return  # still answering its frames (reading may be paused for them)
         if self.pinged:
-            self.proto.fail(INTERNAL, "keepalive ping timeout")
-            self._write_pending()
-            self._close()
+            transport.abort()
             return
-        self.pinged = True
-        self.proto.send_ping(b"")
-        self._write_pending()
+        self.pinged = True  # cleared by anything it sends, or by it reading what we sent
+        if self.writable:
+            self.proto.send_ping(b"")
+            self._write_pending()
 
 
 async def _seen(scope: Any, receive: Any, send: Any) -> None:
@@ -405,13 +449,18 @@ _sweeper: list[asyncio.Task[None]] = []
 
 
 def _sweeping() -> None:
-    if _sweeper and not _sweeper[0].done():
+    """Start the sweep on this loop if it is not running here."""
+    loop = asyncio.get_running_loop()
+    if _sweeper and not _sweeper[0].done() and _sweeper[0].get_loop() is loop:
         return
-    _sweeper[:] = [asyncio.get_running_loop().create_task(_sweep())]
+    _sweeper[:] = [loop.create_task(_sweep())]
 
 
 async def _sweep() -> None:
     for slot in itertools.cycle(_open):
         await asyncio.sleep(PING_S / len(_open))
         for sock in list(slot):
-            sock.ping()
+            try:
+                sock.ping()
+            except Exception:
+                log.exception("keepalive ping failed")

@@ -572,3 +572,50 @@ async def test_the_socket_layer_answers_what_a_browser_or_an_attacker_may_send(
     await watcher.send({"type": "ping", "id": "still"})
     assert await watcher.recv() == {"type": "pong", "id": "still"}
     await watcher.close()
+
+
+async def test_a_flood_of_protocol_pings_is_limited_like_any_frame(
+    servers: tuple[Server, Server], room: Room
+) -> None:
+    reader, writer = await _raw_socket(servers[0])
+    writer.write(b"".join(_masked(0x9, b"p") for _ in range(200)))
+    seen = b""
+    while b"\x88\x02" not in seen:  # pongs, then the close frame
+        chunk = await asyncio.wait_for(reader.read(65536), 5)
+        assert chunk, seen[-40:]
+        seen += chunk
+    close = seen.rfind(b"\x88\x02")
+    assert close >= 0 and int.from_bytes(seen[close + 2 : close + 4], "big") == 1008
+    # and once closed, more pings get no answer
+    writer.write(b"".join(_masked(0x9, b"p") for _ in range(50)))
+    try:
+        after = await asyncio.wait_for(reader.read(65536), 1)
+    except TimeoutError:
+        after = b""
+    assert b"\x8a\x01p" not in after
+    writer.close()
+
+
+async def test_sockets_that_leave_mid_hello_leave_no_count_behind(
+    servers: tuple[Server, Server], room: Room
+) -> None:
+    from live import limits
+
+    viewer = await register(room.http, "leaver")
+    hello = orjson_str({"type": "hello", "token": viewer.token})
+    for _ in range(3):
+        gone = [
+            await websockets.connect(servers[0].ws) for _ in range(limits.MAX_CONNECTIONS_PER_USER)
+        ]
+        for ws in gone:
+            await ws.send(hello)
+        for ws in gone:
+            ws.transport.abort()  # no close, no waiting for the welcome
+    await asyncio.sleep(1.0)
+    stayed = [
+        await Viewer.connect(servers[0].ws, viewer.token)
+        for _ in range(limits.MAX_CONNECTIONS_PER_USER)
+    ]
+    assert all(v.seen[-1]["type"] == "welcome" for v in stayed)
+    for v in stayed:
+        await v.close()
