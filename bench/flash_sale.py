@@ -485,6 +485,7 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                             db, world, listing, buyer, key, settings.platform_fee_bps
                         )
 
+                print(f"# {path}: the clock starts", file=sys.stderr, flush=True)
                 wall, to_last, lat, accepted = await run_stampede(buyers, inflight, attempt, path)
                 if path == "socket":
                     await asyncio.gather(*(s.close() for ss in sockets.values() for s in ss))

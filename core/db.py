@@ -17,6 +17,7 @@ from sqlalchemy import DateTime, MetaData, String, TextClause, func, make_url, t
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -219,6 +220,17 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self._hold(), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one statement on its own, in autocommit: PostgreSQL runs a lone
+        statement (its CTEs included) atomically, so BEGIN and COMMIT or ROLLBACK would
+        only add two round trips. For the batchers of the hot path (the order writer, the
+        identity reads), which run in tasks of their own, outside any caller's connection."""
+        async with self.engine.connect() as conn:
+            # Client-side for asyncpg (no round trip), and undone when the pool takes it back.
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     async def run(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 4) -> T:
         """`work` in one transaction, run again from the start when PostgreSQL aborted it

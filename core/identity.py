@@ -71,7 +71,7 @@ class Identities:
 
     async def _read_many(self, user_ids: list[str]) -> list[_State | Exception]:
         # Core on a pooled connection, not an ORM session: this runs once per few requests.
-        async with self.db.engine.connect() as conn:
+        async with self.db.statement() as conn:
             rows = (await conn.execute(_READ, {"ids": list(set(user_ids))})).all()
         now = time.monotonic()
         found = {

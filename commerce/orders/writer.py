@@ -161,7 +161,7 @@ class Written:
 
 async def _insert(services: Services, rows: list[dict[str, Any]]) -> list[Written]:
     arrays = {name: [r[name] for r in rows] for name, _ in COLUMNS}
-    async with services.db.engine.begin() as conn:
+    async with services.db.statement() as conn:  # one statement: the order, payment, status
         result = (await conn.execute(INSERT_ORDERS, arrays)).all()
     written = {
         r.id: Written(
