@@ -48,7 +48,7 @@ _quiet = logging.getLogger("panen.live.wire")
 _quiet.setLevel(logging.WARNING)
 
 PING_S = 20.0  # a peer that sends nothing for this long after a ping is gone
-CLOSE_WAIT_S = 10.0  # after our close frame, how long the client has to answer it
+CLOSE_WAIT_S = 10.0  # after our close frame, how long the client has to read it
 INBOX_PAUSE = 16  # frames waiting to be answered before the socket stops being read
 INTERNAL = 1011
 GOING_AWAY = 1012  # the server restarts: the client reconnects, with `since`
@@ -240,20 +240,25 @@ class WireSocket(asyncio.Protocol):
     # frames from the client
 
     def _frame(self, frame: Frame) -> None:
+        if self.ending:
+            return  # on its way out: nothing it sends matters now
         if frame.opcode is Opcode.CLOSE:
             # websockets answered it (or it answers ours): the handshake is done.
             self._write_pending()
             self._close()
             self._end(None)
             return
-        if frame.opcode is Opcode.PING:
-            # websockets queued the pong; pings count against the socket's frame rate as
-            # messages do, or a flood of them would be answered without limit.
-            if self.conn is not None and not self.ending and not self.conn.frames.take():
-                self._end(gw.POLICY)
+        conn = self.conn
+        if conn is None:
             return
-        if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            return  # a pong
+        # Pings, pongs and fragments count against the socket's frame rate as whole messages
+        # do (`received` counts those): a flood of empty ones costs parsing all the same.
+        whole = frame.fin and frame.opcode in (Opcode.TEXT, Opcode.BINARY)
+        if not whole and not conn.frames.take():
+            self._end(gw.POLICY)
+            return
+        if frame.opcode is Opcode.PING or frame.opcode is Opcode.PONG:
+            return  # websockets queued the pong
         if frame.opcode is not Opcode.CONT:
             self.parts = [frame.opcode.name.encode()]  # b"TEXT" or b"BINARY", then the data
         self.parts.append(bytes(frame.data))
@@ -297,12 +302,13 @@ class WireSocket(asyncio.Protocol):
                 self.worker = None
 
     def _read_or_not(self) -> None:
-        """Read while the client reads what we send and fewer than INBOX_PAUSE frames wait
-        (after `ending`, only its close matters: read it)."""
+        """Read while the client reads what we send and fewer than INBOX_PAUSE frames wait;
+        not once the socket is ending (we close the TCP connection after our close frame,
+        so its answer is not needed, and a flooder's frames cost nothing more)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        read = self.ending or (self.writable and len(self.inbox) < INBOX_PAUSE)
+        read = not self.ending and self.writable and len(self.inbox) < INBOX_PAUSE
         if read != self.reading:
             self.reading = read
             if read:
@@ -345,12 +351,12 @@ class WireSocket(asyncio.Protocol):
 
     def _end(self, code: int | None) -> None:
         """Let the gateway go of the socket, once; with `code`, then send our close frame
-        and give the client CLOSE_WAIT_S to answer it."""
+        and hang up (a client that has not read it within CLOSE_WAIT_S is cut off)."""
         if self.conn is None or self.ending:
             return
         self.ending = True
         self.inbox.clear()
-        self._read_or_not()  # to read the client's answer to our close
+        self._read_or_not()
         self._spawn(self._finish(self.conn, code))
 
     async def _finish(self, conn: Connection, code: int | None) -> None:
@@ -367,6 +373,9 @@ class WireSocket(asyncio.Protocol):
                 self.proto.send_close(code)
                 self._write_pending()
                 if not transport.is_closing():
+                    # We hang up after our close frame (RFC 6455 lets the server close the
+                    # TCP connection first); a client that does not read it is cut off.
+                    transport.close()
                     self.close_timer = asyncio.get_running_loop().call_later(
                         CLOSE_WAIT_S, transport.abort
                     )

@@ -595,6 +595,19 @@ async def test_a_flood_of_protocol_pings_is_limited_like_any_frame(
     assert b"\x8a\x01p" not in after
     writer.close()
 
+    # so do empty pongs, and empty fragments of a message never finished
+    for flood in (
+        b"".join(_masked(0xA, b"") for _ in range(500)),
+        _masked(0x1, b'{"type": ', fin=False)
+        + b"".join(_masked(0x0, b"", fin=False) for _ in range(500)),
+    ):
+        reader, writer = await _raw_socket(servers[0])
+        writer.write(flood)
+        closing = await asyncio.wait_for(reader.read(64), 5)
+        assert closing[:2] == b"\x88\x02" and int.from_bytes(closing[2:4], "big") == 1008
+        assert await asyncio.wait_for(reader.read(64), 5) == b""  # and it hung up
+        writer.close()
+
 
 async def test_sockets_that_leave_mid_hello_leave_no_count_behind(
     servers: tuple[Server, Server], room: Room
