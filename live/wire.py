@@ -48,7 +48,7 @@ _quiet = logging.getLogger("panen.live.wire")
 _quiet.setLevel(logging.WARNING)
 
 PING_S = 20.0  # a peer that sends nothing for this long after a ping is gone
-CLOSE_WAIT_S = 10.0  # after our close frame, how long the client has to read it
+CLOSE_WAIT_S = 10.0  # after our close frame, how long the client has to hang up
 INBOX_PAUSE = 16  # frames waiting to be answered before the socket stops being read
 INTERNAL = 1011
 GOING_AWAY = 1012  # the server restarts: the client reconnects, with `since`
@@ -120,6 +120,8 @@ class WireSocket(asyncio.Protocol):
             self.client_host = str(peer[0])
 
     def data_received(self, data: bytes) -> None:
+        if self.said_close:
+            return  # drained unread: nothing it sends after our close frame matters
         self.pinged = False  # the peer is alive
         self.proto.receive_data(data)
         for event in self.proto.events_received():
@@ -303,12 +305,14 @@ class WireSocket(asyncio.Protocol):
 
     def _read_or_not(self) -> None:
         """Read while the client reads what we send and fewer than INBOX_PAUSE frames wait;
-        not once the socket is ending (we close the TCP connection after our close frame,
-        so its answer is not needed, and a flooder's frames cost nothing more)."""
+        not while the socket is ending (a flooder's frames cost nothing more), until our
+        close frame is out: then read, unparsed, to see it hang up."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        read = not self.ending and self.writable and len(self.inbox) < INBOX_PAUSE
+        read = self.said_close or (
+            not self.ending and self.writable and len(self.inbox) < INBOX_PAUSE
+        )
         if read != self.reading:
             self.reading = read
             if read:
@@ -351,7 +355,7 @@ class WireSocket(asyncio.Protocol):
 
     def _end(self, code: int | None) -> None:
         """Let the gateway go of the socket, once; with `code`, then send our close frame
-        and hang up (a client that has not read it within CLOSE_WAIT_S is cut off)."""
+        and end our side (a client that has not hung up within CLOSE_WAIT_S is cut off)."""
         if self.conn is None or self.ending:
             return
         self.ending = True
@@ -373,9 +377,13 @@ class WireSocket(asyncio.Protocol):
                 self.proto.send_close(code)
                 self._write_pending()
                 if not transport.is_closing():
-                    # We hang up after our close frame (RFC 6455 lets the server close the
-                    # TCP connection first); a client that does not read it is cut off.
-                    transport.close()
+                    # Our side is done (FIN after the close frame); what the client still
+                    # sends is drained unread until it hangs up too, so a client still
+                    # sending gets our close rather than a reset. One that does not hang
+                    # up within CLOSE_WAIT_S is cut off.
+                    if transport.can_write_eof():
+                        transport.write_eof()
+                    self._read_or_not()
                     self.close_timer = asyncio.get_running_loop().call_later(
                         CLOSE_WAIT_S, transport.abort
                     )
