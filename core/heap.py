@@ -5,7 +5,7 @@ more objects have survived) were measured costing a `panen serve` with 8,000 sig
 sockets about a quarter of its CPU in a flash sale, in full collections of ~0.3 s each:
 every object of every socket, and of every module, scanned again and again, with the
 event loop stopped for the whole pass (a frame 300 ms late). Two changes, measured in
-bench/flash_sale.py and bench/fanout.py (docs/benchmarks.md, "The garbage collector"):
+bench/flash_sale.py and bench/settle.py (docs/benchmarks.md, "The garbage collector"):
 
 - What start-up made (modules, mappers, compiled statements, the app) is frozen: it lives
   as long as the process and is never scanned again.
