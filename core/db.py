@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, MetaData, String, TextClause, func, make_url, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import DateTime, MetaData, String, TextClause, event, func, make_url, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -118,16 +119,32 @@ class NestedConnectionError(RuntimeError):
 def create_engine(url: str, *, pool_size: int = 10, pool_timeout_s: float = 2.0) -> AsyncEngine:
     """`pool_timeout_s`: how long a request waits for a pooled connection before it is told
     to come back (503) rather than queue behind a pool that is not draining."""
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=True,
         # Each connection gets its own statement cache; a prepared statement goes stale
-        # after a migration, which pre-ping does not catch, hence a modest size.
+        # after a migration, hence a modest size.
         connect_args={"statement_cache_size": 256},
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: DBAPIConnection, record: Any, proxy: Any) -> None:
+    """Pool checkout: a connection the server has closed is not handed out.
+
+    In place of SQLAlchemy's pre-ping, which for asyncpg is three round trips (BEGIN, an
+    empty query, ROLLBACK) on every checkout: a tenth of a web process's CPU in a flash
+    sale. PostgreSQL closes its sockets when it stops,
+    restarts or terminates a backend, and asyncpg marks a connection closed as soon as
+    the loop reads that: a flag to look at, no round trip. The pool then opens a fresh
+    connection in its place and renews every older one (InvalidatePoolError), as a
+    failed pre-ping would. A connection lost with no close seen (a cable cut) fails its
+    statement instead: SQLAlchemy renews the pool, and the request answers 503."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise InvalidatePoolError("the server closed this pooled connection")
 
 
 @dataclass(frozen=True, slots=True)

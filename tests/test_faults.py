@@ -16,6 +16,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from core.db import Database
 from core.settings import Settings
 from tests.api import build_world, live_listing, order, pay, register
 from tests.conftest import process_env
@@ -221,3 +222,26 @@ async def test_an_exhausted_database_pool_answers_503_within_seconds(
         if code == 503:
             assert r.json()["error"]["code"] == "busy" and r.headers["retry-after"]
             assert took < 2.5, f"a 503 after {took:.1f} s"
+
+
+async def test_pooled_connections_postgresql_closed_are_replaced_before_a_statement_uses_them(
+    settings: Settings,
+) -> None:
+    db, killer = Database(settings.database_url, pool_size=2), Database(settings.database_url)
+    try:
+        async with db.statement() as a, db.statement() as b:
+            pids = {await a.scalar(text("SELECT pg_backend_pid()")) for a in (a, b)}
+        # PostgreSQL ends both pooled connections' backends, as a restart does.
+        async with killer.statement() as other:
+            ended = await other.scalar(
+                text("SELECT count(*) FROM unnest(CAST(:p AS int[])) AS p WHERE pg_terminate_backend(p)"),
+                {"p": list(pids)},
+            )
+        assert ended == 2
+        await asyncio.sleep(0.5)  # the loop reads the closed sockets
+        for _ in range(4):
+            async with db.statement() as conn:
+                assert await conn.scalar(text("SELECT pg_backend_pid()")) not in pids
+    finally:
+        await db.close()
+        await killer.close()
