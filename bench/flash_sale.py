@@ -8,7 +8,7 @@ the baseline is the obvious design: one transaction that locks the listing's sto
 FOR UPDATE, checks idempotency and stock, decrements and inserts.
 
     .venv/bin/python bench/flash_sale.py [--buyers 1000,5000] [--inflight 256]
-        [--paths baseline,redis,http]
+        [--paths baseline,redis,http] [--rounds 1]
 
 The `http` path (not run by default) sends the same stampede through two real
 `panen serve` processes, each buyer's two copies to different servers, from a keep-alive
@@ -318,17 +318,25 @@ class KeepAlive:
         self.idle: dict[str, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
         self.gates: dict[str, asyncio.Semaphore] = {}
 
+    async def warm(self, bases: list[str]) -> None:
+        """Open every connection before the clock starts, as the sockets are: in front of
+        the servers a proxy holds its kept-alive connections to them; buyers do not each
+        open one to a server as they tap."""
+        for base in bases:
+            opened = [await self._open(base) for _ in range(self.size)]
+            self.idle.setdefault(base, []).extend(opened)
+
+    async def _open(self, base: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host, port = base.removeprefix("http://").split(":")
+        return await asyncio.open_connection(host, int(port))
+
     async def post(
         self, base: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, bytes]:
         gate = self.gates.setdefault(base, asyncio.Semaphore(self.size))
         async with gate:
             pool = self.idle.setdefault(base, [])
-            if pool:
-                reader, writer = pool.pop()
-            else:
-                host, port = base.removeprefix("http://").split(":")
-                reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = pool.pop() if pool else await self._open(base)
             head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             writer.write(
                 f"POST {path} HTTP/1.1\r\nHost: {base[7:]}\r\nContent-Type: application/json"
@@ -354,8 +362,9 @@ class KeepAlive:
 
 
 @contextmanager
-def web_servers(settings: Settings, n: int) -> Iterator[list[str]]:
-    """n `panen serve` processes on this run's database and Redis prefix."""
+def web_servers(settings: Settings, n: int) -> Iterator[tuple[list[str], list[int]]]:
+    """n `panen serve` processes on this run's database and Redis prefix: their base URLs
+    and process ids."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -386,7 +395,7 @@ def web_servers(settings: Settings, n: int) -> Iterator[list[str]]:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.1)
-        yield bases
+        yield bases, [p.pid for p in procs]
     finally:
         for p in procs:
             p.terminate()
@@ -394,20 +403,78 @@ def web_servers(settings: Settings, n: int) -> Iterator[list[str]]:
             p.wait(15)
 
 
+def cpu_s(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user and system) each process has used so far."""
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:  # ended meanwhile
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def postgres_pids() -> list[int]:
+    """PostgreSQL's processes: its backends come and go with the pools' connections."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/comm") as f:
+                    if f.read().startswith("postgres"):
+                        pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds used since `before` by these processes; one started since counts in
+    full, one that ended since is lost."""
+    return sum(used - before.get(pid, 0.0) for pid, used in cpu_s(pids).items())
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list[str]) -> None:
+def summarise(rates: dict[tuple[int, str], list[float]], paths: list[str], rounds: int) -> None:
+    """Medians over the rounds, and each path against the in-process one of its own round
+    (the machine's pace drifts between rounds more than between neighbouring paths)."""
+    print(f"\nMedians of {rounds} rounds (paths alternate within each round):\n")
+    print("| path | buyers | accepted/s (median) | min–max | vs in-process (median) |")
+    print("|---|---:|---:|---:|---:|")
+    for n in sorted({n for n, _ in rates}):
+        base = rates.get((n, "redis"))
+        for path in paths:
+            got = rates[(n, path)]
+            ratio = (
+                f"{statistics.median(g / b for g, b in zip(got, base, strict=True)):.2f}x"
+                if base
+                else "-"
+            )
+            print(
+                f"| {path} | {n:,} | {statistics.median(got):,.0f} "
+                f"| {min(got):,.0f}–{max(got):,.0f} | {ratio} |"
+            )
+
+
+async def bench(
+    settings: Settings, sizes: list[int], inflight: int, paths: list[str], rounds: int = 1
+) -> None:
     services = await Services.start(settings, pool_size=POOL, jobs=False)
     db = services.db
     world = await seed_session(db)
     tokens = Tokens(settings.secret_key, 3600)
     stack = ExitStack()
     served = {"http", "socket"} & set(paths)
-    bases = stack.enter_context(web_servers(settings, 2)) if served else []
+    bases, server_pids = stack.enter_context(web_servers(settings, 2)) if served else ([], [])
     http = KeepAlive(inflight)
+    if "http" in paths:
+        await http.warm(bases)
     # The in-process path gets the collector settings a web process runs with; the load
     # generator of the other paths gains the same.
     heap.settle()
@@ -416,12 +483,16 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
         f"idempotency key; DB pool {POOL}\n"
     )
     print(
-        "| path | buyers | stock | accepted | oversold | accepted/s | answers/s | p50 ms | p99 ms |"
+        "| path | buyers | stock | accepted | oversold | accepted/s | answers/s | p50 ms | p99 ms "
+        "| app CPU ms/answer | PostgreSQL CPU ms/answer |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rates: dict[tuple[int, str], list[float]] = {}
     try:
-        for n in sizes:
+        for n, r in ((n, r) for n in sizes for r in range(rounds)):
             stock = n // 2
+            # New buyers each round: a server that knew them from the last would skip the
+            # identity reads a stampede of new buyers costs.
             buyers = await make_buyers(db, n)
             for path in paths:
                 listing = await add_listing(db, world, stock)
@@ -485,8 +556,14 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                             db, world, listing, buyer, key, settings.platform_fee_bps
                         )
 
+                # The app's CPU: the two servers', or this process's for the paths run in it.
+                app = server_pids if path in served else [os.getpid()]
+                app0, pg0 = cpu_s(app), cpu_s(postgres_pids())
                 print(f"# {path}: the clock starts", file=sys.stderr, flush=True)
-                wall, to_last, lat, accepted = await run_stampede(buyers, inflight, attempt, path)
+                wall, to_last, lat, accepted = await run_stampede(
+                    buyers, inflight, attempt, f"{path}{r}"
+                )
+                cpu, pg_cpu = cpu_since(app0, app), cpu_since(pg0, postgres_pids())
                 if path == "socket":
                     await asyncio.gather(*(s.close() for ss in sockets.values() for s in ss))
                 in_db = await sold(db, listing)
@@ -494,19 +571,25 @@ async def bench(settings: Settings, sizes: list[int], inflight: int, paths: list
                 print(
                     f"| {path} | {n:,} | {stock:,} | {accepted:,} | {oversold} "
                     f"| {accepted / to_last:,.0f} | {2 * n / wall:,.0f} "
-                    f"| {statistics.median(lat):.1f} | {pct(lat, 0.99):.1f} |"
+                    f"| {statistics.median(lat):.1f} | {pct(lat, 0.99):.1f} "
+                    f"| {1000 * cpu / (2 * n):.2f} | {1000 * pg_cpu / (2 * n):.2f} |"
                 )
                 sys.stdout.flush()
                 assert accepted == in_db == stock, (accepted, in_db, stock)
+                rates.setdefault((n, path), []).append(accepted / to_last)
+        if rounds > 1:
+            summarise(rates, paths, rounds)
     finally:
         await http.close()
         stack.close()
         await services.close()
 
 
-def main(server: str, redis_url: str, sizes: list[int], inflight: int, paths: list[str]) -> None:
+def main(
+    server: str, redis_url: str, sizes: list[int], inflight: int, paths: list[str], rounds: int
+) -> None:
     with fresh_deployment(server, redis_url, "flash") as settings:
-        asyncio.run(bench(settings, sizes, inflight, paths))
+        asyncio.run(bench(settings, sizes, inflight, paths, rounds))
 
 
 @contextmanager
@@ -552,5 +635,7 @@ if __name__ == "__main__":
     p.add_argument(
         "--paths", default="baseline,redis", help="which paths to run, in order (+ http, socket)"
     )
+    p.add_argument("--rounds", type=int, default=1, help="repeat each size; prints medians")
     a = p.parse_args()
-    main(a.server, a.redis, [int(x) for x in a.buyers.split(",")], a.inflight, a.paths.split(","))
+    sizes = [int(x) for x in a.buyers.split(",")]
+    main(a.server, a.redis, sizes, a.inflight, a.paths.split(","), a.rounds)
