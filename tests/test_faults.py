@@ -234,7 +234,10 @@ async def test_pooled_connections_postgresql_closed_are_replaced_before_a_statem
         # PostgreSQL ends both pooled connections' backends, as a restart does.
         async with killer.statement() as other:
             ended = await other.scalar(
-                text("SELECT count(*) FROM unnest(CAST(:p AS int[])) AS p WHERE pg_terminate_backend(p)"),
+                text(
+                    "SELECT count(*) FROM unnest(CAST(:p AS int[])) AS p"
+                    " WHERE pg_terminate_backend(p)"
+                ),
                 {"p": list(pids)},
             )
         assert ended == 2
