@@ -436,6 +436,19 @@ def cpu_since(before: dict[int, float], pids: list[int]) -> float:
     return sum(used - before.get(pid, 0.0) for pid, used in cpu_s(pids).items())
 
 
+async def quiet(pids: list[int], timeout_s: float = 30.0) -> None:
+    """Wait until PostgreSQL and these processes use under a twentieth of a core: the
+    sockets a path closed leave the servers and PostgreSQL work (watch time, presence)
+    that would otherwise slow the path after it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        watched = pids + postgres_pids()
+        before = cpu_s(watched)
+        await asyncio.sleep(0.5)
+        if cpu_since(before, watched) < 0.025:
+            return
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -556,6 +569,7 @@ async def bench(
                             db, world, listing, buyer, key, settings.platform_fee_bps
                         )
 
+                await quiet(server_pids)
                 # The app's CPU: the two servers', or this process's for the paths run in it.
                 app = server_pids if path in served else [os.getpid()]
                 app0, pg0 = cpu_s(app), cpu_s(postgres_pids())

@@ -87,12 +87,15 @@ WITH i AS (
   SELECT inventory_id, generation FROM inventory_generations
    WHERE inventory_id IN (SELECT inventory_id FROM i) FOR KEY SHARE
 ), a AS (
+  -- Each order's address: the one named, or the buyer's default; looked up per buyer
+  -- (LATERAL), as a join let the planner hash every address there is for each batch.
   SELECT i.n, ad.id AS addr, ad.zone
-    FROM i JOIN addresses ad
-      ON ad.id = coalesce(i.address_id,
-           (SELECT d.id FROM addresses d
-             WHERE d.user_id = i.buyer_id AND d.is_default AND NOT d.archived))
-     AND ad.user_id = i.buyer_id AND NOT ad.archived
+    FROM i CROSS JOIN LATERAL (
+      SELECT d.id, d.zone FROM addresses d
+       WHERE d.user_id = i.buyer_id AND NOT d.archived
+         AND (d.id = i.address_id OR (i.address_id IS NULL AND d.is_default))
+       LIMIT 1
+    ) ad
 ), r AS (
   SELECT a.n, rate.base_fee, rate.per_kg_fee,
          EXISTS (SELECT 1 FROM shipping_rates x
