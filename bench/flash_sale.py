@@ -436,17 +436,18 @@ def cpu_since(before: dict[int, float], pids: list[int]) -> float:
     return sum(used - before.get(pid, 0.0) for pid, used in cpu_s(pids).items())
 
 
-async def quiet(pids: list[int], timeout_s: float = 30.0) -> None:
-    """Wait until PostgreSQL and these processes use under a twentieth of a core: the
-    sockets a path closed leave the servers and PostgreSQL work (watch time, presence)
-    that would otherwise slow the path after it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+async def quiet(pids: list[int], timeout_s: float = 10.0) -> None:
+    """Wait (at most `timeout_s`) until PostgreSQL and these processes together use under
+    a tenth of a core: the sockets a path closed leave the servers and PostgreSQL work
+    (watch time, presence) that would otherwise slow the path after it."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
         watched = pids + postgres_pids()
         before = cpu_s(watched)
         await asyncio.sleep(0.5)
-        if cpu_since(before, watched) < 0.025:
-            return
+        if cpu_since(before, watched) < 0.05:
+            break
+    print(f"# quiet after {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def pct(values: list[float], q: float) -> float:
