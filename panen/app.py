@@ -195,7 +195,9 @@ class Routes(Router):
     a web process's CPU in a flash sale went to `POST /api/orders` failing to match the
     routes listed before it. A route can match only paths that start with its leading
     literal segments, so each path's first two segments pick, in the routes' order, the
-    ones worth trying: the first to match in full is the one Starlette would have chosen."""
+    ones worth trying: the first to match in full is the one Starlette would have chosen.
+    The index is built on the first request and again if the number of routes changes;
+    the app never changes its routes once it serves."""
 
     def candidates(self, path: str) -> list[BaseRoute]:
         """The routes that could match `path` (as the patterns see it), in their order."""
