@@ -137,12 +137,12 @@ def _refuse_closed(dbapi_connection: DBAPIConnection, record: Any, proxy: Any) -
 
     In place of SQLAlchemy's pre-ping, which for asyncpg is three round trips (BEGIN, an
     empty query, ROLLBACK) on every checkout: a tenth of a web process's CPU in a flash
-    sale. PostgreSQL closes its sockets when it stops,
-    restarts or terminates a backend, and asyncpg marks a connection closed as soon as
-    the loop reads that: a flag to look at, no round trip. The pool then opens a fresh
-    connection in its place and renews every older one (InvalidatePoolError), as a
-    failed pre-ping would. A connection lost with no close seen (a cable cut) fails its
-    statement instead: SQLAlchemy renews the pool, and the request answers 503."""
+    sale. PostgreSQL closes its sockets when it stops, restarts or terminates a backend,
+    and asyncpg marks a connection closed as soon as the loop reads that: a flag to look
+    at, no round trip. The pool then opens a fresh connection in its place and renews
+    every older one (InvalidatePoolError), as a failed pre-ping would. A connection lost
+    with no close seen (a cable cut) fails its statement instead: SQLAlchemy renews the
+    pool, and the request answers 503."""
     if dbapi_connection.driver_connection.is_closed():
         raise InvalidatePoolError("the server closed this pooled connection")
 

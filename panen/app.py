@@ -14,7 +14,7 @@ from typing import Any
 from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette._utils import get_route_path
+from starlette._utils import get_route_path  # the path Starlette's routes match on
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
