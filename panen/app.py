@@ -169,11 +169,6 @@ async def on_crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, "internal", "something went wrong on our side"))
 
 
-def _route_path(scope: Scope) -> str:
-    """The path the routes see: behind a `root_path`, the server puts it in `path` too."""
-    return str(scope["path"]).removeprefix(scope.get("root_path", ""))
-
-
 def _leading(route: BaseRoute) -> tuple[str, ...]:
     """The literal path segments a route's path starts with, at most two: `/api/orders/{id}`
     starts with ("api", "orders"), `/{anything}` with ()."""
@@ -242,7 +237,7 @@ class Panen(Starlette):
         self.router = Routes(routes, lifespan=lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and _route_path(scope) == gateway.PATH:
+        if scope["type"] == "websocket" and get_route_path(scope) == gateway.PATH:
             scope["app"] = self
             await gateway.serve(scope, receive, send)
             return
