@@ -230,7 +230,7 @@ async def test_pooled_connections_postgresql_closed_are_replaced_before_a_statem
     db, killer = Database(settings.database_url, pool_size=2), Database(settings.database_url)
     try:
         async with db.statement() as a, db.statement() as b:
-            pids = {await a.scalar(text("SELECT pg_backend_pid()")) for a in (a, b)}
+            pids = {await c.scalar(text("SELECT pg_backend_pid()")) for c in (a, b)}
         # PostgreSQL ends both pooled connections' backends, as a restart does.
         async with killer.statement() as other:
             ended = await other.scalar(
