@@ -20,6 +20,7 @@ from core.db import Database
 from core.ids import new_id
 from core.services import Services
 from core.settings import Settings
+from donations.transparency import log as tlog
 from live import rooms
 from panen.flows.expire import expire_reservations
 from panen.flows.settle import settle_all
@@ -58,6 +59,13 @@ async def wait_until(check: Any, within: float = 20.0, what: str = "") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         await asyncio.sleep(0.1)
+
+
+async def log_drained(db: Database) -> bool:
+    """No committed log entry waits to be sequenced."""
+    async with db.reader() as s:
+        count, _ = await tlog.backlog(s)
+    return count == 0
 
 
 async def statuses(db: Database, order_ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -318,6 +326,10 @@ async def test_settlement_gifts_and_refunds_of_one_room_race_without_a_500(
             return all(s == "settled" for s, _ in got.values())
 
         await wait_until(settled, what="the worker settling every paid order")
+        # Payments and refunds answer before their log entries are sequenced (the web
+        # process does it in the background, the worker's sweep behind it): the books
+        # are compared once nothing waits in the queue.
+        await wait_until(lambda: log_drained(db), what="every log entry sequenced")
     await assert_ledger_invariants(db)
     await assert_charity_books(db, world.charity["id"])
     await assert_log_gap_free(db)
