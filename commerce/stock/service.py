@@ -281,20 +281,40 @@ class Answered:
 
 async def answered(services: Services, session_id: str, buyer_id: str, key: str) -> Answered:
     """The stored first answer to this key, and the order its idempotency record names.
+    Every duplicate send of a stampede polls here while its first is being placed: the
+    concurrent polls of this process go to Redis together, in one round trip."""
+    batcher: Batcher[tuple[str, str, str], Answered] = services.shared(
+        "commerce.inventory.answered",
+        lambda: Batcher(
+            lambda asks: _answered_batch(services, asks), max_batch=500, max_in_flight=2
+        ),
+    )
+    return await batcher.submit((session_id, buyer_id, key))
 
-    When it was kept is read from its time to live (it is kept for `reservation_ttl_s`),
-    on this process's clock: the answer's format stays what every process reads."""
-    answer = _response_key(services, session_id, buyer_id, key)
+
+async def _answered_batch(services: Services, asks: list[tuple[str, str, str]]) -> list[Answered]:
+    """When an answer was kept is read from its time to live (it is kept for
+    `reservation_ttl_s`), on this process's clock: the answer's format stays what every
+    process reads."""
     pipe = services.redis.pipeline(transaction=False)
-    pipe.get(answer)
-    pipe.pttl(answer)
-    pipe.hget(services.keys.session(session_id, "idem"), idem_field(buyer_id, key))
-    body, ttl_ms, idem = await pipe.execute()
-    names = None if idem is None else idem.decode().split("|", 1)[0]
-    if body is None:
-        return Answered(None, 0, names)
-    lived_ms = services.settings.reservation_ttl_s * 1000 - int(ttl_ms)
-    return Answered(body, int(time.time() * 1000) - lived_ms if ttl_ms > 0 else 0, names)
+    for session_id, buyer_id, key in asks:
+        answer = _response_key(services, session_id, buyer_id, key)
+        pipe.get(answer)
+        pipe.pttl(answer)
+        pipe.hget(services.keys.session(session_id, "idem"), idem_field(buyer_id, key))
+    raw = await pipe.execute()
+    now_ms = int(time.time() * 1000)
+    kept_for_ms = services.settings.reservation_ttl_s * 1000
+    out = []
+    for n in range(len(asks)):
+        body, ttl_ms, idem = raw[3 * n : 3 * n + 3]
+        names = None if idem is None else idem.decode().split("|", 1)[0]
+        if body is None:
+            out.append(Answered(None, 0, names))
+        else:
+            kept_ms = now_ms - (kept_for_ms - int(ttl_ms)) if ttl_ms > 0 else 0
+            out.append(Answered(body, kept_ms, names))
+    return out
 
 
 async def remaining(services: Services, session_id: str, inventory_id: str) -> int | None:
