@@ -27,8 +27,15 @@ from commerce.orders import writer as order_writer
 from commerce.orders.lifecycle import OrderStatus
 from commerce.orders.models import Order, OrderStatusChange
 from commerce.orders.pricing import split
-from commerce.orders.schemas import OrderOut, PlaceOrder, fingerprint, order_json, same_order
-from commerce.payments.lifecycle import PaymentStatus
+from commerce.orders.schemas import (
+    OrderOut,
+    Pending,
+    PlaceOrder,
+    Reserved,
+    fingerprint,
+    order_json,
+    same_order,
+)
 from commerce.payments.models import Payment
 from commerce.payments.providers import checkout_provider
 from commerce.sessions import offers
@@ -408,23 +415,28 @@ async def _place(
             # The database already has an order under this key (Redis lost its record).
             await give_back()
             return await _existing(services, buyer, key, fp), False
-        order = Order(
-            **{
-                k: v
-                for k, v in params.items()
-                if k not in ("generation", "payment_id", "provider", "provider_ref", "address_id")
-            },
+        order = Reserved(
+            id=order_id,
+            session_id=sid,
+            listing_id=listing_id,
+            deal_id=offer.deal_id,
+            buyer_id=buyer,
+            farmer_id=offer.farmer_id,
+            charity_id=session_offers.charity_id,
+            quantity=quantity,
+            unit_price=offer.price,
+            total=total,
+            pledge_amount=parts.pledge,
+            fee_amount=parts.fee,
+            farmer_amount=parts.farmer,
+            currency=session_offers.currency,
             address_id=row.address_id,
+            weight_g=offer.weight_g * quantity,
             shipping_fee=row.shipping_fee,
-            status=OrderStatus.RESERVED,
+            expires_at=expires_at,
             created_at=row.created_at,
         )
-        payment = Payment(
-            id=payment_id,
-            provider=provider.name,
-            status=PaymentStatus.PENDING,
-            amount=total + row.shipping_fee,
-        )
+        payment = Pending(id=payment_id, provider=provider.name, amount=total + row.shipping_fee)
         out = order_json(order, payment)
         out["history"] = [
             {"status": OrderStatus.RESERVED, "at": rfc3339(row.created_at), "note": None}
