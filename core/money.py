@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 # Minor-unit exponents of the currencies we accept. IDR is kept in whole rupiah: sen
 # have not circulated for decades and no payment provider asks for them.
@@ -91,11 +90,13 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
         raise MoneyError("weights must not all be zero")
     sign = -1 if total < 0 else 1
     magnitude = abs(total)
-    shares = [Fraction(magnitude * w, wsum) for w in weights]
-    parts = [s.numerator // s.denominator for s in shares]
+    # Every exact share has the denominator `wsum`: its floor and its remainder are one
+    # integer division, and remainders compare as the shares' fractional parts do.
+    shares = [divmod(magnitude * w, wsum) for w in weights]
+    parts = [whole for whole, _ in shares]
     left = magnitude - sum(parts)
     # Rank by remainder, largest first; stable on index so ties go to the earlier part.
-    order = sorted(range(len(weights)), key=lambda i: -(shares[i] - parts[i]))
+    order = sorted(range(len(weights)), key=lambda i: -shares[i][1])
     for i in order[:left]:
         parts[i] += 1
     return [sign * p for p in parts]
