@@ -154,6 +154,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     reservation_ttl_s: int = 600
     ticker_hz: float = 4.0
+    # Sockets: a ping this often; a socket silent (or not reading) for as long after it is
+    # cut off. Shorter than the idle timeout of any proxy in front.
+    ws_ping_s: float = 20.0
     environment: str = "development"
     # Energy points rules as JSON (parsed and checked by donations.energy.rules).
     energy_rules: str = ""
@@ -263,6 +266,7 @@ class Settings:
             max_body_bytes=_int(e, "PANEN_MAX_BODY_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
             reservation_ttl_s=_int(e, "PANEN_RESERVATION_TTL_S", 600, 5, 24 * 3600),
             ticker_hz=_float(e, "PANEN_TICKER_HZ", 4.0, 0.5, 50.0),
+            ws_ping_s=_float(e, "PANEN_WS_PING_S", 20.0, 1.0, 300.0),
             environment=environment,
             energy_rules=e.get("PANEN_ENERGY_RULES", ""),
             db_strict=e.get("PANEN_DB_STRICT", "") == "1",

@@ -47,7 +47,7 @@ log = logging.getLogger("panen.live")
 _quiet = logging.getLogger("panen.live.wire")
 _quiet.setLevel(logging.WARNING)
 
-PING_S = 20.0  # a peer that sends nothing for this long after a ping is gone
+SLOTS = 20  # the sockets are pinged a twentieth at a time (settings.ws_ping_s: the cycle)
 CLOSE_WAIT_S = 10.0  # after our close frame, how long the client has to hang up
 INBOX_PAUSE = 16  # frames waiting to be answered before the socket stops being read
 INTERNAL = 1011
@@ -198,7 +198,7 @@ class WireSocket(asyncio.Protocol):
         self.conn = Connection(self._send, self._abort, self._direct)
         self.worker = self._spawn(self._open(request))
         _open[next(_slots)].add(self)
-        _sweeping()
+        _sweeping(self._gateway().services.settings.ws_ping_s)
 
     async def _open(self, request: Request) -> None:
         conn = self.conn
@@ -458,24 +458,25 @@ def _finished(task: asyncio.Task[None]) -> None:
         log.error("unhandled error", exc_info=task.exception(), extra={"path": gw.PATH})
 
 
-# Every open socket of this process, in PING_S slots: one sweep a second pings one slot
-# (a timer per socket would cost memory; pinging all at once, a stall in every room).
-_open: list[weakref.WeakSet[WireSocket]] = [weakref.WeakSet() for _ in range(int(PING_S))]
-_slots = itertools.cycle(range(len(_open)))
+# Every open socket of this process, in SLOTS slots: each sweep pings one slot, so every
+# socket is pinged once per `ws_ping_s` (a timer per socket would cost memory; pinging
+# all at once, a stall in every room).
+_open: list[weakref.WeakSet[WireSocket]] = [weakref.WeakSet() for _ in range(SLOTS)]
+_slots = itertools.cycle(range(SLOTS))
 _sweeper: list[asyncio.Task[None]] = []
 
 
-def _sweeping() -> None:
+def _sweeping(ping_s: float) -> None:
     """Start the sweep on this loop if it is not running here."""
     loop = asyncio.get_running_loop()
     if _sweeper and not _sweeper[0].done() and _sweeper[0].get_loop() is loop:
         return
-    _sweeper[:] = [loop.create_task(_sweep())]
+    _sweeper[:] = [loop.create_task(_sweep(ping_s))]
 
 
-async def _sweep() -> None:
+async def _sweep(ping_s: float) -> None:
     for slot in itertools.cycle(_open):
-        await asyncio.sleep(PING_S / len(_open))
+        await asyncio.sleep(ping_s / SLOTS)
         for sock in list(slot):
             try:
                 sock.ping()

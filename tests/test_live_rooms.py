@@ -632,3 +632,26 @@ async def test_sockets_that_leave_mid_hello_leave_no_count_behind(
     assert all(v.seen[-1]["type"] == "welcome" for v in stayed)
     for v in stayed:
         await v.close()
+
+
+async def test_a_socket_silent_after_a_ping_is_cut_off_and_one_that_answers_stays(settings):
+    """Keepalive (PANEN_WS_PING_S, 1 s here): every socket is pinged once a cycle; one
+    that sent nothing since the last ping is cut off at the next, one that answers (as
+    every WebSocket client does) stays open."""
+    server = Server({**process_env(settings), "PANEN_WS_PING_S": "1"}).start()
+    try:
+        live = await Viewer.connect(server.ws)  # the websockets client answers pings
+        reader, writer = await _raw_socket(server)  # a peer that never answers
+        opened = asyncio.get_running_loop().time()
+        ping = await asyncio.wait_for(reader.readexactly(2), 5)
+        assert ping == b"\x89\x00"  # a ping frame, no payload
+        assert await asyncio.wait_for(reader.read(64), 5) == b""  # then cut off
+        cut_after = asyncio.get_running_loop().time() - opened
+        assert 0.9 < cut_after < 4, cut_after  # the next cycle, not before
+        writer.close()
+        await asyncio.sleep(3)  # three more cycles for the one that answers
+        await live.send({"type": "ping", "id": "still"})
+        assert await live.recv() == {"type": "pong", "id": "still"}
+        await live.close()
+    finally:
+        server.stop()
