@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
@@ -26,6 +26,8 @@ Client = Redis | RedisCluster
 # What an unreachable Redis raises: a cluster that cannot find a node for a slot raises an
 # exception outside RedisError's tree.
 UNREACHABLE: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Keys:
@@ -257,3 +259,23 @@ async def run_scripts(
         elif isinstance(reply, Exception):
             raise reply
     return replies
+
+
+async def alone_if_unreachable(
+    run: Callable[[list[T]], Awaitable[list[R]]], items: list[T]
+) -> list[R | Exception]:
+    """`run` the batch in one round trip; if Redis cannot be reached for it (on a cluster,
+    one shard of the several a batch spans may be down or failing over), each item on
+    its own, so that only the callers whose keys live there fail."""
+    try:
+        return list(await run(items))
+    except UNREACHABLE:
+        if len(items) == 1:
+            raise
+    alone = await asyncio.gather(*(run([item]) for item in items), return_exceptions=True)
+    out: list[R | Exception] = []
+    for got in alone:
+        if isinstance(got, BaseException) and not isinstance(got, Exception):
+            raise got  # cancelled: nobody is left to answer
+        out.append(got if isinstance(got, Exception) else got[0])
+    return out

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.batching import Batcher
+from core.redis import alone_if_unreachable
 
 
 class Recorder:
@@ -72,3 +74,30 @@ async def test_a_run_that_returns_the_wrong_number_of_results_is_an_error_not_a_
     batcher = Batcher(short, max_batch=10, max_in_flight=1)
     results = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
     assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_a_batch_redis_cannot_reach_is_retried_item_by_item_and_only_their_callers_fail():
+    """On a cluster a batch spans shards: one shard down must fail only the calls whose
+    keys live there (commerce.stock's kept answers and duplicate polls)."""
+    down = {3, 7}  # the items whose shard cannot be reached
+
+    async def run(items: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        if down & set(items):
+            raise RedisConnectionError("shard down")
+        return [i * 10 for i in items]
+
+    batcher = Batcher(lambda items: alone_if_unreachable(run, items), max_batch=50, max_in_flight=1)
+    got = await asyncio.gather(*(batcher.submit(i) for i in range(10)), return_exceptions=True)
+    assert [g for n, g in enumerate(got) if n not in down] == [
+        n * 10 for n in range(10) if n not in down
+    ]
+    assert all(isinstance(got[n], RedisConnectionError) for n in down)
+    with pytest.raises(RedisConnectionError):  # one item alone: its own error
+        await alone_if_unreachable(run, [3])
+
+    async def broken(items: list[int]) -> list[int]:
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError):  # anything else still fails the batch
+        await alone_if_unreachable(broken, [1, 2])

@@ -29,7 +29,7 @@ from commerce.orders.lifecycle import HOLDS_STOCK
 from commerce.stock.events import SoldOut, Stock
 from core.batching import Batcher
 from core.events import publish, publish_many
-from core.redis import UNREACHABLE, Arg, Lua, run_scripts
+from core.redis import UNREACHABLE, Arg, Lua, alone_if_unreachable, run_scripts
 from core.services import Services
 
 log = logging.getLogger("panen.stock")
@@ -250,7 +250,7 @@ def _response_key(services: Services, session_id: str, buyer_id: str, key: str) 
     return services.keys.session(session_id, "resp", idem_field(buyer_id, key))
 
 
-async def _remember_batch(services: Services, answers: list[tuple[str, bytes]]) -> list[None]:
+async def _remember(services: Services, answers: list[tuple[str, bytes]]) -> list[None]:
     pipe = services.redis.pipeline(transaction=False)
     for key, body in answers:
         pipe.set(key, body, ex=services.settings.reservation_ttl_s)
@@ -263,10 +263,12 @@ async def remember_answer(
 ) -> None:
     """Keep the first answer to an idempotency key for its duplicate sends, wherever they
     land; concurrent answers of this process are written in one round trip."""
-    batcher: Batcher[tuple[str, bytes], None] = services.shared(
+    batcher: Batcher[tuple[str, bytes], Exception | None] = services.shared(
         "commerce.inventory.answers",
         lambda: Batcher(
-            lambda answers: _remember_batch(services, answers), max_batch=500, max_in_flight=2
+            lambda answers: alone_if_unreachable(lambda a: _remember(services, a), answers),
+            max_batch=500,
+            max_in_flight=2,
         ),
     )
     await batcher.submit((_response_key(services, session_id, buyer_id, key), body))
@@ -283,16 +285,20 @@ async def answered(services: Services, session_id: str, buyer_id: str, key: str)
     """The stored first answer to this key, and the order its idempotency record names.
     Every duplicate send of a stampede polls here while its first is being placed: the
     concurrent polls of this process go to Redis together, in one round trip."""
-    batcher: Batcher[tuple[str, str, str], Answered] = services.shared(
+    batcher: Batcher[tuple[str, str, str], Answered | Exception] = services.shared(
         "commerce.inventory.answered",
         lambda: Batcher(
-            lambda asks: _answered_batch(services, asks), max_batch=500, max_in_flight=2
+            lambda asks: alone_if_unreachable(lambda a: _answered(services, a), asks),
+            max_batch=500,
+            max_in_flight=2,
         ),
     )
-    return await batcher.submit((session_id, buyer_id, key))
+    found = await batcher.submit((session_id, buyer_id, key))
+    assert not isinstance(found, Exception)  # the batcher raised it for us
+    return found
 
 
-async def _answered_batch(services: Services, asks: list[tuple[str, str, str]]) -> list[Answered]:
+async def _answered(services: Services, asks: list[tuple[str, str, str]]) -> list[Answered]:
     """When an answer was kept is read from its time to live (it is kept for
     `reservation_ttl_s`), on this process's clock: the answer's format stays what every
     process reads."""
