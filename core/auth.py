@@ -163,10 +163,11 @@ class Tokens:
         and DER on every call: 75-110 µs a token here, paid by every user's first request
         to a process, which is what a flash sale's stampede is made of. The same checks
         with C-speed pieces (a regular expression for the alphabet, `hmac.digest`, orjson)
-        take about 13 µs. They are stricter where this issuer is: one header, our claims
-        only, integer times, no padding. `tests/test_tokens.py` holds them to PyJWT: all
-        it refuses is refused with the same code, over forged, malformed and damaged
-        tokens."""
+        take about 13 µs. They are stricter where this issuer is: our header and claims
+        only, integer times, no padding. `tests/test_tokens.py` holds them to PyJWT over
+        forged, malformed and damaged tokens: whatever it refuses is refused too, with the
+        same code (a token signed with our key may differ: `exp: true` is expired to
+        PyJWT, invalid here)."""
         if len(token) > MAX_TOKEN:
             raise _invalid()
         try:
