@@ -29,14 +29,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 from sqlalchemy import text
 
@@ -266,8 +265,9 @@ class Socket:
     the websockets library's client spent more of the shared cores per order frame than the
     servers' own socket path. `order` sends a frame and waits for the answer with its id."""
 
-    def __init__(self, client: WsClient) -> None:
-        self.client = client
+    client: WsClient  # set once connected
+
+    def __init__(self) -> None:
         self.n = 0
         self.waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
@@ -300,17 +300,14 @@ async def signed_in(bases: list[str], buyers: list[str], tokens: Tokens) -> dict
 
     async def one(buyer: str, base: str) -> Socket:
         host, port = base.removeprefix("http://").split(":")
-        sockets: list[Socket] = []
-        _, client = await loop.create_connection(
-            lambda: WsClient("/ws", base[7:], lambda _, data: sockets[0].on_text(data)),
-            host,
-            int(port),
+        sock = Socket()
+        _, sock.client = await loop.create_connection(
+            lambda: WsClient("/ws", base[7:], lambda _, data: sock.on_text(data)), host, int(port)
         )
-        sockets.append(Socket(client))
-        await client.upgraded
-        welcome = await sockets[0].send({"type": "hello", "token": tokens.issue(buyer, ["viewer"])})
+        await sock.client.upgraded
+        welcome = await sock.send({"type": "hello", "token": tokens.issue(buyer, ["viewer"])})
         assert welcome["type"] == "welcome", welcome
-        return sockets[0]
+        return sock
 
     for start in range(0, len(buyers), 200):
         chunk = buyers[start : start + 200]
@@ -403,25 +400,32 @@ def web_servers(settings: Settings, n: int) -> Iterator[tuple[list[str], list[in
         "PANEN_SECRET_KEY": settings.secret_key,
         "PANEN_LOG_LEVEL": "WARNING",
     }
+    with local_servers(lambda port: ["-m", "panen", "serve", "--port", str(port)], env, n) as up:
+        yield up
+
+
+@contextmanager
+def local_servers(
+    args: Callable[[int], list[str]], env: dict[str, str], n: int
+) -> Iterator[tuple[list[str], list[int]]]:
+    """n processes of `python <args(port)>` on free loopback ports, once each accepts
+    connections (uvicorn listens only after its app started): base URLs and pids."""
     procs: list[subprocess.Popen[bytes]] = []
-    bases = []
+    ports = []
     try:
         for _ in range(n):
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            cmd = [sys.executable, "-m", "panen", "serve", "--port", str(port)]
-            procs.append(subprocess.Popen(cmd, env=env))
-            bases.append(f"http://127.0.0.1:{port}")
-        for base in bases:
+                ports.append(sock.getsockname()[1])
+            procs.append(subprocess.Popen([sys.executable, *args(ports[-1])], env=env))
+        for port in ports:
             for _ in range(200):
                 try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-        yield bases, [p.pid for p in procs]
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        yield [f"http://127.0.0.1:{port}" for port in ports], [p.pid for p in procs]
     finally:
         for p in procs:
             p.terminate()

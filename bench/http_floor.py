@@ -22,9 +22,7 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -37,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.flash_sale import KeepAlive, cpu_s, cpu_since  # noqa: E402
+from bench.flash_sale import KeepAlive, cpu_s, cpu_since, local_servers  # noqa: E402
 from core import heap  # noqa: E402
 from core.auth import Tokens  # noqa: E402
 
@@ -95,30 +93,10 @@ def servers(variant: str, secret: str) -> Iterator[tuple[list[str], list[int]]]:
     """Two uvicorn processes with `panen serve`'s HTTP settings (httptools, uvloop)."""
     env = {**os.environ, "FLOOR_VARIANT": variant, "PANEN_SECRET_KEY": secret}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    procs, bases = [], []
-    try:
-        for _ in range(2):
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-            cmd = [sys.executable, "-m", "uvicorn", "bench.http_floor:app", "--port", str(port)]
-            cmd += ["--log-level", "warning", "--timeout-keep-alive", "75", "--lifespan", "off"]
-            procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
-            bases.append(f"http://127.0.0.1:{port}")
-        for base in bases:
-            host, port = base[7:].split(":")
-            for _ in range(100):
-                try:
-                    socket.create_connection((host, int(port)), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        yield bases, [p.pid for p in procs]
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(15)
+    args = ["-m", "uvicorn", "bench.http_floor:app", "--log-level", "warning"]
+    args += ["--timeout-keep-alive", "75", "--lifespan", "off", "--port"]
+    with local_servers(lambda port: [*args, str(port)], env, 2) as up:
+        yield up
 
 
 async def stampede(variant: str, buyers: int) -> tuple[float, float]:
