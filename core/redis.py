@@ -4,7 +4,7 @@ and channel.
 On a cluster every key a script or a pipeline touches together carries one hash tag, so it
 lives in one slot: a session's (`{session-id}`), a topic's, a user's. Frames are published
 with SPUBLISH on a channel with the same tag, so a cluster routes each to the one shard that
-holds the topic instead of broadcasting it to every node (`live.shards` subscribes).
+holds the topic instead of broadcasting it to every node (`core.pubsub` subscribes).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """This process's side of the fan-out: the topics' channels (one sharded pub/sub connection
-per Redis shard, see `live.shards`), the local subscribers of every topic, and the topic's
+per Redis shard, see `core.pubsub`), the local subscribers of every topic, and the topic's
 ticker while anybody here watches it.
 
 A channel is subscribed only while this process has a subscriber of its topic. A frame
@@ -23,13 +23,13 @@ from typing import Any
 
 import orjson
 
+from core.pubsub import Subscriber
 from core.redis import UNREACHABLE
 from core.services import Services
 from live import history, rooms
 from live.connection import Connection, Message, text
 from live.history import Recovery, Snapshot, TopicKeys
 from live.once import Once
-from live.shards import Subscriber
 from live.ticker import COLD, Ticker
 
 log = logging.getLogger("panen.live")

@@ -26,9 +26,9 @@ import redis
 from sqlalchemy import text
 
 from core.db import Database
+from core.pubsub import Subscriber
 from core.redis import close, create_redis
 from core.settings import Settings
-from live.shards import Subscriber
 from tests.api import auth, donate_and_pay, live_listing, make_buyers, register
 from tests.checks import assert_ledger_invariants, assert_log_gap_free
 from tests.conftest import ROOT, Backing, process_env

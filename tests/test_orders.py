@@ -8,6 +8,7 @@ import time
 from sqlalchemy import event
 
 from commerce.orders import service as order_service
+from commerce.stock import service as inventory
 from panen.flows.expire import expire_reservations
 from panen.flows.settle import settle_all
 from tests.api import live_listing, order, pay, register
@@ -110,6 +111,30 @@ async def test_a_duplicate_sent_alongside_the_first_gets_its_answer_without_the_
         event.remove(engine, "before_cursor_execute", count)
     assert again.json() == pair[0].json()
     assert len(reads) == 1  # the later repeat: the order as it is now
+
+
+async def test_a_duplicate_on_another_process_is_answered_when_its_first_answer_is_kept(
+    client, admin_token, monkeypatch
+):
+    """The duplicate is woken by the keeping of the answer, not by its own timer: here the
+    timer would take a minute, and the first send keeps its answer half a second late."""
+    monkeypatch.setattr(order_service, "_placing", _EveryCallItsOwnProcess())
+    monkeypatch.setattr(order_service, "UNANNOUNCED_POLL_S", 60.0)
+    keep = inventory.remember_answer
+
+    async def late(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.5)
+        await keep(*args, **kwargs)
+
+    monkeypatch.setattr(inventory, "remember_answer", late)
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    async with asyncio.timeout(10):
+        pair = await asyncio.gather(
+            *(order(client, buyer, listing["id"], 1, key="k-woken") for _ in "ab")
+        )
+    assert sorted(r.status_code for r in pair) == [200, 201], [r.text for r in pair]
+    assert pair[0].json() == pair[1].json()
 
 
 async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):

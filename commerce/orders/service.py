@@ -134,6 +134,13 @@ async def _existing_or_none(
     return found
 
 
+# How long a duplicate waits for its first send's answer before asking the database; and,
+# while it can hear wake-ups, how often it still looks (its first send may have given up,
+# which is not announced).
+AWAIT_PRIOR_S = 10.0
+UNANNOUNCED_POLL_S = 0.25
+
+
 async def _await_prior(
     services: Services,
     session_id: str,
@@ -149,20 +156,26 @@ async def _await_prior(
     send that began before the first answer was kept ran alongside the placing: the order
     as placed is a true answer to it (nothing can change an order before its id is out),
     so it is answered from Redis. A later repeat is answered with the order as it is now
-    (paid, cancelled…), read from the database."""
-    delay, waited = 0.005, 0.0
-    while waited < 10:
-        found = await inventory.answered(services, session_id, buyer_id, key)
-        if found.body is not None:
-            answer: OrderOut = orjson.loads(found.body)
-            if started_ms < found.kept_ms:
-                return answer
-            return await _current(services, answer["id"]) or answer
-        if found.names != prior_id:
-            return None
-        await asyncio.sleep(delay)
-        waited += delay
-        delay = min(delay * 2, 0.1)
+    (paid, cancelled…), read from the database.
+
+    Whichever process keeps the answer wakes it (`inventory.waiting_for_answer`): it looks
+    once on arrival and once when woken, not every few milliseconds while it waits."""
+    loop = asyncio.get_running_loop()
+    give_up, delay = loop.time() + AWAIT_PRIOR_S, 0.005
+    with inventory.waiting_for_answer(services, session_id, buyer_id, key) as woken:
+        while loop.time() < give_up:
+            found = await inventory.answered(services, session_id, buyer_id, key)
+            if found.body is not None:
+                answer: OrderOut = orjson.loads(found.body)
+                if started_ms < found.kept_ms:
+                    return answer
+                return await _current(services, answer["id"]) or answer
+            if found.names != prior_id:
+                return None
+            # Woken when the answer is kept; the timer is for what a wake-up cannot say
+            # (the first send gave up) and for when this process may not hear it.
+            await woken.next(UNANNOUNCED_POLL_S if woken.listening else delay)
+            delay = min(delay * 2, 0.1)
     return await _existing(services, buyer_id, key, "")
 
 

@@ -29,6 +29,7 @@ from commerce.orders.lifecycle import HOLDS_STOCK
 from commerce.stock.events import SoldOut, Stock
 from core.batching import Batcher
 from core.events import publish, publish_many
+from core.pubsub import Waiter, Wakeups
 from core.redis import UNREACHABLE, Arg, Lua, alone_if_unreachable, run_scripts
 from core.services import Services
 
@@ -250,11 +251,41 @@ def _response_key(services: Services, session_id: str, buyer_id: str, key: str) 
     return services.keys.session(session_id, "resp", idem_field(buyer_id, key))
 
 
-async def _remember(services: Services, answers: list[tuple[str, bytes]]) -> list[None]:
-    pipe = services.redis.pipeline(transaction=False)
-    for key, body in answers:
-        pipe.set(key, body, ex=services.settings.reservation_ttl_s)
-    await pipe.execute()
+def answers_channel(services: Services, session_id: str) -> str:
+    """Where the keeping of a session's first answers is announced (in the session's slot):
+    a duplicate send waiting on another process wakes when its answer is kept."""
+    return services.keys.session(session_id, "ch", "answers")
+
+
+# Keeps a batch of one session's first answers (KEYS, with ARGV[3..] their bodies, for
+# ARGV[1] seconds), then names them on the session's answers channel (ARGV[2]): newline
+# separated, as `core.pubsub.Wakeups` reads them.
+REMEMBER = Lua(
+    """
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ARGV[1]) end
+redis.call('SPUBLISH', ARGV[2], table.concat(KEYS, '\\n'))
+return #KEYS
+"""
+)
+
+
+async def _remember(services: Services, answers: list[tuple[str, str, bytes]]) -> list[None]:
+    """One script call per session in the batch, all in one round trip."""
+    by_session: dict[str, list[tuple[str, bytes]]] = {}
+    for session_id, key, body in answers:
+        by_session.setdefault(session_id, []).append((key, body))
+    ttl = services.settings.reservation_ttl_s
+    await run_scripts(
+        services.redis,
+        [
+            (
+                REMEMBER,
+                [key for key, _ in kept],
+                [ttl, answers_channel(services, session_id), *(body for _, body in kept)],
+            )
+            for session_id, kept in by_session.items()
+        ],
+    )
     return [None] * len(answers)
 
 
@@ -262,8 +293,9 @@ async def remember_answer(
     services: Services, session_id: str, buyer_id: str, key: str, body: bytes
 ) -> None:
     """Keep the first answer to an idempotency key for its duplicate sends, wherever they
-    land; concurrent answers of this process are written in one round trip."""
-    batcher: Batcher[tuple[str, bytes], Exception | None] = services.shared(
+    land, and wake those waiting for it; concurrent answers of this process are written in
+    one round trip."""
+    batcher: Batcher[tuple[str, str, bytes], Exception | None] = services.shared(
         "commerce.inventory.answers",
         lambda: Batcher(
             lambda answers: alone_if_unreachable(lambda a: _remember(services, a), answers),
@@ -271,7 +303,17 @@ async def remember_answer(
             max_in_flight=2,
         ),
     )
-    await batcher.submit((_response_key(services, session_id, buyer_id, key), body))
+    await batcher.submit((session_id, _response_key(services, session_id, buyer_id, key), body))
+
+
+def waiting_for_answer(services: Services, session_id: str, buyer_id: str, key: str) -> Waiter:
+    """A duplicate send's wake-up for when its first answer is kept, by whichever process.
+    Register it before looking for the answer: a keeping after that look wakes it."""
+    wakeups = services.shared("commerce.inventory.wakeups", lambda: Wakeups(services.redis))
+    return wakeups.wait(
+        answers_channel(services, session_id).encode(),
+        _response_key(services, session_id, buyer_id, key).encode(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """Receiving the channels this process needs: sharded pub/sub, one connection per shard.
 
-Frames are published with SPUBLISH (see `core.redis`), which a Redis Cluster delivers only
-inside the shard that owns the channel's slot, where classic PUBLISH is copied to every
-node. So a process holds one plain connection to each primary that owns a channel it
-subscribes, and SSUBSCRIBEs there. On one Redis there is one shard: the Redis itself.
+Messages are published with SPUBLISH (see `core.redis`): a room's frames, the wake-ups of
+duplicate orders. A Redis Cluster delivers SPUBLISH only inside the shard that owns the
+channel's slot, where classic PUBLISH is copied to every node. So a process holds one plain
+connection to each primary that owns a channel it subscribes, and SSUBSCRIBEs there. On
+one Redis there is one shard: the Redis itself.
 
 redis-py's asyncio cluster client has no pub/sub, and its 5.x line (which arq needs) has no
 SSUBSCRIBE on the asyncio PubSub; a subscription connection is small enough to own: send
@@ -12,7 +13,8 @@ SSUBSCRIBE, read pushes, PING when quiet.
 When a shard's connection breaks (the node restarted or died, a replica took over) or the
 shard tells us a channel has moved away (`sunsubscribe` we did not ask for), the channels
 are reported lost, the slot map is read again, every channel goes to the shard that owns it
-now, and once subscribed there it is reported back: the hub heals its topics from history.
+now, and once subscribed there it is reported back: the hub heals its topics from history;
+a waiter that may have missed its wake-up looks for itself.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -28,7 +30,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from core.redis import UNREACHABLE, Client
 
-log = logging.getLogger("panen.live")
+log = logging.getLogger("panen.pubsub")
 
 PING_EVERY_S = 5.0  # a quiet connection is probed this often; two unanswered probes: gone
 BACKOFF_MAX_S = 2.0
@@ -114,7 +116,7 @@ class Subscriber:
             except Exception as exc:  # the cluster is still electing: the next try reads it
                 log.info("slot map not read yet (%s)", exc)
 
-    # what the hub asks
+    # what a user of it asks (the live hub, the duplicate orders waiting for an answer)
 
     async def subscribe(self, channel: bytes) -> None:
         """Subscribe `channel` (confirmed through `on_confirmed`). If its shard is away, it
@@ -183,9 +185,9 @@ class Subscriber:
                 await _disconnect(conn)
                 gone = list(shard.channels)
                 if not isinstance(exc, UNREACHABLE):
-                    log.exception("live shard %s failed; resubscribing", shard.name)
+                    log.exception("pub/sub shard %s failed; resubscribing", shard.name)
                 if gone:
-                    log.warning("live shard %s lost (%s); resubscribing", shard.name, exc)
+                    log.warning("pub/sub shard %s lost (%s); resubscribing", shard.name, exc)
                     self.on_lost(gone)
                     lost = True
                     await self._refresh()
@@ -266,3 +268,155 @@ async def _send(shard: _Shard, *command: str | bytes) -> None:
 async def _disconnect(conn: AbstractConnection) -> None:
     with contextlib.suppress(*UNREACHABLE, RuntimeError):
         await conn.disconnect(nowait=True)
+
+
+class Waiter:
+    """One waiter of `Wakeups`: `next` returns when its name was published on its channel,
+    when it may have missed that (its channel was confirmed or lost meanwhile), or after
+    `within_s`, whichever is first. Use it as a context manager: it stops waiting on exit."""
+
+    __slots__ = ("_woken", "channel", "name", "poked", "wakeups")
+
+    def __init__(self, wakeups: Wakeups, channel: bytes, name: bytes) -> None:
+        self.wakeups = wakeups
+        self.channel = channel
+        self.name = name
+        self.poked = False
+        self._woken: asyncio.Future[None] | None = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether a publication of its name would reach it now: until its channel is
+        confirmed, and after it was lost, it would not, and the waiter must look for
+        itself sooner."""
+        return self.channel in self.wakeups.listening
+
+    def poke(self) -> None:
+        self.poked = True
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
+
+    async def next(self, within_s: float) -> None:
+        if not self.poked:
+            loop = asyncio.get_running_loop()
+            self._woken = woken = loop.create_future()
+            # A timer, not asyncio.timeout: no cancellation to unwind on the common path.
+            timer = loop.call_later(within_s, _settle, woken)
+            try:
+                await woken
+            finally:
+                timer.cancel()
+                self._woken = None
+        self.poked = False
+
+    def __enter__(self) -> Waiter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wakeups._leave(self)
+
+
+def _settle(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
+
+
+class Wakeups:
+    """Waiters of this process woken by name when any process publishes the name on their
+    channel (SPUBLISH; a message is names separated by newlines).
+
+    A wake-up is a hint, never the answer: a woken waiter looks for what it waits for, and
+    so does one whose timer ran out. It is subscribed to a channel while the channel has
+    waiters, and LINGER_S after the last one left (a flash sale's waiters come and go by
+    the hundred; subscribing for each would churn). A lost message costs latency, not
+    correctness: a waiter that is not `listening` is expected to use a short timer."""
+
+    LINGER_S = 30.0
+
+    def __init__(self, redis: Client) -> None:
+        self.subscriber = Subscriber(
+            redis, self._on_message, self._on_confirmed, self._on_lost, self._on_back
+        )
+        self.waiters: dict[bytes, dict[bytes, set[Waiter]]] = {}
+        self.listening: set[bytes] = set()
+        self._idle: dict[bytes, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def wait(self, channel: bytes, name: bytes) -> Waiter:
+        """A waiter for `name` on `channel`, registered now: a publication from this moment
+        on wakes it (once the channel is listened to)."""
+        names = self.waiters.get(channel)
+        if names is None:
+            names = self.waiters[channel] = {}
+            idle = self._idle.pop(channel, None)
+            if idle is not None:
+                idle.cancel()  # still subscribed from its last waiters
+            else:
+                self._spawn(self.subscriber.subscribe(channel))
+        waiter = Waiter(self, channel, name)
+        names.setdefault(name, set()).add(waiter)
+        return waiter
+
+    def _leave(self, waiter: Waiter) -> None:
+        names = self.waiters.get(waiter.channel)
+        if names is None:
+            return
+        same = names.get(waiter.name)
+        if same is not None:
+            same.discard(waiter)
+            if not same:
+                del names[waiter.name]
+        if not names:
+            del self.waiters[waiter.channel]
+            loop = asyncio.get_running_loop()
+            self._idle[waiter.channel] = loop.call_later(
+                self.LINGER_S, self._unsubscribe, waiter.channel
+            )
+
+    def _unsubscribe(self, channel: bytes) -> None:
+        self._idle.pop(channel, None)
+        if channel not in self.waiters:
+            self.listening.discard(channel)
+            self._spawn(self.subscriber.unsubscribe(channel))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _poke_all(self, channel: bytes) -> None:
+        for same in self.waiters.get(channel, {}).values():
+            for waiter in same:
+                waiter.poke()
+
+    # what the subscriber reports
+
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        names = self.waiters.get(channel)
+        if names:
+            for name in data.split(b"\n"):
+                for waiter in names.get(name, ()):
+                    waiter.poke()
+
+    def _on_confirmed(self, channel: bytes) -> None:
+        if channel in self.waiters or channel in self._idle:
+            self.listening.add(channel)
+            # What was published before the subscription took may have been missed.
+            self._poke_all(channel)
+
+    def _on_lost(self, channels: list[bytes]) -> None:
+        for channel in channels:
+            self.listening.discard(channel)
+            self._poke_all(channel)
+
+    def _on_back(self, channels: list[bytes]) -> None:
+        for channel in channels:
+            self._poke_all(channel)  # confirmed again soon; what fell between is looked for
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            idle.cancel()
+        self._idle.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.subscriber.stop()
