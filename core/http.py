@@ -371,20 +371,26 @@ class Api:
                 tuple(upload),
             )
 
+            declared = frozenset(q.name for q in spec.query)
+
             async def endpoint(request: Request) -> Response:
                 services: Services = request.app.state.services
-                # Every path parameter and query value, before anything reads them.
-                refuse_control_characters(dict(request.path_params))
-                for name, value in request.query_params.multi_items():
-                    refuse_control_characters({name: value})
-                # A parameter the route does not read is refused rather than ignored: a
-                # misspelt `?limt=5` should fail loudly, not silently return the default.
-                declared = {q.name for q in spec.query}
-                for name in request.query_params:
-                    if name not in declared:
-                        raise bad_request(
-                            "unknown_parameter", f"unknown query parameter {name[:64]!r}", name[:64]
-                        )
+                # Every path parameter and query value, before anything reads them (most
+                # requests have neither: their checks are skipped, not run on nothing).
+                if request.path_params:
+                    refuse_control_characters(dict(request.path_params))
+                if request.scope["query_string"]:
+                    for name, value in request.query_params.multi_items():
+                        refuse_control_characters({name: value})
+                    # A parameter the route does not read is refused rather than ignored: a
+                    # misspelt `?limt=5` should fail loudly, not silently give the default.
+                    for name in request.query_params:
+                        if name not in declared:
+                            raise bad_request(
+                                "unknown_parameter",
+                                f"unknown query parameter {name[:64]!r}",
+                                name[:64],
+                            )
                 principal = await authenticate(request, services)
                 if access.login:
                     if principal is None:
