@@ -2,9 +2,10 @@
 
 Messages are published with SPUBLISH (see `core.redis`): a room's frames, the wake-ups of
 duplicate orders. A Redis Cluster delivers SPUBLISH only inside the shard that owns the
-channel's slot, where classic PUBLISH is copied to every node. So a process holds one plain
-connection to each primary that owns a channel it subscribes, and SSUBSCRIBEs there. On
-one Redis there is one shard: the Redis itself.
+channel's slot, where classic PUBLISH is copied to every node. So a `Subscriber` holds one
+plain connection to each primary that owns a channel it subscribes, and SSUBSCRIBEs there
+(a process has two: the live hub's, and its `Wakeups`'). On one Redis there is one shard:
+the Redis itself.
 
 redis-py's asyncio cluster client has no pub/sub, and its 5.x line (which arq needs) has no
 SSUBSCRIBE on the asyncio PubSub; a subscription connection is small enough to own: send
@@ -332,6 +333,7 @@ class Wakeups:
     correctness: a waiter that is not `listening` is expected to use a short timer."""
 
     LINGER_S = 30.0
+    RETRY_S = 1.0  # a subscription that could not be placed (no slot map) is tried again
 
     def __init__(self, redis: Client) -> None:
         self.subscriber = Subscriber(
@@ -339,21 +341,33 @@ class Wakeups:
         )
         self.waiters: dict[bytes, dict[bytes, set[Waiter]]] = {}
         self.listening: set[bytes] = set()
+        self.closed = False
         self._idle: dict[bytes, asyncio.TimerHandle] = {}
+        # The channels wanted (from a first waiter to the end of the linger), and when each
+        # was last asked for.
+        self._tried: dict[bytes, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wait(self, channel: bytes, name: bytes) -> Waiter:
         """A waiter for `name` on `channel`, registered now: a publication from this moment
         on wakes it (once the channel is listened to)."""
+        waiter = Waiter(self, channel, name)
+        if self.closed:
+            return waiter  # never listening: it keeps to its timer
         names = self.waiters.get(channel)
         if names is None:
             names = self.waiters[channel] = {}
             idle = self._idle.pop(channel, None)
             if idle is not None:
                 idle.cancel()  # still subscribed from its last waiters
-            else:
+        # A channel is subscribed when first wanted; one whose subscription could not be
+        # placed (a cluster without a slot map) is asked for again, at most once a RETRY_S.
+        tried = self._tried.get(channel)
+        if tried is None or channel not in self.subscriber.where:
+            now = asyncio.get_running_loop().time()
+            if tried is None or now - tried >= self.RETRY_S:
+                self._tried[channel] = now
                 self._spawn(self.subscriber.subscribe(channel))
-        waiter = Waiter(self, channel, name)
         names.setdefault(name, set()).add(waiter)
         return waiter
 
@@ -368,6 +382,8 @@ class Wakeups:
                 del names[waiter.name]
         if not names:
             del self.waiters[waiter.channel]
+            if self.closed:
+                return
             loop = asyncio.get_running_loop()
             self._idle[waiter.channel] = loop.call_later(
                 self.LINGER_S, self._unsubscribe, waiter.channel
@@ -377,6 +393,7 @@ class Wakeups:
         self._idle.pop(channel, None)
         if channel not in self.waiters:
             self.listening.discard(channel)
+            self._tried.pop(channel, None)
             self._spawn(self.subscriber.unsubscribe(channel))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -399,7 +416,7 @@ class Wakeups:
                     waiter.poke()
 
     def _on_confirmed(self, channel: bytes) -> None:
-        if channel in self.waiters or channel in self._idle:
+        if channel in self._tried:  # still wanted
             self.listening.add(channel)
             # What was published before the subscription took may have been missed.
             self._poke_all(channel)
@@ -414,9 +431,17 @@ class Wakeups:
             self._poke_all(channel)  # confirmed again soon; what fell between is looked for
 
     async def aclose(self) -> None:
+        """Stop listening: the waiters left are told (they keep to their timers) and the
+        subscriptions are closed."""
+        self.closed = True
+        self.listening.clear()
+        for channel in list(self.waiters):
+            self._poke_all(channel)
         for idle in self._idle.values():
             idle.cancel()
         self._idle.clear()
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.subscriber.stop()

@@ -113,20 +113,40 @@ async def test_a_duplicate_sent_alongside_the_first_gets_its_answer_without_the_
     assert len(reads) == 1  # the later repeat: the order as it is now
 
 
+def _counted(monkeypatch, name: str) -> list[None]:  # type: ignore[no-untyped-def]
+    """Count the calls of `inventory.<name>`."""
+    calls: list[None] = []
+    real = getattr(inventory, name)
+
+    async def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(None)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory, name, counting)
+    return calls
+
+
+def _late(monkeypatch, name: str, by_s: float) -> None:  # type: ignore[no-untyped-def]
+    """`inventory.<name>` (keeping an answer, giving a hold back) happens `by_s` late."""
+    real = getattr(inventory, name)
+
+    async def late(*args, **kwargs):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(by_s)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(inventory, name, late)
+
+
 async def test_a_duplicate_on_another_process_is_answered_when_its_first_answer_is_kept(
     client, admin_token, monkeypatch
 ):
-    """The duplicate is woken by the keeping of the answer, not by its own timer: here the
-    timer would take a minute, and the first send keeps its answer half a second late."""
+    """The duplicate is woken by the keeping of the answer, not by its own timer: it looks
+    on arrival, once its wake-ups are heard, and when woken; the first send keeps its
+    answer half a second late, and the timer of a listening waiter would take a minute."""
     monkeypatch.setattr(order_service, "_placing", _EveryCallItsOwnProcess())
     monkeypatch.setattr(order_service, "UNANNOUNCED_POLL_S", 60.0)
-    keep = inventory.remember_answer
-
-    async def late(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.5)
-        await keep(*args, **kwargs)
-
-    monkeypatch.setattr(inventory, "remember_answer", late)
+    _late(monkeypatch, "remember_answer", 0.5)
+    looks = _counted(monkeypatch, "answered")
     _, listing = await live_listing(client, admin_token, stock=5)
     buyer = await register(client)
     async with asyncio.timeout(10):
@@ -135,6 +155,25 @@ async def test_a_duplicate_on_another_process_is_answered_when_its_first_answer_
         )
     assert sorted(r.status_code for r in pair) == [200, 201], [r.text for r in pair]
     assert pair[0].json() == pair[1].json()
+    assert len(looks) <= 3  # polling every 5-100 ms for half a second would be 7 or more
+
+
+async def test_a_duplicate_on_another_process_tries_afresh_when_its_first_send_gives_up(
+    client, admin_token, monkeypatch
+):
+    """A first send that gives its hold back (here: the buyer has no address) wakes the
+    duplicate waiting for it, which then places the order itself: same answer, no wait."""
+    monkeypatch.setattr(order_service, "_placing", _EveryCallItsOwnProcess())
+    monkeypatch.setattr(order_service, "UNANNOUNCED_POLL_S", 60.0)
+    _late(monkeypatch, "release", 0.5)
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client, address=False)
+    async with asyncio.timeout(10):
+        pair = await asyncio.gather(
+            *(order(client, buyer, listing["id"], 1, key="k-gave-up") for _ in "ab")
+        )
+    assert [r.status_code for r in pair] == [409, 409], [r.text for r in pair]
+    assert {r.json()["error"]["code"] for r in pair} == {"address_required"}
 
 
 async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):

@@ -135,8 +135,9 @@ async def _existing_or_none(
 
 
 # How long a duplicate waits for its first send's answer before asking the database; and,
-# while it can hear wake-ups, how often it still looks (its first send may have given up,
-# which is not announced).
+# while it can hear wake-ups, how often it still looks: a wake-up is a hint (its message
+# can be lost with a connection), and a first send that dies with its process announces
+# nothing (its hold and record run out with the reservation).
 AWAIT_PRIOR_S = 10.0
 UNANNOUNCED_POLL_S = 0.25
 
@@ -158,8 +159,9 @@ async def _await_prior(
     so it is answered from Redis. A later repeat is answered with the order as it is now
     (paid, cancelled…), read from the database.
 
-    Whichever process keeps the answer wakes it (`inventory.waiting_for_answer`): it looks
-    once on arrival and once when woken, not every few milliseconds while it waits."""
+    Whichever process keeps the answer, or gives the first send's hold back, wakes it
+    (`inventory.waiting_for_answer`): it looks once on arrival and once when woken, not
+    every few milliseconds while it waits."""
     loop = asyncio.get_running_loop()
     give_up, delay = loop.time() + AWAIT_PRIOR_S, 0.005
     with inventory.waiting_for_answer(services, session_id, buyer_id, key) as woken:
@@ -172,8 +174,8 @@ async def _await_prior(
                 return await _current(services, answer["id"]) or answer
             if found.names != prior_id:
                 return None
-            # Woken when the answer is kept; the timer is for what a wake-up cannot say
-            # (the first send gave up) and for when this process may not hear it.
+            # Woken when the answer is kept or the first send gives up; the timer is for
+            # when this process may not hear that.
             await woken.next(UNANNOUNCED_POLL_S if woken.listening else delay)
             delay = min(delay * 2, 0.1)
     return await _existing(services, buyer_id, key, "")

@@ -71,9 +71,15 @@ return out
 """
 )
 
+# ARGV[2], when not empty, is the idempotency record to forget with the hold (its order
+# gave up): the duplicates waiting for its answer are woken (ARGV[3], the channel; ARGV[4],
+# the answer's key) to try afresh.
 RELEASE = Lua(
     """
-if ARGV[2] ~= '' then redis.call('HDEL', KEYS[4], ARGV[2]) end
+if ARGV[2] ~= '' then
+  redis.call('HDEL', KEYS[4], ARGV[2])
+  redis.call('SPUBLISH', ARGV[3], ARGV[4])
+end
 local hold = redis.call('HGET', KEYS[3], ARGV[1])
 if not hold then return -1 end
 redis.call('HDEL', KEYS[3], ARGV[1])
@@ -241,14 +247,16 @@ async def release(
 ) -> int:
     """Give an order's hold back to the counter; -1 when there was no hold (already given
     back, or the counter was rebuilt without it). Returns the stock left otherwise."""
-    left = await run(
-        services, RELEASE, _keys(services, session_id, inventory_id), order_id, forget_idempotency
-    )
-    return int(left)
+    keys = _keys(services, session_id, inventory_id)
+    if not forget_idempotency:
+        return int(await run(services, RELEASE, keys, order_id, "", "", ""))
+    channel = answers_channel(services, session_id)
+    answer = services.keys.session(session_id, "resp", forget_idempotency)
+    return int(await run(services, RELEASE, keys, order_id, forget_idempotency, channel, answer))
 
 
 def _response_key(services: Services, session_id: str, buyer_id: str, key: str) -> str:
-    return services.keys.session(session_id, "resp", idem_field(buyer_id, key))
+    return services.keys.session(session_id, "resp", idem_field(buyer_id, key))  # see release
 
 
 def answers_channel(services: Services, session_id: str) -> str:
