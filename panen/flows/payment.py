@@ -35,7 +35,7 @@ from commerce.payments.providers import PENDING, ProviderEvent, SandboxProvider,
 from commerce.payments.schemas import PaymentOut, WebhookAnswer, payment_json
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
-from core.errors import conflict, forbidden, not_found
+from core.errors import conflict, not_found
 from core.events import Topical
 from core.services import Services
 from core.shapes import TypedDict, closed
@@ -337,10 +337,10 @@ async def sandbox_decide(
 ) -> SandboxReply:
     async with services.db.reader() as s:
         payment = await payments.find(s, payment_id)
-    if payment is None or payment.provider != "sandbox":
+    # Another payer's payment does not exist to the caller, as at its checkout.
+    mine = payment is not None and (payment.payer_id == principal.user_id or principal.is_admin)
+    if payment is None or payment.provider != "sandbox" or not mine:
         raise not_found("payment", payment_id)
-    if payment.payer_id != principal.user_id and not principal.is_admin:
-        raise forbidden("only the payer may approve or decline this payment")
     if payment.status != PaymentStatus.PENDING:
         raise conflict(
             "payment_not_pending", f"this payment is {payment.status}", status=payment.status

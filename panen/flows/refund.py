@@ -35,7 +35,7 @@ from commerce.shipping.events import moved
 from commerce.shipping.lifecycle import ShipmentStatus
 from core.auth import Principal
 from core.clock import rfc3339, utcnow
-from core.errors import conflict, forbidden, not_found
+from core.errors import conflict, not_found
 from core.events import Topical
 from core.services import Services
 from donations.charity import sequencer
@@ -62,7 +62,9 @@ async def _cancel(s: AsyncSession, principal: Principal, order_id: str) -> _Done
     live = await s.get(LiveSession, order.session_id)
     is_staff = principal.is_admin or (live is not None and principal.user_id == live.host_id)
     if not (is_staff or order.buyer_id == principal.user_id):
-        raise forbidden("only its buyer, its host or an admin may cancel this order")
+        # Those who may read an order are those who may cancel it: to anyone else it does
+        # not exist (a 403 would tell them it does).
+        raise not_found("order", order_id)
     if order.status == OrderStatus.COMPLETED:
         raise conflict(
             "order_completed",
