@@ -176,6 +176,29 @@ async def test_a_duplicate_on_another_process_tries_afresh_when_its_first_send_g
     assert {r.json()["error"]["code"] for r in pair} == {"address_required"}
 
 
+async def test_a_duplicate_whose_first_send_wrote_its_order_and_died_finds_it_in_the_database(
+    client, admin_token, monkeypatch
+):
+    """The first send never keeps its answer (its process died after writing the order):
+    the duplicate answers with the order from the database within a few seconds, not
+    after the ten it waits at most."""
+    monkeypatch.setattr(order_service, "_placing", _EveryCallItsOwnProcess())
+    _late(monkeypatch, "remember_answer", 60)
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    first = asyncio.create_task(order(client, buyer, listing["id"], 1, key="k-died"))
+    try:
+        await asyncio.sleep(0.3)  # the first has reserved and is writing
+        started = time.monotonic()
+        again = await order(client, buyer, listing["id"], 1, key="k-died")
+        took = time.monotonic() - started
+    finally:
+        first.cancel()
+    assert again.status_code == 200, again.text
+    assert again.json()["order"]["status"] == "reserved"
+    assert took < order_service.PRIOR_IN_DB_S + 1.5, took
+
+
 async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):
     _, listing = await live_listing(client, admin_token, stock=3, max_per_buyer=2)
     a, b = await register(client), await register(client)

@@ -134,11 +134,15 @@ async def _existing_or_none(
     return found
 
 
-# How long a duplicate waits for its first send's answer before asking the database; and,
-# while it can hear wake-ups, how often it still looks: a wake-up is a hint (its message
-# can be lost with a connection), and a first send that dies with its process announces
-# nothing (its hold and record run out with the reservation).
+# A duplicate waits for its first send's answer at most AWAIT_PRIOR_S, then answers from
+# the database (409 `order_in_progress` if the order is not there). Meanwhile it asks the
+# database every PRIOR_IN_DB_S: a first send answers in milliseconds, and one that wrote
+# its order and died before keeping the answer never will. While it hears wake-ups it
+# still looks every UNANNOUNCED_POLL_S: a wake-up is a hint, lost with its connection, and
+# a first send that dies announces nothing (its hold and record run out with the
+# reservation).
 AWAIT_PRIOR_S = 10.0
+PRIOR_IN_DB_S = 2.0
 UNANNOUNCED_POLL_S = 0.25
 
 
@@ -164,6 +168,7 @@ async def _await_prior(
     every few milliseconds while it waits."""
     loop = asyncio.get_running_loop()
     give_up, delay = loop.time() + AWAIT_PRIOR_S, 0.005
+    look_in_db = loop.time() + PRIOR_IN_DB_S
     with inventory.waiting_for_answer(services, session_id, buyer_id, key) as woken:
         while loop.time() < give_up:
             found = await inventory.answered(services, session_id, buyer_id, key)
@@ -174,6 +179,13 @@ async def _await_prior(
                 return await _current(services, answer["id"]) or answer
             if found.names != prior_id:
                 return None
+            if loop.time() >= look_in_db:
+                # Long for a first send: it may have written the order and died before
+                # keeping its answer, which then never comes.
+                written = await _existing_or_none(services, buyer_id, key, "")
+                if written is not None:
+                    return written
+                look_in_db = loop.time() + PRIOR_IN_DB_S
             # Woken when the answer is kept or the first send gives up; the timer is for
             # when this process may not hear that.
             await woken.next(UNANNOUNCED_POLL_S if woken.listening else delay)
