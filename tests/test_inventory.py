@@ -74,3 +74,20 @@ async def test_a_batch_for_a_missing_counter_answers_missing_and_takes_nothing(
     out = await asyncio.gather(*(ask(services, sid, inv, f"usr_{i}", "k", 1) for i in range(3)))
     assert [r.outcome for r in out] == ["missing"] * 3
     assert await inventory.remaining(services, sid, inv) is None
+
+
+async def test_a_rebuild_keeps_its_lease_while_it_runs_and_a_dead_ones_lapses(
+    services, monkeypatch
+):
+    monkeypatch.setattr(inventory, "REBUILD_LEASE_MS", 600)
+    lock = services.keys("test", new_id("lock"))
+    await services.redis.set(lock, b"1", px=inventory.REBUILD_LEASE_MS)
+    renewing = asyncio.create_task(inventory._renew(services, lock))
+    try:
+        await asyncio.sleep(2 * inventory.REBUILD_LEASE_MS / 1000)
+        assert await services.redis.exists(lock)  # renewed past its first lease
+    finally:
+        renewing.cancel()
+    assert 0 < await services.redis.pttl(lock) <= inventory.REBUILD_LEASE_MS
+    await asyncio.sleep(inventory.REBUILD_LEASE_MS / 1000 + 0.2)
+    assert not await services.redis.exists(lock)  # nobody renews it: it lapses

@@ -199,6 +199,30 @@ async def test_a_duplicate_whose_first_send_wrote_its_order_and_died_finds_it_in
     assert took < order_service.PRIOR_IN_DB_S + 1.5, took
 
 
+async def test_a_counter_whose_rebuilder_died_is_rebuilt_once_its_lease_lapses(
+    app, client, admin_token
+):
+    """Redis lost a listing's counter and the process rebuilding it was killed, leaving its
+    lock: an order waits only for the lock's lease (renewed by a live rebuilder), then
+    rebuilds the counter itself, counting the order already placed."""
+    world, listing = await live_listing(client, admin_token, stock=5)
+    a, b = await register(client), await register(client)
+    assert (await order(client, a, listing["id"], 1)).status_code == 201
+    services = app.state.services
+    sid = world.session["id"]
+    await services.redis.delete(
+        *(services.keys.session(sid, part, listing["id"]) for part in ("inv", "bought", "holds"))
+    )
+    lock = services.keys.session(sid, "rebuild", listing["id"])
+    await services.redis.set(lock, b"1", px=inventory.REBUILD_LEASE_MS)  # and nobody renews it
+    started = time.monotonic()
+    r = await order(client, b, listing["id"], 1)
+    took = time.monotonic() - started
+    assert r.status_code == 201, r.text
+    assert inventory.REBUILD_LEASE_MS / 1000 - 0.5 < took < inventory.REBUILD_LEASE_MS / 1000 + 2
+    assert await inventory.remaining(services, sid, listing["id"]) == 3
+
+
 async def test_sold_out_limit_and_not_live_are_409_with_stable_codes(client, admin_token):
     _, listing = await live_listing(client, admin_token, stock=3, max_per_buyer=2)
     a, b = await register(client), await register(client)

@@ -17,6 +17,7 @@ counter that was since lost can never land in the database uncounted: no oversel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Sequence
@@ -379,7 +380,12 @@ async def remaining(services: Services, session_id: str, inventory_id: str) -> i
     return None if raw is None else int(raw)
 
 
-REBUILD_LOCK_MS = 15_000
+# Rebuilding a counter is one process's job at a time (the generation makes a second one
+# harmless, not useful). Its lock is a lease the rebuilder renews while it works, so that
+# one killed mid-rebuild holds the listing up for seconds, not for a long fixed lock; the
+# others wait for the counter and take the lock over once it lapses.
+REBUILD_LEASE_MS = 3_000
+REBUILD_WAIT_S = 15.0
 
 
 _rebuilding: dict[tuple[int, str], asyncio.Task[None]] = {}
@@ -408,13 +414,16 @@ async def _rebuild(services: Services, *, session_id: str, inventory_id: str, st
     """
     lock = services.keys.session(session_id, "rebuild", inventory_id)
     inv = services.keys.session(session_id, "inv", inventory_id)
-    if not await services.redis.set(lock, b"1", nx=True, px=REBUILD_LOCK_MS):
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + REBUILD_WAIT_S
+    while not await services.redis.set(lock, b"1", nx=True, px=REBUILD_LEASE_MS):
         # Someone else is rebuilding: wait for their counter instead of racing them.
-        for _ in range(REBUILD_LOCK_MS // 25):
-            if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
-                return
-            await asyncio.sleep(0.025)
-        return
+        if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
+            return
+        if loop.time() >= give_up:
+            return
+        await asyncio.sleep(0.025)
+    renewing = asyncio.create_task(_renew(services, lock))
     try:
         if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
             return  # rebuilt by someone else between our miss and our lock
@@ -454,7 +463,16 @@ async def _rebuild(services: Services, *, session_id: str, inventory_id: str, st
             args += [r.id, r.buyer_id, int(r.quantity)]
         await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
     finally:
+        renewing.cancel()
         await services.redis.delete(lock)
+
+
+async def _renew(services: Services, lock: str) -> None:
+    """Keep a rebuild's lease while it runs (a missed renewal only lets another start)."""
+    while True:
+        await asyncio.sleep(REBUILD_LEASE_MS / 3000)
+        with contextlib.suppress(*UNREACHABLE):
+            await services.redis.pexpire(lock, REBUILD_LEASE_MS)
 
 
 # --- Telling rooms what is left --------------------------------------------------------
