@@ -199,6 +199,34 @@ async def test_a_duplicate_whose_first_send_wrote_its_order_and_died_finds_it_in
     assert took < order_service.PRIOR_IN_DB_S + 1.5, took
 
 
+async def test_a_slow_first_send_reusing_a_key_of_another_session_answers_no_duplicate_200(
+    client, admin_token, monkeypatch
+):
+    """A key is the buyer's across sessions, its Redis record per session: a duplicate
+    that looks in the database while a slow first send reuses a key of another session
+    must not answer with that other order."""
+    monkeypatch.setattr(order_service, "_placing", _EveryCallItsOwnProcess())
+    _, earlier = await live_listing(client, admin_token, stock=5)
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    assert (await order(client, buyer, earlier["id"], 1, key="k-shared")).status_code == 201
+    write, calls = order_service.order_writer.write, []
+
+    async def slow_first(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(None)
+        if len(calls) == 1:
+            await asyncio.sleep(order_service.PRIOR_IN_DB_S + 1.5)  # past the duplicate's look
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(order_service.order_writer, "write", slow_first)
+    first = asyncio.create_task(order(client, buyer, listing["id"], 1, key="k-shared"))
+    await asyncio.sleep(0.3)
+    again = await order(client, buyer, listing["id"], 1, key="k-shared")
+    answers = [await first, again]
+    assert [r.status_code for r in answers] == [409, 409], [r.text for r in answers]
+    assert {r.json()["error"]["code"] for r in answers} == {"idempotency_key_reused"}
+
+
 async def test_a_counter_whose_rebuilder_died_is_rebuilt_once_its_lease_lapses(
     app, client, admin_token
 ):

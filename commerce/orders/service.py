@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -181,16 +182,33 @@ async def _await_prior(
                 return None
             if loop.time() >= look_in_db:
                 # Long for a first send: it may have written the order and died before
-                # keeping its answer, which then never comes.
-                written = await _existing_or_none(services, buyer_id, key, "")
+                # keeping its answer, which then never comes. The record names the order:
+                # it is read by id, batched with this process's other reads (a stampede's
+                # slow duplicates come together; their looks are spread a little too).
+                written = await _prior_if_written(services, prior_id)
                 if written is not None:
                     return written
-                look_in_db = loop.time() + PRIOR_IN_DB_S
+                look_in_db = loop.time() + PRIOR_IN_DB_S * random.uniform(0.75, 1.25)
             # Woken when the answer is kept or the first send gives up; the timer is for
             # when this process may not hear that.
             await woken.next(UNANNOUNCED_POLL_S if woken.listening else delay)
             delay = min(delay * 2, 0.1)
-    return await _existing(services, buyer_id, key, "")
+    written = await _current(services, prior_id)
+    if written is None:
+        raise ApiError(
+            409, "order_in_progress", "an order with this key is still being placed; retry"
+        )
+    return written
+
+
+async def _prior_if_written(services: Services, prior_id: str) -> OrderOut | None:
+    """The prior order if it is in the database; None when it is not, or when the database
+    cannot say right now (an extra look while waiting: the wait goes on)."""
+    try:
+        return await _current(services, prior_id)
+    except Exception:
+        log.warning("could not look for order %s while waiting for it", prior_id, exc_info=True)
+        return None
 
 
 _abandoned: set[asyncio.Task[None]] = set()
