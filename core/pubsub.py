@@ -416,7 +416,7 @@ class Wakeups:
                     waiter.poke()
 
     def _on_confirmed(self, channel: bytes) -> None:
-        if channel in self._tried:  # still wanted
+        if channel in self._tried and not self.closed:  # still wanted
             self.listening.add(channel)
             # What was published before the subscription took may have been missed.
             self._poke_all(channel)

@@ -251,6 +251,13 @@ async def test_the_host_reads_out_approves_and_hides_donor_messages(client, admi
     assert (await client.get(url, headers=donor.headers)).status_code == 403
     queue = (await client.get(url, headers=world.host.headers)).json()["messages"]
     assert [m["donation_id"] for m in queue] == [a["id"], b["id"]]
+    # Its donor may read the gift but not moderate it; to anyone else it does not exist.
+    act = {"action": "approve"}
+    moderate = f"/api/donations/{a['id']}/message"
+    assert (await client.post(moderate, headers=donor.headers, json=act)).status_code == 403
+    stranger = await register(client)
+    r = await client.post(moderate, headers=stranger.headers, json=act)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
     for d, action in ((a, "read"), (b, "hide")):
         r = await client.post(
             f"/api/donations/{d['id']}/message", headers=world.host.headers, json={"action": action}

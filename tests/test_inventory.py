@@ -81,8 +81,8 @@ async def test_a_rebuild_keeps_its_lease_while_it_runs_and_a_dead_ones_lapses(
 ):
     monkeypatch.setattr(inventory, "REBUILD_LEASE_MS", 600)
     lock = services.keys("test", new_id("lock"))
-    await services.redis.set(lock, b"1", px=inventory.REBUILD_LEASE_MS)
-    renewing = asyncio.create_task(inventory._renew(services, lock))
+    await services.redis.set(lock, b"mine", px=inventory.REBUILD_LEASE_MS)
+    renewing = asyncio.create_task(inventory._renew(services, lock, "mine"))
     try:
         await asyncio.sleep(2 * inventory.REBUILD_LEASE_MS / 1000)
         assert await services.redis.exists(lock)  # renewed past its first lease
@@ -91,3 +91,47 @@ async def test_a_rebuild_keeps_its_lease_while_it_runs_and_a_dead_ones_lapses(
     assert 0 < await services.redis.pttl(lock) <= inventory.REBUILD_LEASE_MS
     await asyncio.sleep(inventory.REBUILD_LEASE_MS / 1000 + 0.2)
     assert not await services.redis.exists(lock)  # nobody renews it: it lapses
+
+
+async def test_a_lease_taken_over_is_not_renewed_by_its_former_holder(services, monkeypatch):
+    monkeypatch.setattr(inventory, "REBUILD_LEASE_MS", 600)
+    lock = services.keys("test", new_id("lock"))
+    await services.redis.set(lock, b"theirs", px=5_000)  # another rebuilder's, since
+    renewing = asyncio.create_task(inventory._renew(services, lock, "mine"))
+    async with asyncio.timeout(2):
+        await renewing  # it stops at its first renewal
+    assert await services.redis.get(lock) == b"theirs"
+    assert await services.redis.pttl(lock) > 3_000  # not shortened to our lease
+
+
+async def test_a_counter_of_a_generation_the_database_moved_past_is_dropped_only_if_still_so(
+    services,
+):
+    sid, inv = new_id("ses"), new_id("lst")
+    key = services.keys.session(sid, "inv", inv)
+    await services.redis.hset(key, mapping={"stock": 3, "gen": 6})
+    assert not await inventory.drop_if_stale(
+        services, session_id=sid, inventory_id=inv, generation=5
+    )
+    assert await services.redis.exists(key)  # rebuilt since: not ours to drop
+    assert await inventory.drop_if_stale(services, session_id=sid, inventory_id=inv, generation=6)
+    assert not await services.redis.exists(key)
+
+
+async def test_giving_a_hold_back_forgets_its_key_only_while_the_key_names_that_order(services):
+    sid, inv = new_id("ses"), new_id("lst")
+    await services.redis.hset(
+        services.keys.session(sid, "inv", inv), mapping={"stock": 1, "gen": 1}
+    )
+    first, second = new_id("ord"), new_id("ord")
+    idem = services.keys.session(sid, "idem")
+    field = inventory.idem_field("usr_a", "k")
+    await services.redis.hset(idem, field, f"{second}|1|fp")  # the key names another order
+    await inventory.release(
+        services, session_id=sid, inventory_id=inv, order_id=first, forget_idempotency=field
+    )
+    assert await services.redis.hget(idem, field) == f"{second}|1|fp".encode()
+    await inventory.release(
+        services, session_id=sid, inventory_id=inv, order_id=second, forget_idempotency=field
+    )
+    assert await services.redis.hget(idem, field) is None

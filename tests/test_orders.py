@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from commerce.orders import service as order_service
 from commerce.stock import service as inventory
@@ -225,6 +225,29 @@ async def test_a_slow_first_send_reusing_a_key_of_another_session_answers_no_dup
     answers = [await first, again]
     assert [r.status_code for r in answers] == [409, 409], [r.text for r in answers]
     assert {r.json()["error"]["code"] for r in answers} == {"idempotency_key_reused"}
+
+
+async def test_a_counter_left_behind_by_an_older_rebuild_is_dropped_and_rebuilt_by_the_next_order(
+    app, client, admin_token, db
+):
+    """Two rebuilds overlapped and the older one's counter is what Redis holds: every order
+    it takes is refused by the database. The first refused order drops it; the retry
+    rebuilds it from the orders and is placed."""
+    world, listing = await live_listing(client, admin_token, stock=5)
+    a, b = await register(client), await register(client)
+    assert (await order(client, a, listing["id"], 1)).status_code == 201
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "UPDATE inventory_generations SET generation = generation + 1"
+                " WHERE inventory_id = :i"
+            ),
+            {"i": listing["id"]},
+        )
+    r = await order(client, b, listing["id"], 1)
+    assert r.status_code == 201, r.text
+    sid = world.session["id"]
+    assert await inventory.remaining(app.state.services, sid, listing["id"]) == 3
 
 
 async def test_a_counter_whose_rebuilder_died_is_rebuilt_once_its_lease_lapses(

@@ -450,8 +450,12 @@ async def _place(
                 headers={"Retry-After": "1"},
             ) from None
         if not row.generation_ok:
-            # The counter was rebuilt after we reserved: our hold is gone with it. Retry.
+            # The counter was rebuilt after we reserved: our hold is gone with it. Retry
+            # (on a counter of the database's generation: a stale one is dropped).
             await give_back()
+            await inventory.drop_if_stale(
+                services, session_id=sid, inventory_id=offer.inventory_id, generation=r.generation
+            )
             continue
         if not (row.addressed and row.shippable):
             await give_back()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sqlalchemy import text
 from commerce.orders.lifecycle import HOLDS_STOCK
 from commerce.stock.events import SoldOut, Stock
 from core.batching import Batcher
+from core.errors import ApiError
 from core.events import publish, publish_many
 from core.pubsub import Waiter, Wakeups
 from core.redis import UNREACHABLE, Arg, Lua, alone_if_unreachable, run_scripts
@@ -73,13 +75,16 @@ return out
 )
 
 # ARGV[2], when not empty, is the idempotency record to forget with the hold (its order
-# gave up): the duplicates waiting for its answer are woken (ARGV[3], the channel; ARGV[4],
-# the answer's key) to try afresh.
+# gave up), if it still names this order (ARGV[1]): the duplicates waiting for its answer
+# are woken (ARGV[3], the channel; ARGV[4], the answer's key) to try afresh.
 RELEASE = Lua(
     """
 if ARGV[2] ~= '' then
-  redis.call('HDEL', KEYS[4], ARGV[2])
-  redis.call('SPUBLISH', ARGV[3], ARGV[4])
+  local record = redis.call('HGET', KEYS[4], ARGV[2])
+  if record and string.sub(record, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
+    redis.call('HDEL', KEYS[4], ARGV[2])
+    redis.call('SPUBLISH', ARGV[3], ARGV[4])
+  end
 end
 local hold = redis.call('HGET', KEYS[3], ARGV[1])
 if not hold then return -1 end
@@ -383,9 +388,47 @@ async def remaining(services: Services, session_id: str, inventory_id: str) -> i
 # Rebuilding a counter is one process's job at a time (the generation makes a second one
 # harmless, not useful). Its lock is a lease the rebuilder renews while it works, so that
 # one killed mid-rebuild holds the listing up for seconds, not for a long fixed lock; the
-# others wait for the counter and take the lock over once it lapses.
+# others wait for the counter and take the lock over once it lapses. A rebuild that takes
+# longer than REBUILD_WAIT_S (a lock it waits on) gives up, so that another may try.
 REBUILD_LEASE_MS = 3_000
 REBUILD_WAIT_S = 15.0
+
+# The lease is renewed, and let go, only by the rebuilder that holds it (its token).
+_RENEW = Lua(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+)
+_LET_GO = Lua(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+)
+
+# A counter of a generation the database has moved past can never land an order again;
+# it is dropped (only if it is still that generation) so that the next order rebuilds it.
+_DROP_STALE = Lua(
+    """
+if redis.call('HGET', KEYS[1], 'gen') == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  return 1
+end
+return 0
+"""
+)
+
+
+async def drop_if_stale(
+    services: Services, *, session_id: str, inventory_id: str, generation: int
+) -> bool:
+    """An order of `generation` was refused by the database (a rebuild moved past it): drop
+    the counter if it is still of that generation. Two rebuilds that overlapped (a lease
+    lapsed under a live rebuilder) can leave the older one's counter behind, and nothing
+    else would ever notice."""
+    keys = _keys(services, session_id, inventory_id)[:3]
+    return bool(await run(services, _DROP_STALE, keys, generation))
 
 
 _rebuilding: dict[tuple[int, str], asyncio.Task[None]] = {}
@@ -401,8 +444,19 @@ async def rebuild(services: Services, *, session_id: str, inventory_id: str, sto
             _rebuild(services, session_id=session_id, inventory_id=inventory_id, stock=stock)
         )
         _rebuilding[key] = task
-        task.add_done_callback(lambda _: _rebuilding.pop(key, None))
-    await asyncio.shield(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            _rebuilding.pop(key, None)
+            # Every request sharing it may have gone (cancelled): the outcome is read here
+            # so that a failure is not reported as never retrieved.
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("rebuilding %s failed: %r", inventory_id, t.exception())
+
+        task.add_done_callback(done)
+    try:
+        await asyncio.shield(task)
+    except TimeoutError:
+        raise ApiError(503, "busy", "stock is being recounted; retry in a moment") from None
 
 
 async def _rebuild(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
@@ -414,65 +468,73 @@ async def _rebuild(services: Services, *, session_id: str, inventory_id: str, st
     """
     lock = services.keys.session(session_id, "rebuild", inventory_id)
     inv = services.keys.session(session_id, "inv", inventory_id)
+    token = secrets.token_hex(8)
     loop = asyncio.get_running_loop()
     give_up = loop.time() + REBUILD_WAIT_S
-    while not await services.redis.set(lock, b"1", nx=True, px=REBUILD_LEASE_MS):
+    while not await services.redis.set(lock, token, nx=True, px=REBUILD_LEASE_MS):
         # Someone else is rebuilding: wait for their counter instead of racing them.
         if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
             return
         if loop.time() >= give_up:
             return
         await asyncio.sleep(0.025)
-    renewing = asyncio.create_task(_renew(services, lock))
+    renewing = asyncio.create_task(_renew(services, lock, token))
     try:
         if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
             return  # rebuilt by someone else between our miss and our lock
-        async with services.db.transaction() as s:
+        async with asyncio.timeout(REBUILD_WAIT_S):
+            await _recount(services, session_id, inventory_id, stock)
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(*UNREACHABLE):  # a lease: it lapses by itself anyway
+            await run(services, _LET_GO, [lock], token)
+
+
+async def _recount(services: Services, session_id: str, inventory_id: str, stock: int) -> None:
+    async with services.db.transaction() as s:
+        await s.execute(
+            text(
+                "INSERT INTO inventory_generations (inventory_id, generation)"
+                " VALUES (:i, 0) ON CONFLICT DO NOTHING"
+            ),
+            {"i": inventory_id},
+        )
+        gen = (
             await s.execute(
                 text(
-                    "INSERT INTO inventory_generations (inventory_id, generation)"
-                    " VALUES (:i, 0) ON CONFLICT DO NOTHING"
+                    "SELECT generation FROM inventory_generations"
+                    " WHERE inventory_id = :i FOR UPDATE"
                 ),
                 {"i": inventory_id},
             )
-            gen = (
-                await s.execute(
-                    text(
-                        "SELECT generation FROM inventory_generations"
-                        " WHERE inventory_id = :i FOR UPDATE"
-                    ),
-                    {"i": inventory_id},
-                )
-            ).scalar_one()
-            rows = (
-                await s.execute(
-                    text(
-                        "SELECT id, buyer_id, quantity FROM orders"
-                        " WHERE inventory_id = :i AND status = ANY(:holding)"
-                    ),
-                    {"i": inventory_id, "holding": [str(h) for h in HOLDS_STOCK]},
-                )
-            ).all()
+        ).scalar_one()
+        rows = (
             await s.execute(
-                text("UPDATE inventory_generations SET generation = :g WHERE inventory_id = :i"),
-                {"g": gen + 1, "i": inventory_id},
+                text(
+                    "SELECT id, buyer_id, quantity FROM orders"
+                    " WHERE inventory_id = :i AND status = ANY(:holding)"
+                ),
+                {"i": inventory_id, "holding": [str(h) for h in HOLDS_STOCK]},
             )
-        left = stock - sum(int(r.quantity) for r in rows)
-        args: list[str | int] = [gen + 1, max(left, 0)]
-        for r in rows:
-            args += [r.id, r.buyer_id, int(r.quantity)]
-        await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
-    finally:
-        renewing.cancel()
-        await services.redis.delete(lock)
+        ).all()
+        await s.execute(
+            text("UPDATE inventory_generations SET generation = :g WHERE inventory_id = :i"),
+            {"g": gen + 1, "i": inventory_id},
+        )
+    left = stock - sum(int(r.quantity) for r in rows)
+    args: list[str | int] = [gen + 1, max(left, 0)]
+    for r in rows:
+        args += [r.id, r.buyer_id, int(r.quantity)]
+    await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
 
 
-async def _renew(services: Services, lock: str) -> None:
-    """Keep a rebuild's lease while it runs (a missed renewal only lets another start)."""
+async def _renew(services: Services, lock: str, token: str) -> None:
+    """Keep a rebuild's lease while it runs; stop once it is someone else's."""
     while True:
         await asyncio.sleep(REBUILD_LEASE_MS / 3000)
-        with contextlib.suppress(*UNREACHABLE):
-            await services.redis.pexpire(lock, REBUILD_LEASE_MS)
+        with contextlib.suppress(*UNREACHABLE):  # a missed renewal only lets another start
+            if not await run(services, _RENEW, [lock], token, REBUILD_LEASE_MS):
+                return
 
 
 # --- Telling rooms what is left --------------------------------------------------------

@@ -118,12 +118,17 @@ async def moderate_message(ctx: Ctx) -> Response:
     body = await ctx.body(MessageAction)
     donation_id = ctx.path("donation_id")
     async with ctx.services.db.transaction() as s:
-        d = await s.get(Donation, donation_id, with_for_update=True)
-        if d is None or d.session_id is None:
+        # Who may act is checked before the gift is locked, and a gift the caller may not
+        # read (neither its host's, nor an admin's, nor their own) does not exist to them.
+        d = await s.get(Donation, donation_id)
+        live = None if d is None or d.session_id is None else await s.get(LiveSession, d.session_id)
+        if d is None or live is None:
             raise not_found("donation", donation_id)
-        live = await s.get(LiveSession, d.session_id)
-        assert live is not None
-        require_host(ctx.user, live)
+        if ctx.user.user_id not in (live.host_id, d.donor_id) and not ctx.user.is_admin:
+            raise not_found("donation", donation_id)
+        require_host(ctx.user, live)  # its donor reads it, but moderates nothing: 403
+        d = await s.get(Donation, donation_id, with_for_update=True, populate_existing=True)
+        assert d is not None
         if d.message_status == "none" or d.message is None:
             raise ApiError(409, "no_message", "this donation carries no message")
         if d.message_status == "hidden" and body.action == "read":
