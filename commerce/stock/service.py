@@ -257,12 +257,17 @@ async def release(
     if not forget_idempotency:
         return int(await run(services, RELEASE, keys, order_id, "", "", ""))
     channel = answers_channel(services, session_id)
-    answer = services.keys.session(session_id, "resp", forget_idempotency)
+    answer = _answer_key(services, session_id, forget_idempotency)
     return int(await run(services, RELEASE, keys, order_id, forget_idempotency, channel, answer))
 
 
+def _answer_key(services: Services, session_id: str, idem: str) -> str:
+    """Where the first answer to an idempotency record (`idem_field`) is kept."""
+    return services.keys.session(session_id, "resp", idem)
+
+
 def _response_key(services: Services, session_id: str, buyer_id: str, key: str) -> str:
-    return services.keys.session(session_id, "resp", idem_field(buyer_id, key))  # see release
+    return _answer_key(services, session_id, idem_field(buyer_id, key))
 
 
 def answers_channel(services: Services, session_id: str) -> str:
