@@ -109,10 +109,12 @@ async def _existing(services: Services, buyer_id: str, key: str, fp: str) -> Ord
     """The order an idempotency key already made, or 409 if it was made for another body."""
     found = await _existing_or_none(services, buyer_id, key, fp)
     if found is None:
-        raise ApiError(
-            409, "order_in_progress", "an order with this key is still being placed; retry"
-        )
+        raise _in_progress()
     return found
+
+
+def _in_progress() -> ApiError:
+    return ApiError(409, "order_in_progress", "an order with this key is still being placed; retry")
 
 
 async def _existing_or_none(
@@ -195,9 +197,7 @@ async def _await_prior(
             delay = min(delay * 2, 0.1)
     written = await _current(services, prior_id)
     if written is None:
-        raise ApiError(
-            409, "order_in_progress", "an order with this key is still being placed; retry"
-        )
+        raise _in_progress()
     return written
 
 

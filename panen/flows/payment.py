@@ -338,8 +338,11 @@ async def sandbox_decide(
     async with services.db.reader() as s:
         payment = await payments.find(s, payment_id)
     # Another payer's payment does not exist to the caller, as at its checkout.
-    mine = payment is not None and (payment.payer_id == principal.user_id or principal.is_admin)
-    if payment is None or payment.provider != "sandbox" or not mine:
+    if (
+        payment is None
+        or payment.provider != "sandbox"
+        or not (payment.payer_id == principal.user_id or principal.is_admin)
+    ):
         raise not_found("payment", payment_id)
     if payment.status != PaymentStatus.PENDING:
         raise conflict(
