@@ -28,20 +28,36 @@ def servers(settings):
 
 async def stampede(
     bases: list[str], buyers: list[dict[str, str]], listing_id: str, tag: str
-) -> list[tuple[int, int, dict[str, Any]]]:
-    """Every buyer sends the same order twice (one key), to two different servers."""
+) -> list[tuple[int, int, dict[str, Any], bool]]:
+    """Every buyer sends the same order twice (one key), to two different servers.
+
+    A send whose connection breaks before its answer is sent again with the same key, as a
+    real client does: the key is what makes that safe, and the checks below hold across it.
+    (Hundreds of connections opened at once on a loaded machine now and then lose one.)"""
     limits = httpx.Limits(max_connections=200)
+    resent = 0
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
 
-        async def send(i: int, copy: int) -> tuple[int, int, dict[str, Any]]:
-            r = await http.post(
-                bases[(i + copy) % len(bases)] + "/api/orders",
-                headers={**buyers[i], "Idempotency-Key": f"{tag}-{i}"},
-                json={"listing_id": listing_id, "quantity": 1},
-            )
-            return i, r.status_code, r.json()
+        async def send(i: int, copy: int) -> tuple[int, int, dict[str, Any], bool]:
+            nonlocal resent
+            for attempt in range(3):
+                try:
+                    r = await http.post(
+                        bases[(i + copy) % len(bases)] + "/api/orders",
+                        headers={**buyers[i], "Idempotency-Key": f"{tag}-{i}"},
+                        json={"listing_id": listing_id, "quantity": 1},
+                    )
+                except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
+                    if attempt == 2:
+                        raise
+                    resent += 1
+                    continue
+                return i, r.status_code, r.json(), attempt > 0
+            raise AssertionError("unreachable")
 
-        return list(await asyncio.gather(*(send(i, c) for i in range(len(buyers)) for c in (0, 1))))
+        results = await asyncio.gather(*(send(i, c) for i in range(len(buyers)) for c in (0, 1)))
+    assert resent <= len(results) // 50, f"{resent} of {len(results)} sends lost their connection"
+    return list(results)
 
 
 async def live_orders(db: Database, listing_id: str) -> list[Any]:
@@ -66,18 +82,24 @@ async def test_a_stampede_sells_exactly_the_stock_once_per_key_and_the_rest_is_s
     _, listing = await live_listing(client, admin_token, stock=stock)
     buyers = await make_buyers(db, settings, n)
     results = await stampede([s.base for s in servers], buyers, listing["id"], "st")
-    codes = Counter(code for _, code, _ in results)
+    codes = Counter(code for _, code, _, _ in results)
     assert set(codes) <= {200, 201, 409}, codes
     by_buyer: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    for i, code, body in results:
+    resent = set()
+    for i, code, body, again in results:
         by_buyer.setdefault(i, []).append((code, body))
+        if again:
+            resent.add(i)
     winners = 0
-    for answers in by_buyer.values():
+    for i, answers in by_buyer.items():
         ids = {b["order"]["id"] for c, b in answers if c in (200, 201)}
         assert len(ids) <= 1, "one key, one order"
         if ids:
             winners += 1
-            assert sorted(c for c, _ in answers) == [200, 201]
+            # One send created it and the other is answered with it; a resend may be
+            # answered with it too, if the send whose answer was lost had created it.
+            lost_a_201 = [200, 200] if i in resent else None
+            assert sorted(c for c, _ in answers) in ([200, 201], lost_a_201)
         else:
             assert all(b["error"]["code"] == "sold_out" for _, b in answers), answers
     assert winners == stock
