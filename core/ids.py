@@ -44,7 +44,26 @@ def _b32(n: int, length: int) -> str:
     return "".join(reversed(out))
 
 
-def new_id(prefix: str) -> str:
-    """`usr_01jd…`: sortable by creation time, unguessable, safe in URLs and Redis keys."""
-    value = (time.time_ns() // 1_000_000) << 80 | _random80()
-    return f"{prefix}_{_b32(value, 26)}"
+def new_id(prefix: str, *, at_ms: int | None = None) -> str:
+    """`usr_01jd…`: sortable by creation time, unguessable, safe in URLs and Redis keys.
+    `at_ms` (epoch ms) stamps another time than now: for tests of what ages."""
+    ms = time.time_ns() // 1_000_000 if at_ms is None else at_ms
+    return f"{prefix}_{_b32(ms << 80 | _random80(), 26)}"
+
+
+_VALUE = {c: n for n, c in enumerate(_ALPHABET)}
+
+
+def made_ms(id_: str) -> int | None:
+    """When an id was made (epoch ms, on the clock of the process that made it); None for
+    a string that is not one of our ids."""
+    _, _, body = id_.rpartition("_")
+    if len(body) != 26:
+        return None
+    value = 0
+    for c in body:
+        digit = _VALUE.get(c)
+        if digit is None:
+            return None
+        value = value << 5 | digit
+    return value >> 80

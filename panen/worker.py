@@ -108,8 +108,9 @@ class WorkerSettings:
         # outbox, and return the stock of reservations nobody paid for.
         _cron(settle_sweep, second=set(range(0, 60, 2)), run_at_startup=True, timeout=50),
         _cron(warm_counters, second={30}, run_at_startup=True, timeout=50),
-        # Units held for orders that never landed (their request died mid-way).
-        _cron(reconcile_holds, second={45}, timeout=50),
+        # Units held for orders that never landed (their request died mid-way), given
+        # back within a minute (ORPHANED_AFTER_S and this cadence).
+        _cron(reconcile_holds, second={15, 45}, timeout=25),
         _cron(relay_job, second=set(range(60)), timeout=50),
         _cron(expire_job, second=set(range(0, 60, 5)), timeout=50),
         # Money that is owed back and that no request returned (it crashed meanwhile).

@@ -464,41 +464,139 @@ async def test_counters_of_live_sessions_are_rebuilt_at_start_from_the_orders(
     assert await inventory.remaining(services, sid, listing["id"]) == 5
 
 
-async def test_a_hold_whose_order_never_landed_is_given_back_long_after_it_ran_out(
+async def _reserve_unwritten(
+    services, sid: str, listing_id: str, buyer, key: str, qty: int, made_s_ago: float
+):
+    """A hold as a request leaves it when it dies between reserving and writing."""
+    from core.ids import new_id
+
+    order_id = new_id("ord", at_ms=int((time.time() - made_s_ago) * 1000))
+    r = await inventory.reserve(
+        services,
+        session_id=sid,
+        inventory_id=listing_id,
+        buyer_id=buyer.id,
+        idempotency_key=key,
+        fingerprint=f"{listing_id}:{qty}::",
+        quantity=qty,
+        limit=None,
+        order_id=order_id,
+        expires_ms=int((time.time() + 600) * 1000),
+    )
+    assert r.outcome == "ok"
+    return order_id
+
+
+async def test_a_hold_whose_order_never_landed_is_given_back_within_a_minute_and_its_key_freed(
     app, client, admin_token
 ):
-    from commerce.stock import service as inventory
-    from commerce.stock.tasks import reconcile_holds
-    from core.ids import new_id
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
 
     world, listing = await live_listing(client, admin_token, stock=7)
     buyer = await register(client)
-    # A real order (its hold stays, whatever its reservation's time) …
+    # A real order, paid (its hold stays, however old) …
     placed = (await order(client, buyer, listing["id"], 2)).json()["order"]
     assert (await pay(client, buyer, placed)).status_code == 200
     services = app.state.services
     sid = world.session["id"]
-    # … and a hold taken by a request that died before writing its order.
-    long_ago = int((time.time() - 3600) * 1000)
-    r = await inventory.reserve(
-        services,
-        session_id=sid,
-        inventory_id=listing["id"],
-        buyer_id=buyer.id,
-        idempotency_key="died-midway",
-        fingerprint=f"{listing['id']}:3",
-        quantity=3,
-        limit=None,
-        order_id=new_id("ord"),
-        expires_ms=long_ago,
+    # … and a hold taken by a request that is writing its order right now: left alone.
+    await _reserve_unwritten(services, sid, listing["id"], buyer, "in-flight", 1, 0)
+    assert await reconcile_holds({"services": services}) == 0
+    assert await inventory.remaining(services, sid, listing["id"]) == 4
+    # A hold whose request died before writing: given back once it is that old. The
+    # counter is recounted from the orders, so the in-flight hold goes too: its request,
+    # if alive, has its write refused and reserves again.
+    await _reserve_unwritten(
+        services, sid, listing["id"], buyer, "died-midway", 3, ORPHANED_AFTER_S + 1
     )
-    assert r.outcome == "ok" and r.remaining == 2
+    assert await inventory.remaining(services, sid, listing["id"]) == 1
     assert await reconcile_holds({"services": services}) == 1
     assert await inventory.remaining(services, sid, listing["id"]) == 5
     assert await reconcile_holds({"services": services}) == 0  # the paid order keeps its hold
-    # The buyer's retry with the dead request's key is served afresh, not held up by it.
+    # The buyer's resend with the dead request's key is served afresh, not held up by it.
     r = await order(client, buyer, listing["id"], 3, key="died-midway")
     assert r.status_code == 201, r.text
+    assert await inventory.remaining(services, sid, listing["id"]) == 2
+
+
+async def test_a_request_that_resumes_after_its_hold_was_given_back_places_its_order_once(
+    app, client, admin_token, db, monkeypatch
+):
+    """The hold was recounted away while the request was stalled between reserving and
+    writing: its write is refused (the counter's generation moved on), and it reserves
+    again. One order, its units counted once: nothing oversold."""
+    from commerce.orders import writer
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
+    from core import ids
+
+    world, listing = await live_listing(client, admin_token, stock=3)
+    buyer = await register(client)
+    services = app.state.services
+    sid = world.session["id"]
+    stalled, resume = asyncio.Event(), asyncio.Event()
+    real_write = writer.write
+
+    async def stall_the_first(services_, params):  # type: ignore[no-untyped-def]
+        if not stalled.is_set():
+            stalled.set()
+            await resume.wait()
+        return await real_write(services_, params)
+
+    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
+        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
+
+    monkeypatch.setattr(writer, "write", stall_the_first)
+    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    placing = asyncio.create_task(order(client, buyer, listing["id"], 2, key="slow"))
+    await asyncio.wait_for(stalled.wait(), 10)
+    assert await inventory.remaining(services, sid, listing["id"]) == 1
+    assert await reconcile_holds({"services": services}) == 1
+    assert await inventory.remaining(services, sid, listing["id"]) == 3
+    # Meanwhile another buyer takes two of the three units back in stock.
+    other = await register(client)
+    assert (await order(client, other, listing["id"], 2)).status_code == 201
+    resume.set()
+    r = await placing
+    assert r.status_code == 409 and r.json()["error"]["code"] == "sold_out", r.text
+    async with db.reader() as s:
+        rows = (
+            await s.execute(
+                text("SELECT buyer_id, quantity FROM orders WHERE listing_id = :l"),
+                {"l": listing["id"]},
+            )
+        ).all()
+    assert [(b, q) for b, q in rows] == [(other.id, 2)], "the stalled order never landed"
+    assert await inventory.remaining(services, sid, listing["id"]) == 1
+    await assert_ledger_invariants(db)
+
+
+async def test_a_hold_whose_order_no_longer_holds_stock_is_given_back(
+    app, client, admin_token, db, monkeypatch
+):
+    """Its release was lost (the process died after the order expired): the cron gives the
+    units back; expired is final, so that is safe at any time."""
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
+    from core import ids
+
+    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
+        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
+
+    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    world, listing = await live_listing(client, admin_token, stock=9)
+    buyer = await register(client)
+    kept = (await order(client, buyer, listing["id"], 2)).json()["order"]
+    lapsed = (await order(client, buyer, listing["id"], 3)).json()["order"]
+    services = app.state.services
+    sid = world.session["id"]
+    async with db.transaction() as s:  # expired, and its hold never given back
+        await s.execute(
+            text("UPDATE orders SET status = 'expired' WHERE id = :o"), {"o": lapsed["id"]}
+        )
+    assert await inventory.remaining(services, sid, listing["id"]) == 4
+    assert await reconcile_holds({"services": services}) == 1
+    assert await inventory.remaining(services, sid, listing["id"]) == 7
+    assert await reconcile_holds({"services": services}) == 0  # the reserved one holds on
+    assert kept["status"] == "reserved"
 
 
 async def test_an_order_whose_total_would_pass_the_largest_amount_is_400_and_holds_nothing(

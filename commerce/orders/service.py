@@ -142,8 +142,8 @@ async def _existing_or_none(
 # database every PRIOR_IN_DB_S: a first send answers in milliseconds, and one that wrote
 # its order and died before keeping the answer never will. While it hears wake-ups it
 # still looks every UNANNOUNCED_POLL_S: a wake-up is a hint, lost with its connection, and
-# a first send that dies announces nothing (its hold and record run out with the
-# reservation).
+# a first send that dies announces nothing (`stock.tasks.reconcile_holds` frees its hold
+# and record within a minute).
 AWAIT_PRIOR_S = 10.0
 PRIOR_IN_DB_S = 2.0
 UNANNOUNCED_POLL_S = 0.25
@@ -229,8 +229,9 @@ async def _release_unless_landed(
     services: Services, order_id: str, give_back: Callable[[], Awaitable[int]]
 ) -> bool | None:
     """Give a hold back only when its order surely did not land. When that cannot be told
-    the hold stays: `stock.tasks.reconcile_holds` gives it back once its reservation
-    has long run out and the database shows no order holding it."""
+    the hold stays: `stock.tasks.reconcile_holds` gives it back within a minute if the
+    order is not in the database by then (it recounts the counter: the order can no
+    longer land)."""
     landed = await _landed(services, order_id)
     if landed is False:
         await give_back()

@@ -32,6 +32,7 @@ from commerce.stock.events import SoldOut, Stock
 from core.batching import Batcher
 from core.errors import ApiError
 from core.events import publish, publish_many
+from core.ids import made_ms
 from core.pubsub import Waiter, Wakeups
 from core.redis import UNREACHABLE, Arg, Lua, alone_if_unreachable, run_scripts
 from core.services import Services
@@ -464,8 +465,22 @@ async def rebuild(services: Services, *, session_id: str, inventory_id: str, sto
         raise ApiError(503, "busy", "stock is being recounted; retry in a moment") from None
 
 
-async def _rebuild(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
-    """Rebuild one counter from the orders in PostgreSQL, under a new generation.
+async def recount(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
+    """Rebuild a counter that is there, from the database, under a new generation: its
+    holds become exactly the orders that hold stock. A hold whose order never landed goes,
+    and that order can no longer land (its generation is past), however late its request
+    resumes. Raises TimeoutError if the rebuild lock or the database did not allow it in
+    REBUILD_WAIT_S."""
+    await _rebuild(
+        services, session_id=session_id, inventory_id=inventory_id, stock=stock, force=True
+    )
+
+
+async def _rebuild(
+    services: Services, *, session_id: str, inventory_id: str, stock: int, force: bool = False
+) -> None:
+    """Rebuild one counter from the orders in PostgreSQL, under a new generation; unless
+    `force`, only if it is missing (another process may have rebuilt it meanwhile).
 
     Taking the generation row FOR UPDATE waits for every order insert still in flight
     (each holds a key-share lock on that row) and makes any later insert of an older
@@ -477,15 +492,18 @@ async def _rebuild(services: Services, *, session_id: str, inventory_id: str, st
     loop = asyncio.get_running_loop()
     give_up = loop.time() + REBUILD_WAIT_S
     while not await services.redis.set(lock, token, nx=True, px=REBUILD_LEASE_MS):
-        # Someone else is rebuilding: wait for their counter instead of racing them.
-        if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
+        # Someone else is rebuilding: wait for their counter instead of racing them (a
+        # forced recount waits for the lock: theirs may have begun before it was asked).
+        if not force and await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
             return
         if loop.time() >= give_up:
+            if force:
+                raise TimeoutError(f"the rebuild lock of {inventory_id} stayed taken")
             return
         await asyncio.sleep(0.025)
     renewing = asyncio.create_task(_renew(services, lock, token))
     try:
-        if await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
+        if not force and await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
             return  # rebuilt by someone else between our miss and our lock
         async with asyncio.timeout(REBUILD_WAIT_S):
             await _recount(services, session_id, inventory_id, stock)
@@ -589,19 +607,21 @@ async def announce_left(
         )
 
 
-async def stale_holds(
+async def holds_made_before(
     services: Services, session_id: str, inventory_id: str, before_ms: int
 ) -> list[str]:
-    """Orders holding units of a counter whose reservation ran out before `before_ms`."""
+    """Orders holding units of a counter whose ids were made before `before_ms`: their
+    requests reserved then (an order's id is made just before its reservation)."""
     raw = await cast(
-        Awaitable[dict[bytes, bytes]],
-        services.redis.hgetall(services.keys.session(session_id, "holds", inventory_id)),
+        Awaitable[list[bytes]],
+        services.redis.hkeys(services.keys.session(session_id, "holds", inventory_id)),
     )
     out = []
-    for order_id, hold in raw.items():
-        expires = hold.rsplit(b"|", 1)[-1]
-        if expires.isdigit() and int(expires) < before_ms:
-            out.append(order_id.decode())
+    for field in raw:
+        order_id = field.decode()
+        made = made_ms(order_id)
+        if made is not None and made < before_ms:
+            out.append(order_id)
     return out
 
 
