@@ -135,3 +135,33 @@ async def test_giving_a_hold_back_forgets_its_key_only_while_the_key_names_that_
         services, session_id=sid, inventory_id=inv, order_id=second, forget_idempotency=field
     )
     assert await services.redis.hget(idem, field) is None
+
+
+async def test_a_rebuild_names_the_holds_it_dropped_and_forgets_only_their_keys(services):
+    sid, inv = new_id("ses"), new_id("lst")
+    keys = [services.keys.session(sid, n, inv) for n in ("inv", "bought", "holds")]
+    await inventory.run(services, inventory.REBUILD, keys, 1, 5)
+    landed = await ask(services, sid, inv, "usr_a", "k-landed", 1)
+    died = await ask(services, sid, inv, "usr_b", "k-died", 2)
+    assert landed.outcome == died.outcome == "ok"
+    holds = await services.redis.hgetall(keys[2])
+    idem = services.keys.session(sid, "idem")
+    named = {
+        f.decode(): v.decode().split("|", 1)[0]
+        for f, v in (await services.redis.hgetall(idem)).items()
+    }
+    landed_id = named[inventory.idem_field("usr_a", "k-landed")]
+    died_id = named[inventory.idem_field("usr_b", "k-died")]
+    assert set(holds) == {landed_id.encode(), died_id.encode()}
+    # As `_recount` finds the database: only the landed order holds stock.
+    dropped = await inventory.run(services, inventory.REBUILD, keys, 2, 4, landed_id, "usr_a", 1)
+    assert [d.decode() for d in dropped] == [died_id]
+    assert await inventory.run(services, inventory.REBUILD, keys, 2, 4) == []  # not newer
+    # The dead one's key is forgotten; one that names another order by now is not.
+    await services.redis.hset(
+        idem, inventory.idem_field("usr_c", "k-retried"), f"{new_id('ord')}|2|fp"
+    )
+    assert await inventory.forget_keys_of(services, sid, {died_id}) == 1
+    assert await services.redis.hget(idem, inventory.idem_field("usr_b", "k-died")) is None
+    assert await services.redis.hget(idem, inventory.idem_field("usr_a", "k-landed")) is not None
+    assert await services.redis.hlen(idem) == 2

@@ -468,6 +468,7 @@ async def _reserve_unwritten(
     services, sid: str, listing_id: str, buyer, key: str, qty: int, made_s_ago: float
 ):
     """A hold as a request leaves it when it dies between reserving and writing."""
+    from commerce.orders.schemas import fingerprint
     from core.ids import new_id
 
     order_id = new_id("ord", at_ms=int((time.time() - made_s_ago) * 1000))
@@ -477,7 +478,7 @@ async def _reserve_unwritten(
         inventory_id=listing_id,
         buyer_id=buyer.id,
         idempotency_key=key,
-        fingerprint=f"{listing_id}:{qty}::",
+        fingerprint=fingerprint(listing_id, qty, None),
         quantity=qty,
         limit=None,
         order_id=order_id,
@@ -493,30 +494,66 @@ async def test_a_hold_whose_order_never_landed_is_given_back_within_a_minute_and
     from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
 
     world, listing = await live_listing(client, admin_token, stock=7)
-    buyer = await register(client)
+    buyer, other = await register(client), await register(client)
     # A real order, paid (its hold stays, however old) …
     placed = (await order(client, buyer, listing["id"], 2)).json()["order"]
     assert (await pay(client, buyer, placed)).status_code == 200
     services = app.state.services
     sid = world.session["id"]
     # … and a hold taken by a request that is writing its order right now: left alone.
-    await _reserve_unwritten(services, sid, listing["id"], buyer, "in-flight", 1, 0)
-    assert await reconcile_holds({"services": services}) == 0
+    # (Other tests' sessions share this database: counts are read on this listing.)
+    await _reserve_unwritten(services, sid, listing["id"], other, "young", 1, 0)
+    await reconcile_holds({"services": services})
     assert await inventory.remaining(services, sid, listing["id"]) == 4
     # A hold whose request died before writing: given back once it is that old. The
-    # counter is recounted from the orders, so the in-flight hold goes too: its request,
-    # if alive, has its write refused and reserves again.
+    # counter is recounted from the orders, so the young hold goes too: its request, if
+    # alive, has its write refused and reserves again; if it died, its key is free.
     await _reserve_unwritten(
         services, sid, listing["id"], buyer, "died-midway", 3, ORPHANED_AFTER_S + 1
     )
     assert await inventory.remaining(services, sid, listing["id"]) == 1
-    assert await reconcile_holds({"services": services}) == 1
+    assert await reconcile_holds({"services": services}) >= 2
     assert await inventory.remaining(services, sid, listing["id"]) == 5
-    assert await reconcile_holds({"services": services}) == 0  # the paid order keeps its hold
-    # The buyer's resend with the dead request's key is served afresh, not held up by it.
+    await reconcile_holds({"services": services})
+    assert await inventory.remaining(services, sid, listing["id"]) == 5  # the paid one holds
+    # The buyers' resends with the dead requests' keys are served afresh, not held up.
     r = await order(client, buyer, listing["id"], 3, key="died-midway")
     assert r.status_code == 201, r.text
-    assert await inventory.remaining(services, sid, listing["id"]) == 2
+    r = await order(client, other, listing["id"], 1, key="young")
+    assert r.status_code == 201, r.text
+    assert await inventory.remaining(services, sid, listing["id"]) == 1
+
+
+async def test_one_counter_that_cannot_be_recounted_holds_up_no_other(
+    app, client, admin_token, monkeypatch
+):
+    from commerce.stock import tasks
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
+
+    services = app.state.services
+    stuck_world, stuck = await live_listing(client, admin_token, stock=5)
+    world, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    for w, lst in ((stuck_world, stuck), (world, listing)):
+        await inventory.rebuild(
+            services, session_id=w.session["id"], inventory_id=lst["id"], stock=5
+        )
+        await _reserve_unwritten(
+            services, w.session["id"], lst["id"], buyer, f"k-{lst['id']}", 2, ORPHANED_AFTER_S + 1
+        )
+    # Another process holds the stuck counter's rebuild lock and does not let go.
+    lock = services.keys.session(stuck_world.session["id"], "rebuild", stuck["id"])
+    await services.redis.set(lock, "someone-else", px=60_000)
+    monkeypatch.setattr(tasks, "COUNTER_BUDGET_S", 0.5)
+    try:
+        async with asyncio.timeout(10):  # its budget, not the rebuild's 15 s wait for a lock
+            await reconcile_holds({"services": services})
+    finally:
+        await services.redis.delete(lock)
+    assert await inventory.remaining(services, world.session["id"], listing["id"]) == 5
+    assert await inventory.remaining(services, stuck_world.session["id"], stuck["id"]) == 3
+    await reconcile_holds({"services": services})  # the lock let go: its turn now
+    assert await inventory.remaining(services, stuck_world.session["id"], stuck["id"]) == 5
 
 
 async def test_a_request_that_resumes_after_its_hold_was_given_back_places_its_order_once(
@@ -550,7 +587,7 @@ async def test_a_request_that_resumes_after_its_hold_was_given_back_places_its_o
     placing = asyncio.create_task(order(client, buyer, listing["id"], 2, key="slow"))
     await asyncio.wait_for(stalled.wait(), 10)
     assert await inventory.remaining(services, sid, listing["id"]) == 1
-    assert await reconcile_holds({"services": services}) == 1
+    assert await reconcile_holds({"services": services}) >= 1
     assert await inventory.remaining(services, sid, listing["id"]) == 3
     # Meanwhile another buyer takes two of the three units back in stock.
     other = await register(client)
@@ -593,9 +630,10 @@ async def test_a_hold_whose_order_no_longer_holds_stock_is_given_back(
             text("UPDATE orders SET status = 'expired' WHERE id = :o"), {"o": lapsed["id"]}
         )
     assert await inventory.remaining(services, sid, listing["id"]) == 4
-    assert await reconcile_holds({"services": services}) == 1
+    assert await reconcile_holds({"services": services}) >= 1
     assert await inventory.remaining(services, sid, listing["id"]) == 7
-    assert await reconcile_holds({"services": services}) == 0  # the reserved one holds on
+    await reconcile_holds({"services": services})
+    assert await inventory.remaining(services, sid, listing["id"]) == 7  # the reserved holds on
     assert kept["status"] == "reserved"
 
 

@@ -100,17 +100,25 @@ return -1
 """
 )
 
+# Replaces a counter with one of generation ARGV[1], stock ARGV[2] and the holds of the
+# orders in ARGV[3..] (order, buyer, units), unless it is of that generation or newer.
+# Returns the orders whose holds it dropped (their requests died, or will be refused).
 REBUILD = Lua(
     """
 local cur = redis.call('HGET', KEYS[1], 'gen')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return {} end
+local kept, dropped = {}, {}
+for i = 3, #ARGV, 3 do kept[ARGV[i]] = true end
+for _, order in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if not kept[order] then dropped[#dropped + 1] = order end
+end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[1], 'stock', ARGV[2], 'gen', ARGV[1])
 for i = 3, #ARGV, 3 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1] .. '|' .. ARGV[i + 2] .. '|0')
   redis.call('HINCRBY', KEYS[2], ARGV[i + 1], tonumber(ARGV[i + 2]))
 end
-return 1
+return dropped
 """
 )
 
@@ -437,7 +445,7 @@ async def drop_if_stale(
     return bool(await run(services, _DROP_STALE, keys, generation))
 
 
-_rebuilding: dict[tuple[int, str], asyncio.Task[None]] = {}
+_rebuilding: dict[tuple[int, str], asyncio.Task[list[str]]] = {}
 
 
 async def rebuild(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
@@ -451,7 +459,7 @@ async def rebuild(services: Services, *, session_id: str, inventory_id: str, sto
         )
         _rebuilding[key] = task
 
-        def done(t: asyncio.Task[None]) -> None:
+        def done(t: asyncio.Task[list[str]]) -> None:
             _rebuilding.pop(key, None)
             # Every request sharing it may have gone (cancelled): the outcome is read here
             # so that a failure is not reported as never retrieved.
@@ -465,20 +473,22 @@ async def rebuild(services: Services, *, session_id: str, inventory_id: str, sto
         raise ApiError(503, "busy", "stock is being recounted; retry in a moment") from None
 
 
-async def recount(services: Services, *, session_id: str, inventory_id: str, stock: int) -> None:
+async def recount(
+    services: Services, *, session_id: str, inventory_id: str, stock: int
+) -> list[str]:
     """Rebuild a counter that is there, from the database, under a new generation: its
     holds become exactly the orders that hold stock. A hold whose order never landed goes,
     and that order can no longer land (its generation is past), however late its request
-    resumes. Raises TimeoutError if the rebuild lock or the database did not allow it in
-    REBUILD_WAIT_S."""
-    await _rebuild(
+    resumes. Returns the orders whose holds went. Raises TimeoutError if the rebuild lock
+    or the database did not allow it in REBUILD_WAIT_S."""
+    return await _rebuild(
         services, session_id=session_id, inventory_id=inventory_id, stock=stock, force=True
     )
 
 
 async def _rebuild(
     services: Services, *, session_id: str, inventory_id: str, stock: int, force: bool = False
-) -> None:
+) -> list[str]:
     """Rebuild one counter from the orders in PostgreSQL, under a new generation; unless
     `force`, only if it is missing (another process may have rebuilt it meanwhile).
 
@@ -495,25 +505,25 @@ async def _rebuild(
         # Someone else is rebuilding: wait for their counter instead of racing them (a
         # forced recount waits for the lock: theirs may have begun before it was asked).
         if not force and await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
-            return
+            return []
         if loop.time() >= give_up:
             if force:
                 raise TimeoutError(f"the rebuild lock of {inventory_id} stayed taken")
-            return
+            return []
         await asyncio.sleep(0.025)
     renewing = asyncio.create_task(_renew(services, lock, token))
     try:
         if not force and await cast(Awaitable[bool], services.redis.hexists(inv, "gen")):
-            return  # rebuilt by someone else between our miss and our lock
+            return []  # rebuilt by someone else between our miss and our lock
         async with asyncio.timeout(REBUILD_WAIT_S):
-            await _recount(services, session_id, inventory_id, stock)
+            return await _recount(services, session_id, inventory_id, stock)
     finally:
         renewing.cancel()
         with contextlib.suppress(*UNREACHABLE):  # a lease: it lapses by itself anyway
             await run(services, _LET_GO, [lock], token)
 
 
-async def _recount(services: Services, session_id: str, inventory_id: str, stock: int) -> None:
+async def _recount(services: Services, session_id: str, inventory_id: str, stock: int) -> list[str]:
     async with services.db.transaction() as s:
         await s.execute(
             text(
@@ -548,7 +558,13 @@ async def _recount(services: Services, session_id: str, inventory_id: str, stock
     args: list[str | int] = [gen + 1, max(left, 0)]
     for r in rows:
         args += [r.id, r.buyer_id, int(r.quantity)]
-    await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
+    raw = await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
+    dropped = [_s(order_id) for order_id in raw]
+    if dropped:
+        # Their orders never landed and now never will: a resend with one of their keys is
+        # served afresh instead of waiting on an answer that cannot come.
+        await forget_keys_of(services, session_id, set(dropped))
+    return dropped
 
 
 async def _renew(services: Services, lock: str, token: str) -> None:
@@ -625,16 +641,32 @@ async def holds_made_before(
     return out
 
 
+# Forgets idempotency records (ARGV: field, order pairs) that still name those orders: one
+# rewritten since it was read (a retry that reserved again) is left alone.
+_FORGET = Lua(
+    """
+local n = 0
+for i = 1, #ARGV, 2 do
+  local record = redis.call('HGET', KEYS[1], ARGV[i])
+  if record and string.sub(record, 1, #ARGV[i + 1] + 1) == ARGV[i + 1] .. '|' then
+    n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return n
+"""
+)
+
+
 async def forget_keys_of(services: Services, session_id: str, order_ids: set[str]) -> int:
     """Drop the idempotency records that name these orders (given-back holds whose orders
     never landed), so that a retry with the same key may try afresh. Scans the session's
     records: only for the rare stranded hold."""
     key = services.keys.session(session_id, "idem")
-    stale = [
-        field
-        async for field, value in services.redis.hscan_iter(key, count=1000)
-        if value.split(b"|", 1)[0].decode() in order_ids
-    ]
-    if stale:
-        await cast(Awaitable[int], services.redis.hdel(key, *stale))
-    return len(stale)
+    stale: list[str] = []
+    async for field, value in services.redis.hscan_iter(key, count=1000):
+        order_id = value.split(b"|", 1)[0].decode()
+        if order_id in order_ids:
+            stale += [field.decode(), order_id]
+    if not stale:
+        return 0
+    return int(await run(services, _FORGET, [key], *stale))

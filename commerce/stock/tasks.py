@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import time
 from typing import Any
 
@@ -53,8 +55,13 @@ async def warm_counters(ctx: dict[str, Any]) -> int:
 # A request reserves and then writes its order within milliseconds, or seconds when the
 # database is slow. A hold whose order is not in the database this long after its id was
 # made belongs, all but surely, to a request that died in between (a killed web process):
-# its counter is recounted, which is exact whatever the request does next.
+# its counter is recounted, which is exact whatever the request does next. The id's time
+# is from the web process's clock, read against the worker's: a skew of seconds only
+# shifts when; a web clock far behind would recount busy counters needlessly (still
+# exact, but their orders in flight are refused and reserve again).
 ORPHANED_AFTER_S = 30
+# Within the cron's timeout (25 s), whatever one counter does.
+COUNTER_BUDGET_S = 8
 
 
 async def reconcile_holds(ctx: dict[str, Any]) -> int:
@@ -75,10 +82,17 @@ async def reconcile_holds(ctx: dict[str, Any]) -> int:
     services: Services = ctx["services"]
     before_ms = int((time.time() - ORPHANED_AFTER_S) * 1000)
     released = 0
-    for counter in await _live_counters(services):
+    counters = await _live_counters(services)
+    # A counter that cannot be recounted now (its rebuild lock held, the database slow)
+    # costs at most its budget, and does not always come first.
+    random.shuffle(counters)
+    for counter in counters:
         try:
-            released += await _reconcile(services, counter, before_ms)
-        except Exception:  # one counter's trouble (a lock held too long) spares the rest
+            async with asyncio.timeout(COUNTER_BUDGET_S):
+                released += await _reconcile(services, counter, before_ms)
+        except TimeoutError:
+            log.warning("reconciling the holds of %s took too long; next run", counter.id)
+        except Exception:
             log.exception("reconciling the holds of %s failed", counter.id)
     return released
 
@@ -96,15 +110,16 @@ async def _reconcile(services: Services, counter: Any, before_ms: int) -> int:
                 )
             ).all()
         )
-    never_landed = {o for o in old if o not in status}
-    let_go = {o for o, st in status.items() if st not in HOLDS_STOCK}
     released = 0
-    if never_landed:
-        await inventory.recount(
+    if any(o not in status for o in old):
+        # The recount drops every hold whose order does not hold stock (and forgets their
+        # keys): these, and any other request's that died or will be refused.
+        dropped = await inventory.recount(
             services, session_id=session_id, inventory_id=inventory_id, stock=counter.stock
         )
-        released += len(never_landed)
-        log.warning("recounted %s: no order landed for holds %s", inventory_id, never_landed)
+        released += len(dropped)
+        log.warning("recounted %s: dropped the holds of %s", inventory_id, sorted(dropped))
+    let_go = {o for o, st in status.items() if st not in HOLDS_STOCK}
     for order_id in let_go:
         left = await inventory.release(
             services, session_id=session_id, inventory_id=inventory_id, order_id=order_id
@@ -112,8 +127,9 @@ async def _reconcile(services: Services, counter: Any, before_ms: int) -> int:
         if left >= 0:
             released += 1
             log.warning("gave back the hold of %s, which no longer holds stock", order_id)
-    if never_landed or let_go:
-        await inventory.forget_keys_of(services, session_id, never_landed | let_go)
+    if let_go:
+        await inventory.forget_keys_of(services, session_id, let_go)
+    if released:
         remaining = await inventory.remaining(services, session_id, inventory_id)
         if remaining is not None:
             await inventory.announce_left(
