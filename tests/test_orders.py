@@ -607,6 +607,105 @@ async def test_a_request_that_resumes_after_its_hold_was_given_back_places_its_o
     await assert_ledger_invariants(db)
 
 
+async def test_a_resend_finds_for_itself_that_its_first_send_can_never_land(
+    app, client, admin_token
+):
+    """A rebuild took the hold of a request that died, and nothing forgot its key (the
+    cron's forgetting was lost, or an older process rebuilt): the resend sees the counter
+    moved past the first send's generation with no order written, and tries afresh."""
+    world, listing = await live_listing(client, admin_token, stock=5)
+    buyer = await register(client)
+    services = app.state.services
+    sid = world.session["id"]
+    await inventory.rebuild(services, session_id=sid, inventory_id=listing["id"], stock=5)
+    await _reserve_unwritten(services, sid, listing["id"], buyer, "died", 2, 0)
+    assert await inventory.recount(
+        services, session_id=sid, inventory_id=listing["id"], stock=5
+    )  # drops the hold; its key is still recorded
+    r = await order(client, buyer, listing["id"], 2, key="died")
+    assert r.status_code == 201, r.text
+    assert await inventory.remaining(services, sid, listing["id"]) == 3
+
+
+async def test_a_resend_of_an_order_that_lapsed_is_answered_with_it_after_its_hold_is_freed(
+    app, client, admin_token, db, monkeypatch
+):
+    """The cron gives back the hold of an order that expired (its release was lost), but
+    keeps its key: the resend is that order, not a new one or a `sold_out`."""
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
+    from core import ids
+
+    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
+        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
+
+    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    _, listing = await live_listing(client, admin_token, stock=5)
+    buyer, other = await register(client), await register(client)
+    lapsed = (await order(client, buyer, listing["id"], 2, key="k-lapsed")).json()["order"]
+    async with db.transaction() as s:
+        await s.execute(
+            text("UPDATE orders SET status = 'expired' WHERE id = :o"), {"o": lapsed["id"]}
+        )
+    await reconcile_holds({"services": app.state.services})
+    assert (await order(client, other, listing["id"], 5)).status_code == 201
+    r = await order(client, buyer, listing["id"], 2, key="k-lapsed")
+    assert r.status_code == 200, r.text
+    assert (r.json()["order"]["id"], r.json()["order"]["status"]) == (lapsed["id"], "expired")
+
+
+async def test_a_duplicate_waiting_through_a_recount_gets_the_one_order_its_key_makes(
+    app, client, admin_token, db, monkeypatch
+):
+    """The first send stalls between reserving and writing; its duplicate (as from another
+    process) waits; the cron recounts the counter. One order comes of the key, both sends
+    answer with it, and its units are counted once."""
+    from commerce.orders import writer
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
+    from core import ids
+    from core.auth import Principal
+
+    world, listing = await live_listing(client, admin_token, stock=4)
+    buyer = await register(client)
+    services = app.state.services
+    sid = world.session["id"]
+    stalled, resume = asyncio.Event(), asyncio.Event()
+    real_write = writer.write
+
+    async def stall_the_first(services_, params):  # type: ignore[no-untyped-def]
+        if not stalled.is_set():
+            stalled.set()
+            await resume.wait()
+        return await real_write(services_, params)
+
+    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
+        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
+
+    monkeypatch.setattr(writer, "write", stall_the_first)
+    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    first = asyncio.create_task(order(client, buyer, listing["id"], 1, key="twice"))
+    await asyncio.wait_for(stalled.wait(), 10)
+    # Not through this process's own map of sends in progress: as another process would.
+    principal = Principal(buyer.id, frozenset({"viewer"}))
+    duplicate = asyncio.create_task(
+        order_service._place(services, principal, listing["id"], 1, "twice", None)
+    )
+    await asyncio.sleep(0.3)  # it is waiting for the first send's answer
+    assert not duplicate.done()
+    assert await reconcile_holds({"services": services}) >= 1
+    resume.set()
+    r = await first
+    (placed, _created) = await duplicate
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["order"]["id"] == placed["id"]
+    async with db.reader() as s:
+        n = await s.scalar(
+            text("SELECT count(*) FROM orders WHERE listing_id = :l"), {"l": listing["id"]}
+        )
+    assert n == 1
+    assert await inventory.remaining(services, sid, listing["id"]) == 3
+    await assert_ledger_invariants(db)
+
+
 async def test_a_hold_whose_order_no_longer_holds_stock_is_given_back(
     app, client, admin_token, db, monkeypatch
 ):

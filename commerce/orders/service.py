@@ -143,7 +143,7 @@ async def _existing_or_none(
 # its order and died before keeping the answer never will. While it hears wake-ups it
 # still looks every UNANNOUNCED_POLL_S: a wake-up is a hint, lost with its connection, and
 # a first send that dies announces nothing (`stock.tasks.reconcile_holds` frees its hold
-# and record within a minute).
+# within a minute, and a duplicate waiting then finds that out for itself).
 AWAIT_PRIOR_S = 10.0
 PRIOR_IN_DB_S = 2.0
 UNANNOUNCED_POLL_S = 0.25
@@ -152,13 +152,15 @@ UNANNOUNCED_POLL_S = 0.25
 async def _await_prior(
     services: Services,
     session_id: str,
+    inventory_id: str,
     buyer_id: str,
     key: str,
-    prior_id: str,
+    prior: inventory.Reservation,
     started_ms: int,
 ) -> OrderOut | None:
     """The first answer to this key, once its request has written the order; None if that
-    request gave up (its reservation was released), so this one should try afresh.
+    request gave up (its reservation was released), or if its order can no longer land,
+    so this one should try afresh.
 
     Waits on Redis, not the database: in a stampede every duplicate send polls here. A
     send that began before the first answer was kept ran alongside the placing: the order
@@ -169,6 +171,7 @@ async def _await_prior(
     Whichever process keeps the answer, or gives the first send's hold back, wakes it
     (`inventory.waiting_for_answer`): it looks once on arrival and once when woken, not
     every few milliseconds while it waits."""
+    prior_id = prior.prior_order_id
     loop = asyncio.get_running_loop()
     give_up, delay = loop.time() + AWAIT_PRIOR_S, 0.005
     look_in_db = loop.time() + PRIOR_IN_DB_S
@@ -187,6 +190,8 @@ async def _await_prior(
                 # keeping its answer, which then never comes. The record names the order:
                 # it is read by id, batched with this process's other reads (a stampede's
                 # slow duplicates come together; their looks are spread a little too).
+                if await _prior_is_dead(services, session_id, inventory_id, buyer_id, key, prior):
+                    return None
                 written = await _prior_if_written(services, prior_id)
                 if written is not None:
                     return written
@@ -199,6 +204,41 @@ async def _await_prior(
     if written is None:
         raise _in_progress()
     return written
+
+
+async def _prior_is_dead(
+    services: Services,
+    session_id: str,
+    inventory_id: str,
+    buyer_id: str,
+    key: str,
+    prior: inventory.Reservation,
+) -> bool:
+    """Whether the order a key's record names can never land, and the record is dropped:
+    its counter was rebuilt past the generation it was reserved in (the database refuses
+    its write from then on) and it is not in the database. Then nothing else may ever
+    drop the record (the rebuild took its hold, by which the cron finds such orders), and
+    every resend would wait for an answer that cannot come.
+
+    The generation is read before the database: an order that landed did so before the
+    rebuild that moved past it, so the read after it sees that order."""
+    generation = await inventory.generation(services, session_id, inventory_id)
+    if generation is None or generation <= prior.prior_generation:
+        return False
+    try:
+        if await _current(services, prior.prior_order_id) is not None:
+            return False
+    except Exception:  # the database cannot say now: keep waiting
+        log.warning("could not look for order %s", prior.prior_order_id, exc_info=True)
+        return False
+    await inventory.release(
+        services,
+        session_id=session_id,
+        inventory_id=inventory_id,
+        order_id=prior.prior_order_id,
+        forget_idempotency=inventory.idem_field(buyer_id, key),
+    )
+    return True
 
 
 async def _prior_if_written(services: Services, prior_id: str) -> OrderOut | None:
@@ -355,7 +395,7 @@ async def _place(
                 raise conflict(
                     "idempotency_key_reused", "this idempotency key was used for a different order"
                 )
-            prior = await _await_prior(services, sid, buyer, key, r.prior_order_id, started_ms)
+            prior = await _await_prior(services, sid, offer.inventory_id, buyer, key, r, started_ms)
             if prior is None:
                 continue
             return prior, False

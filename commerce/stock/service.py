@@ -393,6 +393,13 @@ async def _answered(services: Services, asks: list[tuple[str, str, str]]) -> lis
     return out
 
 
+async def generation(services: Services, session_id: str, inventory_id: str) -> int | None:
+    """The generation of the counter Redis holds (None: no counter)."""
+    key = services.keys.session(session_id, "inv", inventory_id)
+    raw = await cast(Awaitable[bytes | None], services.redis.hget(key, "gen"))
+    return None if raw is None else int(raw)
+
+
 async def remaining(services: Services, session_id: str, inventory_id: str) -> int | None:
     key = services.keys.session(session_id, "inv", inventory_id)
     raw = await cast(Awaitable[bytes | None], services.redis.hget(key, "stock"))
@@ -559,12 +566,7 @@ async def _recount(services: Services, session_id: str, inventory_id: str, stock
     for r in rows:
         args += [r.id, r.buyer_id, int(r.quantity)]
     raw = await run(services, REBUILD, _keys(services, session_id, inventory_id)[:3], *args)
-    dropped = [_s(order_id) for order_id in raw]
-    if dropped:
-        # Their orders never landed and now never will: a resend with one of their keys is
-        # served afresh instead of waiting on an answer that cannot come.
-        await forget_keys_of(services, session_id, set(dropped))
-    return dropped
+    return [_s(order_id) for order_id in raw]
 
 
 async def _renew(services: Services, lock: str, token: str) -> None:
@@ -661,6 +663,8 @@ async def forget_keys_of(services: Services, session_id: str, order_ids: set[str
     """Drop the idempotency records that name these orders (given-back holds whose orders
     never landed), so that a retry with the same key may try afresh. Scans the session's
     records: only for the rare stranded hold."""
+    if not order_ids:
+        return 0
     key = services.keys.session(session_id, "idem")
     stale: list[str] = []
     async for field, value in services.redis.hscan_iter(key, count=1000):

@@ -77,8 +77,9 @@ async def reconcile_holds(ctx: dict[str, Any]) -> int:
     - An order that landed and is no longer holding (expired, cancelled, refunded: each is
       final) whose release was lost: its hold is given back, which is idempotent.
 
-    Either way the idempotency records naming those orders are dropped, so that the
-    buyer's resend with the same key is served afresh rather than held up."""
+    The idempotency records of orders that never landed are dropped, so that the buyer's
+    resend with the same key is served afresh rather than held up (should that be lost, a
+    resend finds it out: `orders.service._prior_is_dead`)."""
     services: Services = ctx["services"]
     before_ms = int((time.time() - ORPHANED_AFTER_S) * 1000)
     released = 0
@@ -97,38 +98,46 @@ async def reconcile_holds(ctx: dict[str, Any]) -> int:
     return released
 
 
+async def _orders_in(services: Services, ids: list[str]) -> dict[str, str]:
+    """order id -> status, for those of `ids` that are in the database."""
+    async with services.db.reader() as s:
+        rows = await s.execute(
+            select(Order.id, Order.status).where(Order.id == any_(cast(ids, ARRAY(String))))
+        )
+        return {order_id: str(status) for order_id, status in rows.all()}
+
+
 async def _reconcile(services: Services, counter: Any, before_ms: int) -> int:
     session_id, inventory_id = counter.session_id, counter.id
     old = await inventory.holds_made_before(services, session_id, inventory_id, before_ms)
     if not old:
         return 0
-    async with services.db.reader() as s:
-        status = dict(
-            (
-                await s.execute(
-                    select(Order.id, Order.status).where(Order.id == any_(cast(old, ARRAY(String))))
-                )
-            ).all()
-        )
+    status = await _orders_in(services, old)
     released = 0
     if any(o not in status for o in old):
-        # The recount drops every hold whose order does not hold stock (and forgets their
-        # keys): these, and any other request's that died or will be refused.
+        # The recount drops every hold whose order does not hold stock: these, and any
+        # other request's that died or will now be refused.
         dropped = await inventory.recount(
             services, session_id=session_id, inventory_id=inventory_id, stock=counter.stock
         )
         released += len(dropped)
         log.warning("recounted %s: dropped the holds of %s", inventory_id, sorted(dropped))
-    let_go = {o for o, st in status.items() if st not in HOLDS_STOCK}
-    for order_id in let_go:
+        # Those whose orders are not in the database now never will be (the recount moved
+        # past their generation): their keys are forgotten, so that a resend is served
+        # afresh. A landed order's key stays: a resend is answered with that order.
+        landed = await _orders_in(services, dropped) if dropped else {}
+        await inventory.forget_keys_of(
+            services, session_id, {o for o in dropped if o not in landed}
+        )
+    for order_id, st in status.items():
+        if st in HOLDS_STOCK:
+            continue
         left = await inventory.release(
             services, session_id=session_id, inventory_id=inventory_id, order_id=order_id
         )
         if left >= 0:
             released += 1
             log.warning("gave back the hold of %s, which no longer holds stock", order_id)
-    if let_go:
-        await inventory.forget_keys_of(services, session_id, let_go)
     if released:
         remaining = await inventory.remaining(services, session_id, inventory_id)
         if remaining is not None:
