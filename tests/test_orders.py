@@ -464,6 +464,35 @@ async def test_counters_of_live_sessions_are_rebuilt_at_start_from_the_orders(
     assert await inventory.remaining(services, sid, listing["id"]) == 5
 
 
+def _ids_made_long_ago(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Orders placed from now on get ids made long enough ago for the cron to look at."""
+    from commerce.stock.tasks import ORPHANED_AFTER_S
+    from core import ids
+
+    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
+        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
+
+    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+
+
+def _stall_the_first_write(monkeypatch) -> tuple[asyncio.Event, asyncio.Event]:  # type: ignore[no-untyped-def]
+    """The next order written waits, reserved, until `resume` is set; `stalled` is set
+    once it waits there."""
+    from commerce.orders import writer
+
+    stalled, resume = asyncio.Event(), asyncio.Event()
+    real_write = writer.write
+
+    async def stall_the_first(services_, params):  # type: ignore[no-untyped-def]
+        if not stalled.is_set():
+            stalled.set()
+            await resume.wait()
+        return await real_write(services_, params)
+
+    monkeypatch.setattr(writer, "write", stall_the_first)
+    return stalled, resume
+
+
 async def _reserve_unwritten(
     services, sid: str, listing_id: str, buyer, key: str, qty: int, made_s_ago: float
 ):
@@ -562,28 +591,14 @@ async def test_a_request_that_resumes_after_its_hold_was_given_back_places_its_o
     """The hold was recounted away while the request was stalled between reserving and
     writing: its write is refused (the counter's generation moved on), and it reserves
     again. One order, its units counted once: nothing oversold."""
-    from commerce.orders import writer
-    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
-    from core import ids
+    from commerce.stock.tasks import reconcile_holds
 
     world, listing = await live_listing(client, admin_token, stock=3)
     buyer = await register(client)
     services = app.state.services
     sid = world.session["id"]
-    stalled, resume = asyncio.Event(), asyncio.Event()
-    real_write = writer.write
-
-    async def stall_the_first(services_, params):  # type: ignore[no-untyped-def]
-        if not stalled.is_set():
-            stalled.set()
-            await resume.wait()
-        return await real_write(services_, params)
-
-    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
-        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
-
-    monkeypatch.setattr(writer, "write", stall_the_first)
-    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    stalled, resume = _stall_the_first_write(monkeypatch)
+    _ids_made_long_ago(monkeypatch)
     placing = asyncio.create_task(order(client, buyer, listing["id"], 2, key="slow"))
     await asyncio.wait_for(stalled.wait(), 10)
     assert await inventory.remaining(services, sid, listing["id"]) == 1
@@ -632,13 +647,9 @@ async def test_a_resend_of_an_order_that_lapsed_is_answered_with_it_after_its_ho
 ):
     """The cron gives back the hold of an order that expired (its release was lost), but
     keeps its key: the resend is that order, not a new one or a `sold_out`."""
-    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
-    from core import ids
+    from commerce.stock.tasks import reconcile_holds
 
-    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
-        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
-
-    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    _ids_made_long_ago(monkeypatch)
     _, listing = await live_listing(client, admin_token, stock=5)
     buyer, other = await register(client), await register(client)
     lapsed = (await order(client, buyer, listing["id"], 2, key="k-lapsed")).json()["order"]
@@ -659,29 +670,15 @@ async def test_a_duplicate_waiting_through_a_recount_gets_the_one_order_its_key_
     """The first send stalls between reserving and writing; its duplicate (as from another
     process) waits; the cron recounts the counter. One order comes of the key, both sends
     answer with it, and its units are counted once."""
-    from commerce.orders import writer
-    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
-    from core import ids
+    from commerce.stock.tasks import reconcile_holds
     from core.auth import Principal
 
     world, listing = await live_listing(client, admin_token, stock=4)
     buyer = await register(client)
     services = app.state.services
     sid = world.session["id"]
-    stalled, resume = asyncio.Event(), asyncio.Event()
-    real_write = writer.write
-
-    async def stall_the_first(services_, params):  # type: ignore[no-untyped-def]
-        if not stalled.is_set():
-            stalled.set()
-            await resume.wait()
-        return await real_write(services_, params)
-
-    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
-        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
-
-    monkeypatch.setattr(writer, "write", stall_the_first)
-    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    stalled, resume = _stall_the_first_write(monkeypatch)
+    _ids_made_long_ago(monkeypatch)
     first = asyncio.create_task(order(client, buyer, listing["id"], 1, key="twice"))
     await asyncio.wait_for(stalled.wait(), 10)
     # Not through this process's own map of sends in progress: as another process would.
@@ -711,13 +708,9 @@ async def test_a_hold_whose_order_no_longer_holds_stock_is_given_back(
 ):
     """Its release was lost (the process died after the order expired): the cron gives the
     units back; expired is final, so that is safe at any time."""
-    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
-    from core import ids
+    from commerce.stock.tasks import reconcile_holds
 
-    def made_long_ago(prefix: str, *, at_ms: int | None = None) -> str:
-        return ids.new_id(prefix, at_ms=int((time.time() - ORPHANED_AFTER_S - 5) * 1000))
-
-    monkeypatch.setattr(order_service, "new_id", made_long_ago)
+    _ids_made_long_ago(monkeypatch)
     world, listing = await live_listing(client, admin_token, stock=9)
     buyer = await register(client)
     kept = (await order(client, buyer, listing["id"], 2)).json()["order"]
