@@ -64,6 +64,12 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: nothing of its own clean-up runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
 
 class Worker:
     def __init__(self, env: dict[str, str]) -> None:

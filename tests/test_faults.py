@@ -248,3 +248,79 @@ async def test_pooled_connections_postgresql_closed_are_replaced_before_a_statem
     finally:
         await db.close()
         await killer.close()
+
+
+async def test_a_web_process_killed_between_reserving_and_writing_frees_units_and_key_in_a_minute(
+    settings: Settings, admin_token: str, own_redis: ThrowawayRedis, db: Database
+) -> None:
+    """Its request took the units in Redis and died before its order was written: the
+    worker's `reconcile_holds` gives the units and the key back within about a minute,
+    and the buyer's resend with that key is served afresh."""
+    env = {**process_env(settings), "REDIS_URL": own_redis.url}
+    doomed, survivor = Server(env), Server(env)
+    with running(doomed, survivor, Worker(env)):
+        world, listing = await setting_up(survivor.base, admin_token, stock=3)
+        sid, lid = world.session["id"], listing["id"]
+        counter = redis.Redis.from_url(own_redis.url)  # closed with its throwaway server
+        stock_key = f"{settings.redis_prefix}:s:{{{sid}}}:inv:{lid}"
+        async with httpx.AsyncClient(base_url=survivor.base, timeout=60) as http:
+            buyer, other = await register(http), await register(http)
+            assert (await order(http, other, lid, 1)).status_code == 201  # builds the counter
+
+            async def send(base: str, who: Any, qty: int, key: str) -> httpx.Response:
+                return await http.post(
+                    base + "/api/orders",
+                    headers={**who.headers, "Idempotency-Key": key},
+                    json={"listing_id": lid, "quantity": qty},
+                )
+
+            # The doomed process's write waits on the counter's generation row, held here;
+            # its reservation is taken by then.
+            async with db.engine.connect() as held:
+                await held.execute(
+                    text("SELECT 1 FROM inventory_generations WHERE inventory_id = :i FOR UPDATE"),
+                    {"i": lid},
+                )
+                sending = asyncio.create_task(send(doomed.base, buyer, 2, "doomed"))
+                waiting = text(
+                    "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                    # The order writer's statement (its text is cut short here).
+                    " AND ltrim(query, E' \\n') LIKE 'WITH i AS%unnest%'"
+                )
+                deadline = time.monotonic() + 20
+                while True:  # read afresh each time: not in `held`, whose view is frozen
+                    async with db.reader() as look:
+                        pids = list((await look.execute(waiting)).scalars())
+                    if pids:
+                        break
+                    assert time.monotonic() < deadline, "the doomed write never waited"
+                    await asyncio.sleep(0.05)
+                assert counter.hget(stock_key, "stock") == b"0"
+                doomed.kill()
+                killed_at = time.monotonic()
+                # PostgreSQL ends the dead client's statement (as it does once it notices
+                # the client gone), before the row lock is let go.
+                async with db.reader() as look:
+                    for pid in pids:
+                        await look.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                await held.rollback()
+            with pytest.raises(httpx.TransportError):
+                await sending
+            async with db.reader() as s:
+                written = await s.scalar(
+                    text("SELECT count(*) FROM orders WHERE buyer_id = :b"), {"b": buyer.id}
+                )
+            assert written == 0
+            r = await send(survivor.base, other, 1, "meanwhile")
+            assert r.json()["error"]["code"] == "sold_out", "the dead request holds its units"
+            while counter.hget(stock_key, "stock") != b"2":
+                assert time.monotonic() - killed_at < 100, "units still held"
+                await asyncio.sleep(0.5)
+            freed_after = time.monotonic() - killed_at
+            print(f"units and key freed {freed_after:.1f} s after the kill")
+            r = await send(survivor.base, buyer, 2, "doomed")
+            assert r.status_code == 201, r.text
+            r = await send(survivor.base, other, 1, "after")
+            assert r.json()["error"]["code"] == "sold_out"
+    assert 25 < freed_after < 100, freed_after
