@@ -642,6 +642,53 @@ async def test_a_resend_finds_for_itself_that_its_first_send_can_never_land(
     assert await inventory.remaining(services, sid, listing["id"]) == 3
 
 
+async def test_a_first_send_is_judged_dead_by_the_counter_it_reserved_in_not_the_resends(
+    app, client, admin_token
+):
+    """A deal that begins or ends between two sends puts them on different counters,
+    whose generations are not comparable: the listing's moving on says nothing of an
+    order reserved in the deal's."""
+    from commerce.orders.schemas import fingerprint
+    from core.ids import new_id
+
+    world, listing = await live_listing(client, admin_token, stock=5)
+    sid, lid = world.session["id"], listing["id"]
+    r = await client.post(
+        f"/api/sessions/{sid}/flash-deals",
+        headers=world.host.headers,
+        json={"listing_id": lid, "price": 50_000, "stock": 2, "countdown_s": 0, "duration_s": 60},
+    )
+    deal_id = r.json()["id"]
+    services = app.state.services
+    buyer = await register(client)
+    for counter, stock in ((deal_id, 2), (lid, 5)):
+        await inventory.rebuild(services, session_id=sid, inventory_id=counter, stock=stock)
+    first = new_id("ord")
+    took = await inventory.reserve(
+        services,
+        session_id=sid,
+        inventory_id=deal_id,
+        buyer_id=buyer.id,
+        idempotency_key="k",
+        fingerprint=fingerprint(lid, 1, None),
+        quantity=1,
+        limit=None,
+        order_id=first,
+        expires_ms=int((time.time() + 600) * 1000),
+    )
+    prior = inventory.Reservation(
+        "dup", prior_order_id=first, prior_generation=took.generation, prior_fingerprint=""
+    )
+    for _ in range(2):  # the listing's counter moves well past the deal's generation
+        await inventory.recount(services, session_id=sid, inventory_id=lid, stock=5)
+    assert not await order_service._prior_is_dead(services, sid, buyer.id, "k", prior)
+    # The deal's own counter moving on is what tells: the first send can never land.
+    await inventory.recount(services, session_id=sid, inventory_id=deal_id, stock=2)
+    assert await order_service._prior_is_dead(services, sid, buyer.id, "k", prior)
+    idem = services.keys.session(sid, "idem")
+    assert await services.redis.hget(idem, inventory.idem_field(buyer.id, "k")) is None
+
+
 async def test_a_resend_of_an_order_that_lapsed_is_answered_with_it_after_its_hold_is_freed(
     app, client, admin_token, db, monkeypatch
 ):

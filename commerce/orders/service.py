@@ -152,7 +152,6 @@ UNANNOUNCED_POLL_S = 0.25
 async def _await_prior(
     services: Services,
     session_id: str,
-    inventory_id: str,
     buyer_id: str,
     key: str,
     prior: inventory.Reservation,
@@ -190,7 +189,7 @@ async def _await_prior(
                 # keeping its answer, which then never comes. The record names the order:
                 # it is read by id, batched with this process's other reads (a stampede's
                 # slow duplicates come together; their looks are spread a little too).
-                if await _prior_is_dead(services, session_id, inventory_id, buyer_id, key, prior):
+                if await _prior_is_dead(services, session_id, buyer_id, key, prior):
                     return None
                 written = await _prior_if_written(services, prior_id)
                 if written is not None:
@@ -207,35 +206,36 @@ async def _await_prior(
 
 
 async def _prior_is_dead(
-    services: Services,
-    session_id: str,
-    inventory_id: str,
-    buyer_id: str,
-    key: str,
-    prior: inventory.Reservation,
+    services: Services, session_id: str, buyer_id: str, key: str, prior: inventory.Reservation
 ) -> bool:
     """Whether the order a key's record names can never land, and the record is dropped:
-    its counter was rebuilt past the generation it was reserved in (the database refuses
-    its write from then on) and it is not in the database. Then nothing else may ever
-    drop the record (the rebuild took its hold, by which the cron finds such orders), and
-    every resend would wait for an answer that cannot come.
+    the counter it reserved in was rebuilt past the generation it reserved in (the
+    database refuses its write from then on) and it is not in the database. Then nothing
+    else may ever drop the record (the rebuild took its hold, by which the cron finds such
+    orders), and every resend would wait for an answer that cannot come.
 
-    The generation is read before the database: an order that landed did so before the
-    rebuild that moved past it, so the read after it sees that order."""
-    generation = await inventory.generation(services, session_id, inventory_id)
+    Which counter matters: a deal that began or ended between two sends puts them on
+    different counters, whose generations are not comparable. The generation is read
+    before the database: an order that landed did so before the rebuild that moved past
+    it, so the read after it sees that order."""
+    prior_id = prior.prior_order_id
+    counter = await inventory.reserved_in(services, session_id, buyer_id, key, prior_id)
+    if counter is None:
+        return False
+    generation = await inventory.generation(services, session_id, counter)
     if generation is None or generation <= prior.prior_generation:
         return False
     try:
-        if await _current(services, prior.prior_order_id) is not None:
+        if await _current(services, prior_id) is not None:
             return False
     except Exception:  # the database cannot say now: keep waiting
-        log.warning("could not look for order %s", prior.prior_order_id, exc_info=True)
+        log.warning("could not look for order %s", prior_id, exc_info=True)
         return False
     await inventory.release(
         services,
         session_id=session_id,
-        inventory_id=inventory_id,
-        order_id=prior.prior_order_id,
+        inventory_id=counter,
+        order_id=prior_id,
         forget_idempotency=inventory.idem_field(buyer_id, key),
     )
     return True
@@ -395,7 +395,7 @@ async def _place(
                 raise conflict(
                     "idempotency_key_reused", "this idempotency key was used for a different order"
                 )
-            prior = await _await_prior(services, sid, offer.inventory_id, buyer, key, r, started_ms)
+            prior = await _await_prior(services, sid, buyer, key, r, started_ms)
             if prior is None:
                 continue
             return prior, False

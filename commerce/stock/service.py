@@ -39,18 +39,20 @@ from core.services import Services
 
 log = logging.getLogger("panen.stock")
 
-# One call reserves a batch of requests for one counter, in order, each exactly as if it
-# came alone: seven ARGV values per request, one reply per request.
+# One call reserves a batch of requests for one counter (its id, ARGV[1]), in order, each
+# exactly as if it came alone: seven ARGV values per request, one reply per request. A
+# reservation also notes which counter it was made in (KEYS[6]), beside its idempotency
+# record, whose format older processes read.
 RESERVE = Lua(
     """
 local gen = redis.call('HGET', KEYS[1], 'gen')
 local stock = tonumber(redis.call('HGET', KEYS[1], 'stock') or '0')
 local out = {}
 if redis.call('GET', KEYS[5]) == 'ended' then
-  for i = 1, #ARGV, 7 do out[#out + 1] = {'ended'} end
+  for i = 2, #ARGV, 7 do out[#out + 1] = {'ended'} end
   return out
 end
-for i = 1, #ARGV, 7 do
+for i = 2, #ARGV, 7 do
   local buyer, idem, fp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local qty, limit = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   local prior = redis.call('HGET', KEYS[4], idem)
@@ -68,6 +70,7 @@ for i = 1, #ARGV, 7 do
     redis.call('HINCRBY', KEYS[2], buyer, qty)
     redis.call('HSET', KEYS[3], ARGV[i + 5], buyer .. '|' .. qty .. '|' .. ARGV[i + 6])
     redis.call('HSET', KEYS[4], idem, ARGV[i + 5] .. '|' .. gen .. '|' .. fp)
+    redis.call('HSET', KEYS[6], idem, ARGV[i + 5] .. '|' .. ARGV[1])
     out[#out + 1] = {'ok', stock, gen}
   end
 end
@@ -162,6 +165,26 @@ def idem_field(buyer_id: str, key: str) -> str:
     return f"{buyer_id}|{key}"
 
 
+def _made_in_key(services: Services, session_id: str) -> str:
+    """The hash of which counter each key's order reserved in ("buyer|key" -> "order|id")."""
+    return services.keys.session(session_id, "idem_at")
+
+
+async def reserved_in(
+    services: Services, session_id: str, buyer_id: str, key: str, order_id: str
+) -> str | None:
+    """The counter `order_id`, the order a key's record names, reserved in; None if that
+    is not known (reserved by an older process)."""
+    raw = await cast(
+        Awaitable[bytes | None],
+        services.redis.hget(_made_in_key(services, session_id), idem_field(buyer_id, key)),
+    )
+    if raw is None:
+        return None
+    named, _, inventory_id = raw.decode().partition("|")
+    return inventory_id if named == order_id else None
+
+
 def _s(v: bytes | str | int) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -200,8 +223,8 @@ async def _reserve_batch(services: Services, asks: list[_Ask]) -> list[Reservati
     calls: list[tuple[Lua, Sequence[str], Sequence[Arg]]] = [
         (
             RESERVE,
-            [*_keys(services, sid, inv), status_key(services, sid)],
-            [a for n in members for a in asks[n].args],
+            [*_keys(services, sid, inv), status_key(services, sid), _made_in_key(services, sid)],
+            [inv, *(a for n in members for a in asks[n].args)],
         )
         for (sid, inv), members in by_counter.items()
     ]

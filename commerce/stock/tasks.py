@@ -19,20 +19,22 @@ from core.services import Services
 log = logging.getLogger("panen.stock")
 
 
-async def _live_counters(services: Services) -> list[Any]:
-    """(session_id, id, stock, listing_id, deal_id) of every listing and running deal of a
-    live session: each has a stock counter, whose id is the listing's or the deal's."""
+async def _live_counters(services: Services, *, ended_deals: bool = False) -> list[Any]:
+    """(session_id, id, stock, listing_id, deal_id, running) of every listing and running
+    deal of a live session (and its ended deals, if asked): each has a stock counter,
+    whose id is the listing's or the deal's."""
     async with services.db.reader() as s:
         rows = (
             await s.execute(
                 text(
-                    "SELECT l.session_id, l.id, l.stock, l.id AS listing_id, NULL AS deal_id"
-                    " FROM listings l JOIN sessions s ON s.id = l.session_id"
+                    "SELECT l.session_id, l.id, l.stock, l.id AS listing_id, NULL AS deal_id,"
+                    " true AS running FROM listings l JOIN sessions s ON s.id = l.session_id"
                     " WHERE s.status = 'live'"
-                    " UNION ALL SELECT d.session_id, d.id, d.stock, d.listing_id, d.id"
-                    " FROM flash_deals d JOIN sessions s ON s.id = d.session_id"
-                    " WHERE s.status = 'live' AND d.ends_at > now()"
-                )
+                    " UNION ALL SELECT d.session_id, d.id, d.stock, d.listing_id, d.id,"
+                    " d.ends_at > now() FROM flash_deals d JOIN sessions s ON s.id = d.session_id"
+                    " WHERE s.status = 'live' AND (:ended OR d.ends_at > now())"
+                ),
+                {"ended": ended_deals},
             )
         ).all()
     return list(rows)
@@ -43,7 +45,7 @@ async def warm_counters(ctx: dict[str, Any]) -> int:
     Redis does not hold (a fresh or wiped Redis), before the first buyer has to wait."""
     services: Services = ctx["services"]
     built = 0
-    for session_id, inventory_id, stock, _, _ in await _live_counters(services):
+    for session_id, inventory_id, stock, *_ in await _live_counters(services):
         if await inventory.remaining(services, session_id, inventory_id) is None:
             await inventory.rebuild(
                 services, session_id=session_id, inventory_id=inventory_id, stock=stock
@@ -83,7 +85,9 @@ async def reconcile_holds(ctx: dict[str, Any]) -> int:
     services: Services = ctx["services"]
     before_ms = int((time.time() - ORPHANED_AFTER_S) * 1000)
     released = 0
-    counters = await _live_counters(services)
+    # A deal's counter too once it ended: a key whose request died there stays held up
+    # until its counter is recounted.
+    counters = await _live_counters(services, ended_deals=True)
     # A counter that cannot be recounted now (its rebuild lock held, the database slow)
     # costs at most its budget, and does not always come first.
     random.shuffle(counters)
@@ -138,7 +142,7 @@ async def _reconcile(services: Services, counter: Any, before_ms: int) -> int:
         if left >= 0:
             released += 1
             log.warning("gave back the hold of %s, which no longer holds stock", order_id)
-    if released:
+    if released and counter.running:  # an ended deal's stock is offered no more
         remaining = await inventory.remaining(services, session_id, inventory_id)
         if remaining is not None:
             await inventory.announce_left(
