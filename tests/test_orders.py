@@ -684,9 +684,51 @@ async def test_a_first_send_is_judged_dead_by_the_counter_it_reserved_in_not_the
     assert not await order_service._prior_is_dead(services, sid, buyer.id, "k", prior)
     # The deal's own counter moving on is what tells: the first send can never land.
     await inventory.recount(services, session_id=sid, inventory_id=deal_id, stock=2)
+    # Not knowing the counter (a record an older process made, or a note naming another
+    # order of the key) is not knowing: the resend waits as before.
+    made_in = services.keys.session(sid, "idem_at")
+    field = inventory.idem_field(buyer.id, "k")
+    for note in (None, f"{new_id('ord')}|{deal_id}"):
+        if note is None:
+            await services.redis.hdel(made_in, field)
+        else:
+            await services.redis.hset(made_in, field, note)
+        assert not await order_service._prior_is_dead(services, sid, buyer.id, "k", prior)
+    await services.redis.hset(made_in, field, f"{first}|{deal_id}")
     assert await order_service._prior_is_dead(services, sid, buyer.id, "k", prior)
     idem = services.keys.session(sid, "idem")
-    assert await services.redis.hget(idem, inventory.idem_field(buyer.id, "k")) is None
+    assert await services.redis.hget(idem, field) is None
+
+
+async def test_a_hold_that_never_landed_in_a_deal_that_has_ended_is_given_back_and_its_key_freed(
+    app, client, admin_token, db
+):
+    from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
+
+    world, listing = await live_listing(client, admin_token, stock=5)
+    sid, lid = world.session["id"], listing["id"]
+    r = await client.post(
+        f"/api/sessions/{sid}/flash-deals",
+        headers=world.host.headers,
+        json={"listing_id": lid, "price": 50_000, "stock": 3, "countdown_s": 0, "duration_s": 60},
+    )
+    deal_id = r.json()["id"]
+    services = app.state.services
+    buyer = await register(client)
+    await inventory.rebuild(services, session_id=sid, inventory_id=deal_id, stock=3)
+    await _reserve_unwritten(services, sid, deal_id, buyer, "in-deal", 2, ORPHANED_AFTER_S + 1)
+    async with db.transaction() as s:
+        await s.execute(
+            text(
+                "UPDATE flash_deals SET starts_at = now() - interval '2 minutes',"
+                " ends_at = now() - interval '1 minute' WHERE id = :d"
+            ),
+            {"d": deal_id},
+        )
+    assert await reconcile_holds({"services": services}) >= 1
+    assert await inventory.remaining(services, sid, deal_id) == 3
+    field = inventory.idem_field(buyer.id, "in-deal")
+    assert await services.redis.hget(services.keys.session(sid, "idem"), field) is None
 
 
 async def test_a_resend_of_an_order_that_lapsed_is_answered_with_it_after_its_hold_is_freed(
