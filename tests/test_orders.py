@@ -731,6 +731,26 @@ async def test_a_hold_that_never_landed_in_a_deal_that_has_ended_is_given_back_a
     assert await services.redis.hget(services.keys.session(sid, "idem"), field) is None
 
 
+async def test_a_sessions_idempotency_records_go_a_day_after_it_ends_and_its_counters_stay(
+    app, client, admin_token
+):
+    world, listing = await live_listing(client, admin_token, stock=5)
+    sid = world.session["id"]
+    buyer = await register(client)
+    assert (await order(client, buyer, listing["id"], 2)).status_code == 201
+    services = app.state.services
+    records = [services.keys.session(sid, name) for name in ("idem", "idem_at")]
+    assert [await services.redis.ttl(k) for k in records] == [-1, -1]  # kept while live
+    r = await client.post(f"/api/sessions/{sid}/end", headers=world.host.headers)
+    assert r.status_code == 200, r.text
+    for k in records:
+        assert 0 < await services.redis.ttl(k) <= inventory.KEYS_AFTER_END_S
+    assert await services.redis.ttl(services.keys.session(sid, "inv", listing["id"])) == -1
+    assert await inventory.remaining(services, sid, listing["id"]) == 3
+    r = await order(client, buyer, listing["id"], 2)
+    assert r.json()["error"]["code"] == "session_not_live"
+
+
 async def test_a_resend_of_an_order_that_lapsed_is_answered_with_it_after_its_hold_is_freed(
     app, client, admin_token, db, monkeypatch
 ):

@@ -144,8 +144,19 @@ def status_key(services: Services, session_id: str) -> str:
     return services.keys.session(session_id, "status")
 
 
+# Once a session has ended no order is reserved in it (a resend answers 409
+# `session_not_live` before it gets that far), so its idempotency records, one per order
+# and each with its note of where it reserved, only take memory: they go a day later. Its
+# counters stay: a room rebuilt after the show reads what was left from them.
+KEYS_AFTER_END_S = 24 * 3600
+
+
 async def session_ended(services: Services, session_id: str) -> None:
-    await services.redis.set(status_key(services, session_id), b"ended", ex=30 * 24 * 3600)
+    pipe = services.redis.pipeline(transaction=False)
+    pipe.set(status_key(services, session_id), b"ended", ex=30 * 24 * 3600)
+    pipe.expire(services.keys.session(session_id, "idem"), KEYS_AFTER_END_S)
+    pipe.expire(_made_in_key(services, session_id), KEYS_AFTER_END_S)
+    await pipe.execute()
 
 
 def _keys(services: Services, session_id: str, inventory_id: str) -> list[str]:
