@@ -642,6 +642,24 @@ async def test_a_resend_finds_for_itself_that_its_first_send_can_never_land(
     assert await inventory.remaining(services, sid, listing["id"]) == 3
 
 
+async def _with_a_running_deal(client, admin_token, deal_stock: int):  # type: ignore[no-untyped-def]
+    """A live listing of 5 at 95,000, and a flash deal on it running for a minute."""
+    world, listing = await live_listing(client, admin_token, stock=5)
+    r = await client.post(
+        f"/api/sessions/{world.session['id']}/flash-deals",
+        headers=world.host.headers,
+        json={
+            "listing_id": listing["id"],
+            "price": 50_000,
+            "stock": deal_stock,
+            "countdown_s": 0,
+            "duration_s": 60,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return world, listing, r.json()["id"]
+
+
 async def test_a_first_send_is_judged_dead_by_the_counter_it_reserved_in_not_the_resends(
     app, client, admin_token
 ):
@@ -651,14 +669,8 @@ async def test_a_first_send_is_judged_dead_by_the_counter_it_reserved_in_not_the
     from commerce.orders.schemas import fingerprint
     from core.ids import new_id
 
-    world, listing = await live_listing(client, admin_token, stock=5)
+    world, listing, deal_id = await _with_a_running_deal(client, admin_token, deal_stock=2)
     sid, lid = world.session["id"], listing["id"]
-    r = await client.post(
-        f"/api/sessions/{sid}/flash-deals",
-        headers=world.host.headers,
-        json={"listing_id": lid, "price": 50_000, "stock": 2, "countdown_s": 0, "duration_s": 60},
-    )
-    deal_id = r.json()["id"]
     services = app.state.services
     buyer = await register(client)
     for counter, stock in ((deal_id, 2), (lid, 5)):
@@ -705,14 +717,8 @@ async def test_a_hold_that_never_landed_in_a_deal_that_has_ended_is_given_back_a
 ):
     from commerce.stock.tasks import ORPHANED_AFTER_S, reconcile_holds
 
-    world, listing = await live_listing(client, admin_token, stock=5)
-    sid, lid = world.session["id"], listing["id"]
-    r = await client.post(
-        f"/api/sessions/{sid}/flash-deals",
-        headers=world.host.headers,
-        json={"listing_id": lid, "price": 50_000, "stock": 3, "countdown_s": 0, "duration_s": 60},
-    )
-    deal_id = r.json()["id"]
+    world, _, deal_id = await _with_a_running_deal(client, admin_token, deal_stock=3)
+    sid = world.session["id"]
     services = app.state.services
     buyer = await register(client)
     await inventory.rebuild(services, session_id=sid, inventory_id=deal_id, stock=3)
