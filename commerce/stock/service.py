@@ -4,7 +4,9 @@ Per inventory (a listing, or a flash deal's own allotment) a session's hash-tagg
 hold: `inv:{id}` (hash: `stock` left, `gen` the counter's generation), `bought:{id}`
 (buyer -> units held), `holds:{id}` (order -> "buyer|qty|expires_ms"), and the session's
 `idem` hash ("buyer|key" -> "order|gen|fingerprint") with, beside it, `idem_at` ("buyer|key"
--> "order|counter": the counter that generation is of).
+-> "order|counter": the counter that generation is of). Nothing reads a hold's
+`expires_ms` any more (`stock.tasks.reconcile_holds` ages a hold by its order's id); it
+stays because older processes' RELEASE parses that format during a rolling deploy.
 
 A hold lives as long as its order can still become or stay a sale (reserved, paid,
 settled); releasing it is idempotent because the script only gives back a hold it finds.
